@@ -1,0 +1,43 @@
+//! The `cmd:` backend: any shell command as the agent (codemods, formatters, scripted
+//! fixes). It runs with `sh -c` in the worktree, stdin closed, and finds the handoff
+//! through `BATON_HANDOFF`, `BATON_RUN_ID` and `BATON_WORKTREE`.
+
+use super::{AgentContext, AgentError, AgentEvent, Backend, report_from};
+use crate::process;
+use crate::report::AgentReport;
+
+pub struct CmdBackend {
+    command: String,
+}
+
+impl CmdBackend {
+    pub fn new(command: String) -> CmdBackend {
+        CmdBackend { command }
+    }
+}
+
+impl Backend for CmdBackend {
+    fn run(
+        &self,
+        ctx: &AgentContext,
+        on_event: &mut dyn FnMut(AgentEvent<'_>),
+    ) -> Result<AgentReport, AgentError> {
+        let spec = process::Spec {
+            command: self.command.clone(),
+            cwd: ctx.worktree.clone(),
+            env: vec![
+                ("BATON_HANDOFF".into(), ctx.handoff.display().to_string()),
+                ("BATON_RUN_ID".into(), ctx.run_id.clone()),
+                ("BATON_WORKTREE".into(), ctx.worktree.display().to_string()),
+            ],
+            timeout: ctx.timeout,
+            idle_timeout: ctx.idle_timeout,
+            grace: ctx.kill_grace,
+            log: Some(ctx.log.clone()),
+        };
+        let done = process::run(&spec, &mut |stream, line| {
+            on_event(AgentEvent::Output { stream, line })
+        })?;
+        Ok(report_from(format!("cmd:{}", self.command), &done))
+    }
+}

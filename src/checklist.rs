@@ -1,0 +1,110 @@
+//! The checklist stage: the verification commands (lint, build, test) run in the
+//! worktree, in order, each with its own timeout and its own log in the journal. A
+//! failing check is a result, not an error; after the first failure the rest are
+//! skipped (a broken build makes the tests meaningless, and time matters).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::process::{self, Ended, Stopped};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Passed,
+    Failed,
+    TimedOut,
+    Skipped,
+    Interrupted,
+}
+
+impl CheckStatus {
+    pub fn passed(self) -> bool {
+        self == CheckStatus::Passed
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub command: String,
+    pub status: CheckStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
+    /// The last lines of its output.
+    pub tail: Vec<String>,
+}
+
+pub struct Checklist<'a> {
+    pub commands: &'a [String],
+    pub worktree: &'a Path,
+    pub timeout: Duration,
+    pub kill_grace: Duration,
+    pub env: Vec<(String, String)>,
+}
+
+impl Checklist<'_> {
+    /// Runs the checks in order. `log_for(i)` names each check's log file; `on_done`
+    /// hears each result as it comes, for progress and the journal.
+    pub fn run(
+        &self,
+        log_for: &dyn Fn(usize) -> PathBuf,
+        on_done: &mut dyn FnMut(usize, &CheckResult),
+    ) -> Result<Vec<CheckResult>, process::ProcessError> {
+        let mut results = Vec::with_capacity(self.commands.len());
+        let mut failed = false;
+        for (i, command) in self.commands.iter().enumerate() {
+            let result = if failed || process::interrupted() {
+                CheckResult {
+                    command: command.clone(),
+                    status: if failed {
+                        CheckStatus::Skipped
+                    } else {
+                        CheckStatus::Interrupted
+                    },
+                    exit_code: None,
+                    duration_ms: 0,
+                    log: None,
+                    tail: vec![],
+                }
+            } else {
+                let log = log_for(i);
+                let spec = process::Spec {
+                    command: command.clone(),
+                    cwd: self.worktree.to_path_buf(),
+                    env: self.env.clone(),
+                    timeout: Some(self.timeout),
+                    idle_timeout: None,
+                    grace: self.kill_grace,
+                    log: Some(log.clone()),
+                };
+                let done = process::run(&spec, &mut |_, _| {})?;
+                let status = match (done.stopped, done.ended) {
+                    (Some(Stopped::Interrupted), _) => CheckStatus::Interrupted,
+                    (Some(_), _) => CheckStatus::TimedOut,
+                    (None, Ended::Exited(0)) => CheckStatus::Passed,
+                    (None, _) => CheckStatus::Failed,
+                };
+                CheckResult {
+                    command: command.clone(),
+                    status,
+                    exit_code: match done.ended {
+                        Ended::Exited(c) => Some(c),
+                        Ended::Signalled(_) => None,
+                    },
+                    duration_ms: done.duration.as_millis() as u64,
+                    log: Some(log),
+                    tail: done.tail.iter().rev().take(20).rev().cloned().collect(),
+                }
+            };
+            failed |= !result.status.passed();
+            on_done(i, &result);
+            results.push(result);
+        }
+        Ok(results)
+    }
+}

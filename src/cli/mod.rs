@@ -1,0 +1,121 @@
+//! The command line: the only place that knows clap. One file per command, each with
+//! an Args struct whose doc comments are the help text and a `cmd_*` function that
+//! builds options and calls the core.
+
+mod clean;
+mod decide;
+mod demo;
+mod handoff;
+mod init;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::git::Repo;
+use crate::{exit, ui};
+
+/// baton hands a scoped change to a coding agent in an isolated git worktree, verifies
+/// it (checks and scope), then merges, reverts, stashes or keeps it.
+///
+/// Exit status: 0 landed or passed as asked; 1 checks failed; 2 usage or configuration
+/// error; 3 scope violation; 4 the agent failed; 5 conflict with your branch or tree;
+/// 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "baton", version, max_term_width = 100)]
+pub struct Cli {
+    /// Run as if baton was started in DIR.
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    directory: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(init::InitArgs),
+    #[command(subcommand)]
+    Handoff(handoff::HandoffCommand),
+    Run(Box<run::RunArgs>),
+    Status(status::StatusArgs),
+    Show(status::ShowArgs),
+    Merge(decide::MergeArgs),
+    Revert(decide::RunRef),
+    Stash(decide::RunRef),
+    Clean(clean::CleanArgs),
+    Demo(demo::DemoArgs),
+}
+
+/// Parses the command line, runs the command, and returns the exit status.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let mut causes = vec![];
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                causes.push(cause.to_string());
+                source = cause.source();
+            }
+            ui::error(&err.to_string(), &causes);
+            exit::for_error(&err)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    let dir = match cli.directory {
+        Some(d) => d,
+        None => std::env::current_dir().map_err(|source| Error::Io {
+            context: "cannot read the current directory".into(),
+            source,
+        })?,
+    };
+    match cli.command {
+        Command::Init(args) => init::cmd_init(&dir, args),
+        Command::Handoff(cmd) => handoff::cmd_handoff(&dir, cmd),
+        Command::Run(args) => run::cmd_run(&dir, *args),
+        Command::Status(args) => status::cmd_status(&dir, args),
+        Command::Show(args) => status::cmd_show(&dir, args),
+        Command::Merge(args) => decide::cmd_merge(&dir, args),
+        Command::Revert(args) => decide::cmd_revert(&dir, args),
+        Command::Stash(args) => decide::cmd_stash(&dir, args),
+        Command::Clean(args) => clean::cmd_clean(&dir, args),
+        Command::Demo(args) => demo::cmd_demo(args),
+    }
+}
+
+fn open_repo(dir: &std::path::Path) -> Result<Repo> {
+    Ok(Repo::discover(dir)?)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => ui::warn(format!("could not print JSON: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verify_app() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,242 @@
+//! `baton run`
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use super::handoff::{HandoffFields, build};
+use crate::agent::AgentSpec;
+use crate::config::{self, Config};
+use crate::error::{Error, Result};
+use crate::handoff::{Handoff, NewHandoff};
+use crate::report::{Policy, RunReport};
+use crate::run::{self, RunOptions};
+use crate::{duration, exit, process, ui};
+
+/// Delegate one change: write or read the handoff, run the agent in a fresh worktree,
+/// run the checks, judge the scope, then merge, revert, stash or keep the result.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A handoff file (see `baton handoff new`); or give --task instead.
+    file: Option<PathBuf>,
+    /// The task, when there is no handoff file; baton writes the handoff.
+    #[arg(long, conflicts_with = "file")]
+    task: Option<String>,
+    #[command(flatten)]
+    fields: HandoffFields,
+    /// The agent: cmd:<shell command>.
+    #[arg(long)]
+    agent: Option<String>,
+    /// A glob of paths the change may touch (repeatable; `*` does not cross `/`).
+    /// Replaces the handoff's scope.
+    #[arg(long, value_name = "GLOB")]
+    scope: Vec<String>,
+    /// A glob of paths the change must never touch (repeatable; added to the handoff's).
+    #[arg(long, value_name = "GLOB")]
+    deny: Vec<String>,
+    /// A check to run in the worktree (repeatable, in order). Replaces the handoff's.
+    #[arg(long = "check", value_name = "CMD")]
+    checks: Vec<String>,
+    /// Start from this commit instead of HEAD.
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
+    /// Start from your staged, unstaged and untracked changes (your tree is not touched).
+    #[arg(long, conflicts_with = "base")]
+    include_dirty: bool,
+    /// What to do when the run passes: merge, revert, stash or keep.
+    #[arg(long, value_name = "POLICY")]
+    on_pass: Option<String>,
+    /// What to do when it fails: stash, revert or keep.
+    #[arg(long, value_name = "POLICY")]
+    on_fail: Option<String>,
+    /// Ask at the terminal what to do with the result.
+    #[arg(long)]
+    ask: bool,
+    /// Land a passing change as uncommitted changes instead of a commit.
+    #[arg(long)]
+    apply: bool,
+    /// Wall-clock limit for the agent, like 20m.
+    #[arg(long, value_parser = duration::parse)]
+    timeout: Option<Duration>,
+    /// Stop the agent after this long without output, like 5m.
+    #[arg(long, value_parser = duration::parse)]
+    idle_timeout: Option<Duration>,
+    /// Limit for each check, like 10m.
+    #[arg(long, value_parser = duration::parse)]
+    check_timeout: Option<Duration>,
+    /// Print the final report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn policy(text: &str, flag: &str) -> Result<Policy> {
+    Policy::parse(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} `{text}` is not a policy; use merge, revert, stash or keep"
+        ))
+    })
+}
+
+fn load_handoff(dir: &Path, args: &RunArgs) -> Result<Handoff> {
+    match (&args.file, &args.task) {
+        (Some(file), _) => Ok(Handoff::load(file)?),
+        (None, Some(task)) => build(
+            dir,
+            task,
+            &args.fields,
+            NewHandoff {
+                scope: args.scope.clone(),
+                deny: args.deny.clone(),
+                checks: args.checks.clone(),
+                agent: args.agent.clone(),
+                timeout: args.timeout,
+                idle_timeout: args.idle_timeout,
+                ..NewHandoff::default()
+            },
+        ),
+        (None, None) => Err(Error::Usage(
+            "nothing to run; give a handoff file (`baton run task.md`) or --task \"...\"".into(),
+        )),
+    }
+}
+
+/// Resolves flags over the handoff over the config into run options, refusing bad
+/// input before anything is created.
+fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
+    let config = Config::load(repo_root)?;
+    let handoff = load_handoff(dir, args)?;
+    let c = &handoff.contract;
+    let d = &config.defaults;
+    let agent_text = args
+        .agent
+        .clone()
+        .or_else(|| c.agent.clone())
+        .or_else(|| d.agent.clone())
+        .ok_or_else(|| {
+            Error::Usage(
+                "no agent given; pass --agent 'cmd:<shell command>' (or set `agent` in the handoff, or `[defaults] agent` in .baton/config.toml)".into(),
+            )
+        })?;
+    let agent = AgentSpec::parse(&agent_text)?;
+    let scope = if args.scope.is_empty() {
+        c.scope.clone()
+    } else {
+        args.scope.clone()
+    };
+    let mut deny = c.deny.clone();
+    for g in args.deny.iter().chain(&d.deny) {
+        if !deny.contains(g) {
+            deny.push(g.clone());
+        }
+    }
+    let checks = [&args.checks, &c.checks, &config.checks]
+        .into_iter()
+        .find(|list| !list.is_empty())
+        .cloned()
+        .unwrap_or_default();
+    let on_pass = policy(
+        args.on_pass
+            .as_deref()
+            .or(d.on_pass.as_deref())
+            .unwrap_or("merge"),
+        "--on-pass",
+    )?;
+    let on_fail = policy(
+        args.on_fail
+            .as_deref()
+            .or(d.on_fail.as_deref())
+            .unwrap_or("stash"),
+        "--on-fail",
+    )?;
+    if on_fail == Policy::Merge {
+        return Err(Error::Usage(
+            "--on-fail merge would land a change that was not verified; choose stash, revert or keep".into(),
+        ));
+    }
+    if args.ask && !ui::stdin_is_terminal() {
+        return Err(Error::Usage(
+            "--ask needs a terminal to ask at; in scripts use --on-pass and --on-fail".into(),
+        ));
+    }
+    crate::scope::Scope::compile(&scope, &deny)?;
+    Ok(RunOptions {
+        agent,
+        base_rev: args.base.clone(),
+        include_dirty: args.include_dirty,
+        on_pass,
+        on_fail,
+        apply: args.apply,
+        scope,
+        deny,
+        checks,
+        timeout: args
+            .timeout
+            .or(c.timeout)
+            .or(d.timeout)
+            .or(Some(config::DEFAULT_TIMEOUT)),
+        idle_timeout: args.idle_timeout.or(c.idle_timeout).or(d.idle_timeout),
+        check_timeout: args
+            .check_timeout
+            .or(c.check_timeout)
+            .or(d.check_timeout)
+            .unwrap_or(config::DEFAULT_CHECK_TIMEOUT),
+        kill_grace: d.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE),
+        worktrees_dir: config.worktrees_dir(),
+        handoff,
+    })
+}
+
+fn ask_policy(report: &RunReport) -> Policy {
+    let (question, choices): (&str, &[(&str, Policy)]) = if report.verdict.passed() {
+        (
+            "The run passed. [m]erge, [s]tash, [r]evert or [k]eep?",
+            &[
+                ("m", Policy::Merge),
+                ("s", Policy::Stash),
+                ("r", Policy::Revert),
+                ("k", Policy::Keep),
+            ],
+        )
+    } else {
+        (
+            "The run did not pass. [s]tash, [r]evert or [k]eep?",
+            &[
+                ("s", Policy::Stash),
+                ("r", Policy::Revert),
+                ("k", Policy::Keep),
+            ],
+        )
+    };
+    loop {
+        // No answer (end of input) keeps the run: the safest choice loses nothing.
+        let Some(answer) = ui::ask(question) else {
+            return Policy::Keep;
+        };
+        if let Some((_, p)) = choices
+            .iter()
+            .find(|(key, p)| answer == *key || Some(*p) == Policy::parse(&answer))
+        {
+            return *p;
+        }
+    }
+}
+
+pub fn cmd_run(dir: &Path, args: RunArgs) -> Result<i32> {
+    let repo = super::open_repo(dir)?;
+    let opts = options(dir, &args, &repo.root)?;
+    process::install_interrupt_handler();
+    let ask = args.ask;
+    let report = run::run(&repo, opts, &mut |r| {
+        if ask {
+            ask_policy(r)
+        } else {
+            run::default_policy(r)
+        }
+    })?;
+    ui::summary(&report);
+    if args.json {
+        super::print_json(&report);
+    }
+    Ok(exit::for_report(&report))
+}

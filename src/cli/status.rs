@@ -1,0 +1,194 @@
+//! `baton status` and `baton show`
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::error::{Error, Result};
+use crate::journal::{self, Journal};
+use crate::report::{RunReport, Stage};
+use crate::{exit, process};
+
+/// List the runs of this repository: id, task, agent, state, checks, scope, outcome, age.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the runs as a JSON array.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Show one run: what it did, what was judged, what became of it.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The run id (a unique prefix is enough, or `last`).
+    run: String,
+    /// Print the run's report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Print the change as a patch.
+    #[arg(long)]
+    diff: bool,
+}
+
+/// A person's word for where a run is.
+pub fn state_of(r: &RunReport) -> String {
+    if r.stage == Stage::Finished {
+        return match &r.outcome {
+            Some(o) => format!("{:?}", o.action).to_lowercase(),
+            None => "finished".into(),
+        };
+    }
+    if process::alive(r.pid) {
+        format!("running ({:?})", r.stage).to_lowercase()
+    } else {
+        format!("interrupted ({:?})", r.stage).to_lowercase()
+    }
+}
+
+fn age(since: u64) -> String {
+    let secs = journal::now().saturating_sub(since);
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    let first = s.lines().next().unwrap_or("");
+    if first.chars().count() <= n {
+        first.to_string()
+    } else {
+        first.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+    }
+}
+
+pub fn all_runs(common_dir: &Path) -> Result<Vec<RunReport>> {
+    let mut runs = vec![];
+    for id in journal::list_ids(common_dir)? {
+        runs.push(Journal::open(common_dir, &id)?.read_state()?);
+    }
+    Ok(runs)
+}
+
+pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
+    let repo = super::open_repo(dir)?;
+    let runs = all_runs(&repo.common_dir)?;
+    if args.json {
+        super::print_json(&runs);
+        return Ok(exit::OK);
+    }
+    if runs.is_empty() {
+        println!("no runs yet; start one with `baton run --task \"...\" --agent cmd:...`");
+        return Ok(exit::OK);
+    }
+    println!(
+        "{:<20}  {:<28}  {:<16}  {:<16}  {:<10}  {:<14}  {:>4}",
+        "RUN", "TASK", "AGENT", "STATE", "CHECKS", "SCOPE", "AGE"
+    );
+    for r in &runs {
+        println!(
+            "{:<20}  {:<28}  {:<16}  {:<16}  {:<10}  {:<14}  {:>4}",
+            r.run_id,
+            truncate(&r.task, 28),
+            truncate(&r.agent, 16),
+            state_of(r),
+            r.checks_summary(),
+            r.scope_summary(),
+            age(r.started_at)
+        );
+    }
+    Ok(exit::OK)
+}
+
+pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
+    let repo = super::open_repo(dir)?;
+    let journal = Journal::open(&repo.common_dir, &args.run)?;
+    let r = journal.read_state()?;
+    if args.json {
+        super::print_json(&r);
+        return Ok(exit::OK);
+    }
+    if args.diff {
+        let path: PathBuf = journal.path(journal::PATCH_FILE);
+        let patch = std::fs::read(&path).map_err(|source| Error::Io {
+            context: format!("no patch recorded at {}", path.display()),
+            source,
+        })?;
+        print!("{}", String::from_utf8_lossy(&patch));
+        return Ok(exit::OK);
+    }
+    println!("run       {}", r.run_id);
+    println!("task      {}", r.task.trim());
+    println!("agent     {}", r.agent);
+    println!("state     {}", state_of(&r));
+    println!("verdict   {}", r.verdict.describe());
+    println!(
+        "base      {}{}",
+        r.base,
+        if r.include_dirty {
+            " (with your uncommitted changes)"
+        } else {
+            ""
+        }
+    );
+    println!("branch    {}", r.branch);
+    println!("worktree  {}", r.worktree.display());
+    if let Some(a) = &r.agent_result {
+        println!("agent run {}", a.describe());
+    }
+    if r.checks.is_empty() {
+        println!("checks    none");
+    }
+    for c in &r.checks {
+        println!(
+            "check     {} — {:?} in {:.1}s{}",
+            c.command,
+            c.status,
+            c.duration_ms as f64 / 1000.0,
+            c.log
+                .as_ref()
+                .map(|l| format!(" (log {})", l.display()))
+                .unwrap_or_default()
+        );
+        if !c.status.passed() {
+            for line in &c.tail {
+                println!("          | {line}");
+            }
+        }
+    }
+    if let Some(s) = &r.scope {
+        println!(
+            "scope     {} (allowed: {}; denied: {})",
+            s.summary(),
+            s.allowed.join(", "),
+            if s.denied.is_empty() {
+                "-".into()
+            } else {
+                s.denied.join(", ")
+            }
+        );
+        for p in &s.paths {
+            let from = p
+                .old_path
+                .as_ref()
+                .map(|o| format!("{o} -> "))
+                .unwrap_or_default();
+            println!(
+                "          {:?} {from}{}: {}",
+                p.change,
+                p.path,
+                p.verdict.describe()
+            );
+        }
+    }
+    for w in &r.warnings {
+        println!("warning   {w}");
+    }
+    if let Some(o) = &r.outcome {
+        println!("outcome   {}", o.message);
+    }
+    println!("journal   {}", r.journal.display());
+    Ok(exit::OK)
+}

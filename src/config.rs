@@ -1,0 +1,189 @@
+//! baton's configuration: `.baton/config.toml` in the repository over
+//! `~/.config/baton/config.toml` over built-in defaults. It owns the file format and
+//! where the per-user data (worktrees) lives; it decides nothing about a run.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration;
+
+/// Overrides where baton puts its worktrees.
+pub const WORKTREES_ENV: &str = "BATON_WORKTREES_DIR";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid: {message}; fix it or move it aside", path.display())]
+    Parse { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The checklist when a handoff names none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    #[serde(default)]
+    pub defaults: Defaults,
+    #[serde(default)]
+    pub worktree: WorktreeConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub check_timeout: Option<Duration>,
+    /// How long a stopped child gets between SIGTERM and SIGKILL.
+    #[serde(
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kill_grace: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_pass: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_fail: Option<String>,
+    /// Denied globs added to every run's own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorktreeConfig {
+    /// Where run worktrees are created (default: the per-user data directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+}
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The repository's config file.
+pub fn repo_file(root: &Path) -> PathBuf {
+    root.join(".baton").join("config.toml")
+}
+
+/// The repository's own templates.
+pub fn repo_templates(root: &Path) -> PathBuf {
+    root.join(".baton").join("templates")
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+}
+
+fn user_file() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home().map(|h| h.join(".config")))?;
+    Some(base.join("baton").join("config.toml"))
+}
+
+fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    toml::from_str(&text)
+        .map(Some)
+        .map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })
+}
+
+impl Config {
+    /// The repository's file over the user's file.
+    pub fn load(root: &Path) -> Result<Config, ConfigError> {
+        let user = match user_file() {
+            Some(p) => read(&p)?.unwrap_or_default(),
+            None => Config::default(),
+        };
+        let repo = read(&repo_file(root))?.unwrap_or_default();
+        Ok(user.overlay(repo))
+    }
+
+    fn overlay(self, over: Config) -> Config {
+        let d = self.defaults;
+        let o = over.defaults;
+        let mut deny = d.deny;
+        deny.extend(o.deny);
+        Config {
+            checks: if over.checks.is_empty() {
+                self.checks
+            } else {
+                over.checks
+            },
+            defaults: Defaults {
+                agent: o.agent.or(d.agent),
+                timeout: o.timeout.or(d.timeout),
+                idle_timeout: o.idle_timeout.or(d.idle_timeout),
+                check_timeout: o.check_timeout.or(d.check_timeout),
+                kill_grace: o.kill_grace.or(d.kill_grace),
+                on_pass: o.on_pass.or(d.on_pass),
+                on_fail: o.on_fail.or(d.on_fail),
+                deny,
+            },
+            worktree: WorktreeConfig {
+                dir: over.worktree.dir.or(self.worktree.dir),
+            },
+        }
+    }
+
+    /// Where this repository's run worktrees go: `$BATON_WORKTREES_DIR`, else the
+    /// config, else `$XDG_DATA_HOME/baton/worktrees` (`~/.local/share/...`). Never
+    /// inside the repository, so its build tools cannot mistake a worktree for part
+    /// of the project.
+    pub fn worktrees_dir(&self) -> PathBuf {
+        if let Some(dir) = std::env::var_os(WORKTREES_ENV).filter(|v| !v.is_empty()) {
+            return PathBuf::from(dir);
+        }
+        if let Some(dir) = &self.worktree.dir {
+            return dir.clone();
+        }
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| home().map(|h| h.join(".local").join("share")))
+            .unwrap_or_else(std::env::temp_dir);
+        data.join("baton").join("worktrees")
+    }
+}

@@ -1,0 +1,51 @@
+//! Every exit status baton returns, and the one place that decides which applies.
+//!
+//! The numbers are a contract with scripts and CI jobs (README.md lists them), so they
+//! never change meaning.
+
+use crate::error::Error;
+use crate::report::{OutcomeAction, RunReport, Verdict};
+
+/// The run landed, or passed and was handled as asked.
+pub const OK: i32 = 0;
+/// A check of the checklist failed or timed out.
+pub const CHECKS_FAILED: i32 = 1;
+/// Bad usage or configuration: nothing was started, nothing was touched.
+pub const USAGE: i32 = 2;
+/// The change left its scope (or touched a denied path, `.git`, an escaping symlink).
+pub const SCOPE_VIOLATION: i32 = 3;
+/// The agent failed (crashed, timed out, went idle, or changed nothing) on every backend.
+pub const AGENT_FAILED: i32 = 4;
+/// The change conflicts with the user's branch or uncommitted work: nothing was written.
+pub const CONFLICT: i32 = 5;
+/// Interrupted by Ctrl-C or SIGTERM.
+pub const INTERRUPTED: i32 = 130;
+
+/// The status for an error that stopped baton from doing its job.
+pub fn for_error(err: &Error) -> i32 {
+    match err {
+        Error::Interrupted => INTERRUPTED,
+        Error::NotVerified {
+            scope_violated: true,
+            ..
+        } => SCOPE_VIOLATION,
+        Error::NotVerified { .. } => CHECKS_FAILED,
+        _ => USAGE,
+    }
+}
+
+/// The status for a finished run: the worst verdict wins, then the landing.
+pub fn for_report(report: &RunReport) -> i32 {
+    if report.interrupted {
+        return INTERRUPTED;
+    }
+    match report.verdict {
+        Verdict::AgentFailed | Verdict::NoChange | Verdict::Pending => AGENT_FAILED,
+        Verdict::ScopeViolated => SCOPE_VIOLATION,
+        Verdict::ChecksFailed => CHECKS_FAILED,
+        Verdict::Passed => match report.outcome.as_ref().map(|o| o.action) {
+            Some(OutcomeAction::Conflict) => CONFLICT,
+            _ => OK,
+        },
+    }
+}

@@ -1,0 +1,130 @@
+//! Parsing `git diff-tree -z` output (raw and numstat) into owned changes.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+    Renamed,
+    Copied,
+    TypeChanged,
+}
+
+/// One path's change between two trees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub path: String,
+    /// The path before a rename or copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    pub old_mode: String,
+    pub new_mode: String,
+    /// The new blob (for reading a symlink's target); all zeros when deleted.
+    pub new_oid: String,
+    /// Lines added and removed; `None` for binary files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+}
+
+impl Change {
+    pub const SYMLINK_MODE: &'static str = "120000";
+    pub const GITLINK_MODE: &'static str = "160000";
+
+    pub fn mode_changed(&self) -> bool {
+        self.kind == ChangeKind::Modified && self.old_mode != self.new_mode
+    }
+}
+
+fn fields(bytes: &[u8]) -> impl Iterator<Item = String> + '_ {
+    bytes
+        .split(|&b| b == 0)
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+}
+
+/// `raw` is `diff-tree -r -z --raw` output, `numstat` the same diff with `--numstat`.
+pub fn parse(raw: &[u8], numstat: &[u8]) -> Vec<Change> {
+    let mut changes = vec![];
+    let mut it = fields(raw);
+    while let Some(meta) = it.next() {
+        let Some(meta) = meta.strip_prefix(':') else {
+            continue;
+        };
+        let parts: Vec<&str> = meta.split(' ').collect();
+        if parts.len() < 5 {
+            continue;
+        }
+        let status = parts[4];
+        let kind = match status.chars().next() {
+            Some('A') => ChangeKind::Added,
+            Some('D') => ChangeKind::Deleted,
+            Some('R') => ChangeKind::Renamed,
+            Some('C') => ChangeKind::Copied,
+            Some('T') => ChangeKind::TypeChanged,
+            _ => ChangeKind::Modified,
+        };
+        let first = it.next().unwrap_or_default();
+        let (old_path, path) = if matches!(kind, ChangeKind::Renamed | ChangeKind::Copied) {
+            (Some(first), it.next().unwrap_or_default())
+        } else {
+            (None, first)
+        };
+        changes.push(Change {
+            kind,
+            path,
+            old_path,
+            old_mode: parts[0].to_string(),
+            new_mode: parts[1].to_string(),
+            new_oid: parts[3].to_string(),
+            added: None,
+            removed: None,
+        });
+    }
+
+    // numstat -z: "added\tremoved\tpath\0", or for renames "added\tremoved\t\0old\0new\0".
+    let mut it = fields(numstat);
+    while let Some(record) = it.next() {
+        let mut cols = record.splitn(3, '\t');
+        let (Some(a), Some(r), Some(p)) = (cols.next(), cols.next(), cols.next()) else {
+            continue;
+        };
+        let path = if p.is_empty() {
+            let _old = it.next();
+            it.next().unwrap_or_default()
+        } else {
+            p.to_string()
+        };
+        if let Some(change) = changes.iter_mut().find(|c| c.path == path) {
+            change.added = a.parse().ok();
+            change.removed = r.parse().ok();
+        }
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_renames_modes_and_binary_counts() {
+        let raw = b":100644 100644 aaa bbb M\0src/a.py\0:100644 100755 ccc ccc M\0run.sh\0:100644 100644 ddd ddd R100\0old.txt\0new.txt\0:000000 120000 000 eee A\0link\0";
+        let numstat = b"1\t2\tsrc/a.py\0-\t-\trun.sh\0" as &[u8];
+        let numstat = [numstat, b"0\t0\t\0old.txt\0new.txt\0".as_slice()].concat();
+        let changes = parse(raw, &numstat);
+        assert_eq!(changes.len(), 4);
+        assert_eq!(changes[0].added, Some(1));
+        assert_eq!(changes[0].removed, Some(2));
+        assert!(changes[1].mode_changed());
+        assert_eq!(changes[1].added, None);
+        assert_eq!(changes[2].kind, ChangeKind::Renamed);
+        assert_eq!(changes[2].old_path.as_deref(), Some("old.txt"));
+        assert_eq!(changes[2].path, "new.txt");
+        assert_eq!(changes[3].new_mode, Change::SYMLINK_MODE);
+    }
+}

@@ -1,0 +1,329 @@
+//! The handoff stage: the document that says what a run is to do. It owns the format
+//! (TOML front matter between `+++` lines — the machine-readable contract — and a
+//! Markdown body, the prompt the agent receives) and the templates that write new
+//! handoffs. It knows nothing of agents, git or the journal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use handlebars::{Handlebars, RenderErrorReason};
+use serde::{Deserialize, Serialize};
+
+use crate::duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandoffError {
+    #[error("could not read the handoff {}: {source}; check the path", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the handoff has no front matter; it must start with a `+++` line, the TOML contract, and another `+++` line (write one with `baton handoff new`)"
+    )]
+    NoFrontMatter,
+    #[error("the handoff's front matter is not closed; add a `+++` line after the TOML contract")]
+    UnclosedFrontMatter,
+    #[error("malformed front matter: {message}; fix the TOML between the `+++` lines")]
+    FrontMatter { message: String },
+    #[error("the handoff has no task; set `task = \"...\"` in its front matter")]
+    NoTask,
+    #[error("unknown template `{name}`; choose one of: {available}")]
+    UnknownTemplate { name: String, available: String },
+    #[error(
+        "template `{template}` needs the field `{field}`, which nobody gave; pass it with `--var {field}=VALUE`"
+    )]
+    MissingField { template: String, field: String },
+    #[error("template `{template}` does not render: {message}; fix the template file")]
+    Template { template: String, message: String },
+    #[error("invalid --var `{0}`; write it as KEY=VALUE")]
+    BadVar(String),
+}
+
+/// The machine-readable contract of a run, as written in the front matter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    pub task: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
+    #[serde(
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub check_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handoff {
+    pub contract: Contract,
+    /// The prompt, exactly as the agent receives it.
+    pub body: String,
+}
+
+const FENCE: &str = "+++";
+
+impl Handoff {
+    pub fn load(path: &Path) -> Result<Handoff, HandoffError> {
+        let text = std::fs::read_to_string(path).map_err(|source| HandoffError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Handoff::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Handoff, HandoffError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut lines = text.split_inclusive('\n');
+        match lines.next() {
+            Some(first) if first.trim_end() == FENCE => {}
+            _ => return Err(HandoffError::NoFrontMatter),
+        }
+        let mut front = String::new();
+        let mut closed = false;
+        for line in lines.by_ref() {
+            if line.trim_end() == FENCE {
+                closed = true;
+                break;
+            }
+            front.push_str(line);
+        }
+        if !closed {
+            return Err(HandoffError::UnclosedFrontMatter);
+        }
+        let body: String = lines.collect();
+        let contract: Contract = toml::from_str(&front).map_err(|e| HandoffError::FrontMatter {
+            message: e.message().to_string()
+                + &e.span()
+                    .map(|s| format!(" (line {})", front[..s.start].lines().count().max(1) + 1))
+                    .unwrap_or_default(),
+        })?;
+        if contract.task.trim().is_empty() {
+            return Err(HandoffError::NoTask);
+        }
+        Ok(Handoff {
+            contract,
+            body: body.trim_start_matches('\n').to_string(),
+        })
+    }
+
+    /// The document as written to disk: front matter, then body.
+    pub fn to_document(&self) -> String {
+        // Serializing a plain struct of strings, lists and strings cannot fail.
+        let front = toml::to_string(&self.contract).unwrap_or_default();
+        format!("{FENCE}\n{front}{FENCE}\n{}", self.body)
+    }
+}
+
+/// What a new handoff is made from.
+#[derive(Debug, Clone, Default)]
+pub struct NewHandoff {
+    pub template: String,
+    pub task: String,
+    pub context: String,
+    pub scope: Vec<String>,
+    pub deny: Vec<String>,
+    pub checks: Vec<String>,
+    pub requirements: Vec<String>,
+    pub patterns: Vec<String>,
+    pub notes: String,
+    pub agent: Option<String>,
+    pub timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    /// Extra fields for a repository's own templates, from `--var KEY=VALUE`.
+    pub vars: BTreeMap<String, String>,
+}
+
+pub fn parse_var(text: &str) -> Result<(String, String), HandoffError> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+        _ => Err(HandoffError::BadVar(text.to_string())),
+    }
+}
+
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "implement",
+        include_str!("../../templates/implement.md.hbs"),
+    ),
+    ("bugfix", include_str!("../../templates/bugfix.md.hbs")),
+    ("refactor", include_str!("../../templates/refactor.md.hbs")),
+    ("tests", include_str!("../../templates/tests.md.hbs")),
+    ("docs", include_str!("../../templates/docs.md.hbs")),
+    ("review", include_str!("../../templates/review.md.hbs")),
+];
+
+/// The names of the templates available in a repository (built-in and its own).
+pub fn template_names(repo_templates: Option<&Path>) -> Vec<String> {
+    let mut names: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
+    if let Some(dir) = repo_templates {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let file = e.file_name().to_string_lossy().into_owned();
+                if let Some(name) = file.strip_suffix(".md.hbs") {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+fn template_source(name: &str, repo_templates: Option<&Path>) -> Result<String, HandoffError> {
+    if let Some(dir) = repo_templates {
+        let path = dir.join(format!("{name}.md.hbs"));
+        if path.is_file() {
+            return std::fs::read_to_string(&path)
+                .map_err(|source| HandoffError::Read { path, source });
+        }
+    }
+    BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, src)| src.to_string())
+        .ok_or_else(|| HandoffError::UnknownTemplate {
+            name: name.to_string(),
+            available: template_names(repo_templates).join(", "),
+        })
+}
+
+/// Writes a new handoff from a template (the repository's `.baton/templates/NAME.md.hbs`
+/// first, then the built-in one). Rendering is strict: a field the template uses and
+/// nobody gave is an error naming it.
+pub fn render_new(
+    new: &NewHandoff,
+    repo_templates: Option<&Path>,
+) -> Result<Handoff, HandoffError> {
+    let source = template_source(&new.template, repo_templates)?;
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    let template_err = |message: String| HandoffError::Template {
+        template: new.template.clone(),
+        message,
+    };
+    hb.register_template_string(&new.template, &source)
+        .map_err(|e| template_err(e.to_string()))?;
+
+    let mut data = serde_json::Map::new();
+    for (k, v) in &new.vars {
+        data.insert(k.clone(), serde_json::Value::String(v.clone()));
+    }
+    let fixed = serde_json::json!({
+        "task": new.task,
+        "context": new.context.trim(),
+        "scope": new.scope,
+        "scope_all": new.scope.is_empty(),
+        "deny": new.deny,
+        "checks": new.checks,
+        "requirements": new.requirements,
+        "patterns": new.patterns,
+        "notes": new.notes.trim(),
+        "template": new.template,
+    });
+    if let serde_json::Value::Object(fixed) = fixed {
+        data.extend(fixed);
+    }
+    let body = hb
+        .render(&new.template, &serde_json::Value::Object(data))
+        .map_err(|e| match e.reason() {
+            RenderErrorReason::MissingVariable(Some(field)) => HandoffError::MissingField {
+                template: new.template.clone(),
+                field: field.clone(),
+            },
+            _ => template_err(e.to_string()),
+        })?;
+    Ok(Handoff {
+        contract: Contract {
+            task: new.task.clone(),
+            template: Some(new.template.clone()),
+            agent: new.agent.clone(),
+            scope: new.scope.clone(),
+            deny: new.deny.clone(),
+            checks: new.checks.clone(),
+            timeout: new.timeout,
+            idle_timeout: new.idle_timeout,
+            check_timeout: None,
+        },
+        body,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_round_trips() {
+        let new = NewHandoff {
+            template: "bugfix".into(),
+            task: "Fix add() so it adds".into(),
+            scope: vec!["calc.py".into()],
+            checks: vec!["pytest -q".into()],
+            timeout: Some(Duration::from_secs(1200)),
+            ..Default::default()
+        };
+        let h = render_new(&new, None).unwrap();
+        assert!(h.body.contains("Fix add() so it adds"));
+        let again = Handoff::parse(&h.to_document()).unwrap();
+        assert_eq!(again, h);
+    }
+
+    #[test]
+    fn malformed_front_matter_is_named() {
+        assert!(matches!(
+            Handoff::parse("# no front"),
+            Err(HandoffError::NoFrontMatter)
+        ));
+        assert!(matches!(
+            Handoff::parse("+++\ntask = \"x\"\n"),
+            Err(HandoffError::UnclosedFrontMatter)
+        ));
+        let err = Handoff::parse("+++\ntask = \"x\"\nscope = 3\n+++\nbody").unwrap_err();
+        assert!(err.to_string().contains("malformed front matter"), "{err}");
+        let err = Handoff::parse("+++\ntask = \"x\"\nscopes = []\n+++\nbody").unwrap_err();
+        assert!(err.to_string().contains("scopes"), "{err}");
+    }
+
+    #[test]
+    fn strict_templates_name_the_missing_field() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("ticket.md.hbs"),
+            "# {{task}}\nTicket {{ticket}}\n",
+        )
+        .unwrap();
+        let new = NewHandoff {
+            template: "ticket".into(),
+            task: "t".into(),
+            ..Default::default()
+        };
+        let err = render_new(&new, Some(dir.path())).unwrap_err();
+        assert!(err.to_string().contains("`ticket`"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! `baton init`: finds the checks a repository already has (Cargo, npm scripts,
+//! pytest, a Makefile, Go) and writes them to `.baton/config.toml`, saying why each
+//! was chosen. It never overwrites a config the user has.
+
+use std::path::Path;
+
+/// One detected check and the evidence for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detected {
+    pub command: String,
+    pub because: String,
+}
+
+fn found(command: &str, because: impl Into<String>) -> Detected {
+    Detected {
+        command: command.to_string(),
+        because: because.into(),
+    }
+}
+
+fn read(root: &Path, name: &str) -> Option<String> {
+    std::fs::read_to_string(root.join(name)).ok()
+}
+
+/// The checks for the project at `root`, lint first, then build, then tests.
+pub fn detect(root: &Path) -> Vec<Detected> {
+    let mut checks = vec![];
+    if root.join("Cargo.toml").is_file() {
+        checks.push(found(
+            "cargo build --all-targets",
+            "Cargo.toml: a Rust package",
+        ));
+        checks.push(found("cargo test", "Cargo.toml: a Rust package"));
+    }
+    if let Some(text) = read(root, "package.json") {
+        if let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) {
+            let scripts = json.get("scripts").and_then(|s| s.as_object());
+            for (script, command) in [
+                ("lint", "npm run lint"),
+                ("build", "npm run build"),
+                ("test", "npm test"),
+            ] {
+                let present = scripts.and_then(|s| s.get(script)).and_then(|v| v.as_str());
+                // npm's placeholder test script always fails; it is not a check.
+                if present.is_some_and(|v| !v.contains("no test specified")) {
+                    checks.push(found(
+                        command,
+                        format!("package.json has a `{script}` script"),
+                    ));
+                }
+            }
+        }
+    }
+    let pytest_evidence = [
+        ("pytest.ini", None),
+        ("conftest.py", None),
+        ("pyproject.toml", Some("[tool.pytest")),
+        ("setup.cfg", Some("[tool:pytest]")),
+        ("tox.ini", Some("[pytest]")),
+    ]
+    .into_iter()
+    .find(|(file, marker)| match (read(root, file), marker) {
+        (Some(_), None) => true,
+        (Some(text), Some(m)) => text.contains(m),
+        (None, _) => false,
+    })
+    .map(|(file, _)| file.to_string())
+    .or_else(|| has_python_tests(root).then(|| "test_*.py files".to_string()));
+    if let Some(evidence) = pytest_evidence {
+        checks.push(found(
+            "python3 -m pytest -q",
+            format!("{evidence}: pytest tests"),
+        ));
+    }
+    if let Some(text) = read(root, "Makefile").or_else(|| read(root, "makefile")) {
+        for target in ["lint", "check", "test"] {
+            let prefix = format!("{target}:");
+            if text.lines().any(|l| l.starts_with(&prefix)) {
+                checks.push(found(
+                    &format!("make {target}"),
+                    format!("Makefile has a `{target}` target"),
+                ));
+            }
+        }
+    }
+    if root.join("go.mod").is_file() {
+        checks.push(found("go vet ./...", "go.mod: a Go module"));
+        checks.push(found("go test ./...", "go.mod: a Go module"));
+    }
+    checks
+}
+
+fn has_python_tests(root: &Path) -> bool {
+    let is_test = |name: &str| name.starts_with("test_") && name.ends_with(".py");
+    let scan = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| is_test(&e.file_name().to_string_lossy()))
+            })
+            .unwrap_or(false)
+    };
+    scan(root) || scan(&root.join("tests"))
+}
+
+/// The text of a new `.baton/config.toml`.
+pub fn config_text(checks: &[Detected]) -> String {
+    let mut text = String::from(
+        "# baton's configuration for this repository (see README.md of baton).\n\
+         # The checks run in the worktree, in order, when a handoff names none.\n",
+    );
+    if checks.is_empty() {
+        text.push_str(
+            "# No checks were detected; add your lint, build and test commands.\nchecks = []\n",
+        );
+    } else {
+        text.push_str("checks = [\n");
+        for c in checks {
+            text.push_str(&format!(
+                "    {},  # {}\n",
+                toml_string(&c.command),
+                c.because
+            ));
+        }
+        text.push_str("]\n");
+    }
+    text.push_str(
+        "\n[defaults]\n\
+         # agent = \"cmd:./scripts/fix.sh\"\n\
+         timeout = \"20m\"\n\
+         check_timeout = \"10m\"\n\
+         on_pass = \"merge\"\n\
+         on_fail = \"stash\"\n\
+         # deny = [\"**/*.lock\", \".github/**\"]\n",
+    );
+    text
+}
+
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_each_ecosystem() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("Cargo.toml"), "[package]\nname='x'\n").unwrap();
+        std::fs::write(
+            root.join("package.json"),
+            r#"{"scripts":{"lint":"eslint .","test":"echo \"Error: no test specified\" && exit 1"}}"#,
+        )
+        .unwrap();
+        std::fs::write(root.join("test_x.py"), "def test_x(): pass\n").unwrap();
+        std::fs::write(root.join("Makefile"), "test:\n\ttrue\n").unwrap();
+        std::fs::write(root.join("go.mod"), "module x\n").unwrap();
+        let commands: Vec<String> = detect(root).into_iter().map(|d| d.command).collect();
+        assert_eq!(
+            commands,
+            [
+                "cargo build --all-targets",
+                "cargo test",
+                "npm run lint",
+                "python3 -m pytest -q",
+                "make test",
+                "go vet ./...",
+                "go test ./..."
+            ]
+        );
+        let parsed: crate::config::Config = toml::from_str(&config_text(&detect(root))).unwrap();
+        assert_eq!(parsed.checks.len(), 7);
+    }
+}

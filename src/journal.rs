@@ -1,0 +1,248 @@
+//! The journal: `<git common dir>/baton/runs/<run-id>/`, the record of every run —
+//! the handoff as sent, `events.jsonl`, the agent's and each check's log, `diff.patch`,
+//! `report.json`, and `state.json`, rewritten atomically (temp file, fsync, rename) at
+//! every stage so that a reader never sees half a state. It also owns the
+//! per-repository lock that serializes baton's changes to the user's branch.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::report::RunReport;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("could not write the journal at {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not read the journal at {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the journal file {} is damaged: {message}", path.display())]
+    Damaged { path: PathBuf, message: String },
+    #[error("no run matches `{0}`; `baton status` lists the runs")]
+    NoSuchRun(String),
+    #[error("`{query}` matches several runs ({matches}); give more of the id")]
+    Ambiguous { query: String, matches: String },
+}
+
+type Result<T> = std::result::Result<T, JournalError>;
+
+pub const STATE_FILE: &str = "state.json";
+pub const REPORT_FILE: &str = "report.json";
+pub const EVENTS_FILE: &str = "events.jsonl";
+pub const HANDOFF_FILE: &str = "handoff.md";
+pub const PATCH_FILE: &str = "diff.patch";
+pub const AGENT_LOG: &str = "agent.log";
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+pub fn runs_dir(common_dir: &Path) -> PathBuf {
+    common_dir.join("baton").join("runs")
+}
+
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One run's journal directory.
+#[derive(Debug)]
+pub struct Journal {
+    pub dir: PathBuf,
+    events: Mutex<Option<File>>,
+}
+
+impl Journal {
+    /// Makes a new run directory; fails if the id is taken, so ids stay unique.
+    pub fn create(common_dir: &Path, run_id: &str) -> Result<Journal> {
+        let runs = runs_dir(common_dir);
+        std::fs::create_dir_all(&runs).map_err(write_err(&runs))?;
+        let dir = runs.join(run_id);
+        std::fs::create_dir(&dir).map_err(write_err(&dir))?;
+        std::fs::create_dir(dir.join("checks")).map_err(write_err(&dir))?;
+        Ok(Journal {
+            dir,
+            events: Mutex::new(None),
+        })
+    }
+
+    /// Opens the run whose id is `query`, a unique prefix of it, or `last`.
+    pub fn open(common_dir: &Path, query: &str) -> Result<Journal> {
+        let ids = list_ids(common_dir)?;
+        let id = if query == "last" {
+            ids.last().cloned()
+        } else if ids.iter().any(|i| i == query) {
+            Some(query.to_string())
+        } else {
+            let matches: Vec<&String> = ids.iter().filter(|i| i.starts_with(query)).collect();
+            if matches.len() > 1 {
+                return Err(JournalError::Ambiguous {
+                    query: query.into(),
+                    matches: matches
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            matches.first().map(|s| s.to_string())
+        };
+        let id = id.ok_or_else(|| JournalError::NoSuchRun(query.to_string()))?;
+        Ok(Journal {
+            dir: runs_dir(common_dir).join(id),
+            events: Mutex::new(None),
+        })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn check_log(&self, index: usize) -> PathBuf {
+        self.dir
+            .join("checks")
+            .join(format!("{:02}.log", index + 1))
+    }
+
+    pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let path = self.path(name);
+        std::fs::write(&path, bytes).map_err(write_err(&path))?;
+        Ok(path)
+    }
+
+    /// Appends one event line. Each line is written whole, so `tail -f` and a reader
+    /// after a crash see complete events.
+    pub fn event(&self, kind: &str, data: Value) -> Result<()> {
+        let path = self.path(EVENTS_FILE);
+        let mut guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(write_err(&path))?;
+            *guard = Some(file);
+        }
+        let mut line = json!({ "ts_ms": now_ms() as u64, "event": kind });
+        if let (Value::Object(map), Value::Object(extra)) = (&mut line, data) {
+            map.extend(extra);
+        }
+        let mut text = line.to_string();
+        text.push('\n');
+        match guard.as_mut() {
+            Some(file) => file.write_all(text.as_bytes()).map_err(write_err(&path)),
+            None => Ok(()),
+        }
+    }
+
+    /// Rewrites `state.json` atomically.
+    pub fn write_state(&self, report: &RunReport) -> Result<()> {
+        write_atomic(&self.path(STATE_FILE), report)
+    }
+
+    pub fn write_report(&self, report: &RunReport) -> Result<()> {
+        write_atomic(&self.path(REPORT_FILE), report)?;
+        write_atomic(&self.path(STATE_FILE), report)
+    }
+
+    pub fn read_state(&self) -> Result<RunReport> {
+        let path = self.path(STATE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|source| JournalError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| JournalError::Damaged {
+            path,
+            message: e.to_string(),
+        })
+    }
+}
+
+fn write_atomic(path: &Path, report: &RunReport) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err(path))?;
+    let text = serde_json::to_vec_pretty(report).map_err(|e| JournalError::Damaged {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    tmp.write_all(&text).map_err(write_err(path))?;
+    tmp.as_file().sync_all().map_err(write_err(path))?;
+    tmp.persist(path).map_err(|e| JournalError::Write {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// Run ids in creation order (they sort by time).
+pub fn list_ids(common_dir: &Path) -> Result<Vec<String>> {
+    let runs = runs_dir(common_dir);
+    let entries = match std::fs::read_dir(&runs) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(source) => return Err(JournalError::Read { path: runs, source }),
+    };
+    let mut ids: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join(STATE_FILE).exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// An exclusive lock on the repository for baton's own changes to refs, the stash
+/// and the user's tree; released when dropped.
+pub struct RepoLock {
+    _file: File,
+}
+
+impl RepoLock {
+    pub fn acquire(common_dir: &Path) -> Result<RepoLock> {
+        let dir = common_dir.join("baton");
+        std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+        let path = dir.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(write_err(&path))?;
+        // SAFETY: flock on a descriptor we own; blocks until other baton processes
+        // release the repository.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(JournalError::Write {
+                path,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(RepoLock { _file: file })
+    }
+}

@@ -1,0 +1,28 @@
+//! baton — a Git-aware delegation assistant.
+//!
+//! A run is a straight line of stages, one module each:
+//! [`handoff`] (what) → [`worktree`] (where) → [`agent`] (do) → [`checklist`] (verify)
+//! → [`scope`] (judge) → [`outcome`] (merge, revert, stash or keep), recorded by the
+//! [`journal`] and driven by [`run`]. All git access is in [`git`], all child-process
+//! control in [`process`], all printing for people in [`ui`], and the command line in
+//! [`cli`].
+
+pub mod agent;
+pub mod checklist;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod duration;
+pub mod error;
+pub mod exit;
+pub mod git;
+pub mod handoff;
+pub mod init;
+pub mod journal;
+pub mod outcome;
+pub mod process;
+pub mod report;
+pub mod run;
+pub mod scope;
+pub mod ui;
+pub mod worktree;

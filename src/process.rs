@@ -1,0 +1,463 @@
+//! Child processes under control. Every child baton starts for an agent or a check
+//! runs here: in its own process group, stdin closed, output streamed line by line to a
+//! log file and a callback (never accumulated in memory beyond a short tail), with a
+//! wall-clock and an idle timeout, and a stop that takes the whole group: SIGTERM, a
+//! grace period, then SIGKILL. Short git invocations use [`capture`], which only
+//! scrubs the environment.
+//!
+//! This module also owns baton's reaction to Ctrl-C and SIGTERM: the signal sets a
+//! flag, the running child's group is stopped, and the caller decides what to keep.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Environment variables that would make a child's git look at another repository
+/// than the directory it runs in (baton may itself run inside a git hook).
+const GIT_LOCATION_VARS: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_PREFIX",
+];
+
+/// How many lines of output a result keeps for the report.
+const TAIL_LINES: usize = 40;
+/// A line longer than this is cut into pieces, so one endless line cannot fill memory.
+const MAX_LINE: usize = 64 * 1024;
+/// How long the pipes may stay open after the child exited before we conclude that a
+/// grandchild holds them and stop the group.
+const LINGER: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("could not start `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not write the log {}", path.display())]
+    Log {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not wait for `{command}`")]
+    Wait {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What to run: a shell command line, run with `sh -c` in `cwd`.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub command: String,
+    pub cwd: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub grace: Duration,
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    Exited(i32),
+    Signalled(i32),
+}
+
+/// Why baton stopped the child, when it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    Timeout,
+    Idle,
+    Interrupted,
+}
+
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub ended: Ended,
+    pub stopped: Option<Stopped>,
+    pub duration: Duration,
+    /// The last lines of output, stdout and stderr interleaved as they came.
+    pub tail: Vec<String>,
+    /// The child exited but something it started kept its output open; baton killed
+    /// the process group.
+    pub lingering: bool,
+}
+
+impl Finished {
+    pub fn success(&self) -> bool {
+        self.stopped.is_none() && self.ended == Ended::Exited(0)
+    }
+}
+
+/// A command whose environment cannot point its git at another repository than the
+/// directory it runs in. Variables set on it afterwards still apply.
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for var in GIT_LOCATION_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs a short command to completion and captures its output (for git plumbing).
+pub fn capture(cmd: &mut Command, stdin: Option<&[u8]>) -> std::io::Result<Output> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    match stdin {
+        None => {
+            cmd.stdin(Stdio::null());
+            cmd.output()
+        }
+        Some(input) => {
+            cmd.stdin(Stdio::piped());
+            let mut child = cmd.spawn()?;
+            if let Some(mut pipe) = child.stdin.take() {
+                let data = input.to_vec();
+                // A writer thread, so a child that fills its stdout before reading all
+                // of stdin cannot deadlock us.
+                let writer = thread::spawn(move || pipe.write_all(&data));
+                let out = child.wait_with_output()?;
+                writer
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("stdin writer panicked")))?;
+                Ok(out)
+            } else {
+                child.wait_with_output()
+            }
+        }
+    }
+}
+
+enum Message {
+    Line(Stream, Vec<u8>),
+    Closed,
+}
+
+/// Runs `spec` to the end (or to a timeout) and reports each output line to `on_line`.
+pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finished, ProcessError> {
+    let mut cmd = command("sh");
+    cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+
+    let mut log = match &spec.log {
+        Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {
+            ProcessError::Log {
+                path: path.clone(),
+                source,
+            }
+        })?)),
+        None => None,
+    };
+
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+        command: spec.command.clone(),
+        source,
+    })?;
+    let pgid = child.id() as libc::pid_t;
+
+    let (tx, rx) = mpsc::channel();
+    let mut readers = 0;
+    if let Some(out) = child.stdout.take() {
+        spawn_reader(out, Stream::Stdout, tx.clone());
+        readers += 1;
+    }
+    if let Some(err) = child.stderr.take() {
+        spawn_reader(err, Stream::Stderr, tx.clone());
+        readers += 1;
+    }
+    drop(tx);
+
+    let wait_err = |source| ProcessError::Wait {
+        command: spec.command.clone(),
+        source,
+    };
+    let mut tail: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES);
+    let mut last_activity = Instant::now();
+    let mut exit: Option<(ExitStatus, Instant)> = None;
+    let mut stopped = None;
+    let mut lingering = false;
+    let mut open = readers;
+    let mut poll = Duration::from_millis(1);
+
+    loop {
+        let now = Instant::now();
+        if exit.is_none() && stopped.is_none() {
+            let reason = if interrupted() {
+                Some(Stopped::Interrupted)
+            } else if spec.timeout.is_some_and(|t| now - start >= t) {
+                Some(Stopped::Timeout)
+            } else if spec.idle_timeout.is_some_and(|t| now - last_activity >= t) {
+                Some(Stopped::Idle)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                stopped = Some(reason);
+                let status = stop_group(&mut child, pgid, spec.grace).map_err(wait_err)?;
+                exit = Some((status, Instant::now()));
+            }
+        }
+        if exit.is_none() {
+            if let Some(status) = child.try_wait().map_err(wait_err)? {
+                exit = Some((status, Instant::now()));
+            }
+        }
+        if let Some((_, at)) = exit {
+            if open == 0 {
+                break;
+            }
+            if now - at > LINGER && !lingering {
+                // The leader is gone but its output is still open: a background
+                // process survived. It belongs to the group; take it down.
+                lingering = true;
+                kill_group(pgid, libc::SIGKILL);
+            } else if lingering && now - at > LINGER * 4 {
+                // Something left the group and keeps the pipe: stop listening.
+                break;
+            }
+        }
+        let wait = if open == 0 {
+            // Output closed but the child not yet reaped: poll quickly, backing off.
+            poll = (poll * 2).min(Duration::from_millis(50));
+            poll
+        } else {
+            Duration::from_millis(50)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Message::Line(stream, bytes)) => {
+                last_activity = Instant::now();
+                if let Some(log) = log.as_mut() {
+                    log.write_all(&bytes).map_err(|source| ProcessError::Log {
+                        path: spec.log.clone().unwrap_or_default(),
+                        source,
+                    })?;
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                let line = text.trim_end_matches(['\n', '\r']);
+                on_line(stream, line);
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(line.to_string());
+            }
+            Ok(Message::Closed) => open -= 1,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => open = 0,
+        }
+    }
+    if let Some(log) = log.as_mut() {
+        log.flush().map_err(|source| ProcessError::Log {
+            path: spec.log.clone().unwrap_or_default(),
+            source,
+        })?;
+    }
+    let status = exit.map(|(s, _)| s);
+    let ended = match status {
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => Ended::Exited(code),
+            (None, Some(sig)) => Ended::Signalled(sig),
+            (None, None) => Ended::Exited(-1),
+        },
+        None => Ended::Exited(-1),
+    };
+    Ok(Finished {
+        ended,
+        stopped,
+        duration: start.elapsed(),
+        tail: tail.into_iter().collect(),
+        lingering,
+    })
+}
+
+fn spawn_reader(mut pipe: impl Read + Send + 'static, stream: Stream, tx: mpsc::Sender<Message>) {
+    thread::spawn(move || {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut line: Vec<u8> = Vec::new();
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut chunk = &buf[..n];
+            while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
+                line.extend_from_slice(&chunk[..=pos]);
+                if tx
+                    .send(Message::Line(stream, std::mem::take(&mut line)))
+                    .is_err()
+                {
+                    return;
+                }
+                chunk = &chunk[pos + 1..];
+            }
+            line.extend_from_slice(chunk);
+            if line.len() >= MAX_LINE {
+                let mut piece = std::mem::take(&mut line);
+                piece.push(b'\n');
+                if tx.send(Message::Line(stream, piece)).is_err() {
+                    return;
+                }
+            }
+        }
+        if !line.is_empty() {
+            line.push(b'\n');
+            let _ = tx.send(Message::Line(stream, line));
+        }
+        let _ = tx.send(Message::Closed);
+    });
+}
+
+fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory involved.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// SIGTERM to the group, a grace period for the leader to exit, then SIGKILL to the
+/// group whatever happened (its children may outlive the leader).
+fn stop_group(
+    child: &mut Child,
+    pgid: libc::pid_t,
+    grace: Duration,
+) -> std::io::Result<ExitStatus> {
+    kill_group(pgid, libc::SIGTERM);
+    let deadline = Instant::now() + grace;
+    let interrupts_before = interrupt_count();
+    while Instant::now() < deadline {
+        if child.try_wait()?.is_some() || interrupt_count() > interrupts_before.max(1) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    kill_group(pgid, libc::SIGKILL);
+    child.wait()
+}
+
+static INTERRUPTS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Makes Ctrl-C and SIGTERM set a flag instead of killing baton, so that a running
+/// child's group is stopped and the run's work is saved before baton exits 130.
+pub fn install_interrupt_handler() {
+    // SAFETY: the handler only touches an atomic, which is async-signal-safe.
+    unsafe {
+        let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        libc::signal(libc::SIGINT, handler);
+        libc::signal(libc::SIGTERM, handler);
+    }
+}
+
+pub fn interrupted() -> bool {
+    interrupt_count() > 0
+}
+
+fn interrupt_count() -> usize {
+    INTERRUPTS.load(Ordering::SeqCst)
+}
+
+/// True when a process with this id exists (it may belong to another user).
+pub fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence; nothing is delivered.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// True when `path` can be created as a directory or already is a writable one.
+pub fn dir_writable(path: &Path) -> bool {
+    std::fs::create_dir_all(path).is_ok() && tempfile::tempfile_in(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(cmd: &str) -> Spec {
+        Spec {
+            command: cmd.into(),
+            cwd: std::env::temp_dir(),
+            env: vec![],
+            timeout: Some(Duration::from_secs(20)),
+            idle_timeout: None,
+            grace: Duration::from_millis(300),
+            log: None,
+        }
+    }
+
+    #[test]
+    fn reports_lines_and_exit_code() {
+        let mut lines = vec![];
+        let done = run(&spec("echo one; echo two >&2; exit 3"), &mut |_, l| {
+            lines.push(l.to_string())
+        })
+        .unwrap();
+        assert_eq!(done.ended, Ended::Exited(3));
+        lines.sort();
+        assert_eq!(lines, ["one", "two"]);
+    }
+
+    #[test]
+    fn wall_clock_timeout_stops_the_whole_group() {
+        let marker = tempfile::NamedTempFile::new().unwrap();
+        let path = marker.path().display().to_string();
+        // The grandchild would write the marker after 2 s if it survived the stop.
+        let cmd = format!("(sleep 2; echo alive > {path}) & sleep 30");
+        let mut s = spec(&cmd);
+        s.timeout = Some(Duration::from_millis(300));
+        let done = run(&s, &mut |_, _| {}).unwrap();
+        assert_eq!(done.stopped, Some(Stopped::Timeout));
+        thread::sleep(Duration::from_millis(2500));
+        assert_eq!(std::fs::read_to_string(marker.path()).unwrap(), "");
+    }
+
+    #[test]
+    fn idle_timeout_fires_only_when_quiet() {
+        let mut s = spec("echo a; sleep 0.2; echo b; sleep 30");
+        s.idle_timeout = Some(Duration::from_millis(600));
+        let mut lines = vec![];
+        let done = run(&s, &mut |_, l| lines.push(l.to_string())).unwrap();
+        assert_eq!(done.stopped, Some(Stopped::Idle));
+        assert_eq!(lines, ["a", "b"]);
+    }
+
+    #[test]
+    fn background_process_holding_output_is_killed() {
+        let done = run(&spec("sleep 30 & echo started"), &mut |_, _| {}).unwrap();
+        assert!(done.lingering);
+        assert_eq!(done.ended, Ended::Exited(0));
+    }
+}

@@ -1,0 +1,228 @@
+//! The run report: everything a run did and decided, as plain data. It is the journal's
+//! state file while the run is live and `report.json` when it ends, and what `--json`
+//! prints. Verdicts are data here, not errors (see STYLE: a failing check is a result).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checklist::CheckResult;
+use crate::scope::ScopeReport;
+
+/// The on-disk format of state and report files; bump on incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    Created,
+    Worktree,
+    Agent,
+    Checks,
+    Scope,
+    Outcome,
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pending,
+    Passed,
+    ChecksFailed,
+    ScopeViolated,
+    AgentFailed,
+    NoChange,
+}
+
+impl Verdict {
+    pub fn passed(self) -> bool {
+        self == Verdict::Passed
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Verdict::Pending => "pending",
+            Verdict::Passed => "passed",
+            Verdict::ChecksFailed => "checks failed",
+            Verdict::ScopeViolated => "scope violated",
+            Verdict::AgentFailed => "agent failed",
+            Verdict::NoChange => "no change",
+        }
+    }
+}
+
+/// What happened to the agent's process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Idle,
+    Interrupted,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentReport {
+    pub agent: String,
+    pub status: AgentStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    pub duration_ms: u64,
+    /// It left a background process behind, which baton killed with its group.
+    pub left_background_process: bool,
+    pub tail: Vec<String>,
+}
+
+impl AgentReport {
+    pub fn describe(&self) -> String {
+        let secs = self.duration_ms as f64 / 1000.0;
+        match self.status {
+            AgentStatus::Succeeded => format!("finished in {secs:.1}s"),
+            AgentStatus::Failed => match (self.exit_code, self.signal) {
+                (Some(c), _) => format!("failed with exit status {c} after {secs:.1}s"),
+                (_, Some(s)) => format!("killed by signal {s} after {secs:.1}s"),
+                _ => format!("failed after {secs:.1}s"),
+            },
+            AgentStatus::TimedOut => format!("stopped by --timeout after {secs:.1}s"),
+            AgentStatus::Idle => format!("stopped by --idle-timeout after {secs:.1}s"),
+            AgentStatus::Interrupted => "interrupted".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeAction {
+    /// Committed onto the user's branch.
+    Merged,
+    /// Left as uncommitted changes in the user's tree (`--apply`, `--include-dirty`).
+    Applied,
+    Reverted,
+    Stashed,
+    Kept,
+    /// Nothing to keep: the run changed nothing.
+    Discarded,
+    /// Landing was refused because it would conflict; the run is kept.
+    Conflict,
+}
+
+impl OutcomeAction {
+    /// The run's worktree and branch are still there, waiting for a decision.
+    pub fn is_pending(self) -> bool {
+        matches!(self, OutcomeAction::Kept | OutcomeAction::Conflict)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutcomeReport {
+    pub action: OutcomeAction,
+    /// One line for a person: what happened and, if something is left to do, what.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stash: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+}
+
+/// The landing policies a user can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    Merge,
+    Revert,
+    Stash,
+    Keep,
+}
+
+impl Policy {
+    pub fn parse(text: &str) -> Option<Policy> {
+        match text {
+            "merge" => Some(Policy::Merge),
+            "revert" => Some(Policy::Revert),
+            "stash" => Some(Policy::Stash),
+            "keep" => Some(Policy::Keep),
+            _ => None,
+        }
+    }
+}
+
+/// What the run was judged by, kept so a later `baton merge` can verify again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub scope: Vec<String>,
+    pub deny: Vec<String>,
+    pub checks: Vec<String>,
+    pub check_timeout_ms: u64,
+    pub kill_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub format_version: u32,
+    pub run_id: String,
+    pub task: String,
+    pub agent: String,
+    pub stage: Stage,
+    pub pid: u32,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    pub updated_at: u64,
+    pub repo: PathBuf,
+    /// The commit the worktree started from (with `--include-dirty`, a snapshot commit
+    /// of the user's uncommitted changes on top of HEAD).
+    pub base: String,
+    /// HEAD when the run started, and its branch.
+    pub head: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_branch: Option<String>,
+    pub include_dirty: bool,
+    pub branch: String,
+    pub worktree: PathBuf,
+    pub journal: PathBuf,
+    pub on_pass: Policy,
+    pub on_fail: Policy,
+    pub apply: bool,
+    pub settings: RunSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_result: Option<AgentReport>,
+    /// The tree of the change as judged (everything in the worktree, as a git tree).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
+    pub checks: Vec<CheckResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeReport>,
+    pub verdict: Verdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<OutcomeReport>,
+    pub interrupted: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+}
+
+impl RunReport {
+    pub fn checks_summary(&self) -> String {
+        if self.checks.is_empty() {
+            return "none".into();
+        }
+        let passed = self.checks.iter().filter(|c| c.status.passed()).count();
+        format!("{passed}/{} passed", self.checks.len())
+    }
+
+    pub fn scope_summary(&self) -> String {
+        match &self.scope {
+            None => "-".into(),
+            Some(s) if s.clean() => format!("ok ({} files)", s.paths.len()),
+            Some(s) => format!("{} violations", s.violations),
+        }
+    }
+}

@@ -1,0 +1,568 @@
+//! The pipeline of one delegation: handoff → worktree → agent → checklist → scope →
+//! outcome, each stage handing plain data to the next, with the journal recording
+//! every hand-over before the next stage acts. The verdict is data in the
+//! [`RunReport`]; an `Err` means baton itself could not do its job.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::agent::{AgentContext, AgentEvent, AgentSpec};
+use crate::checklist::{CheckStatus, Checklist};
+use crate::error::{Error, Result};
+use crate::git::{Change, Repo};
+use crate::handoff::Handoff;
+use crate::journal::{self, Journal};
+use crate::outcome::{self, Landing};
+use crate::report::{
+    AgentStatus, FORMAT_VERSION, OutcomeAction, OutcomeReport, Policy, RunReport, RunSettings,
+    Stage, Verdict,
+};
+use crate::scope::{JudgedPath, PathVerdict, Scope};
+use crate::{exit, process, ui, worktree};
+
+/// Everything a run needs, resolved and validated by the caller.
+pub struct RunOptions {
+    pub handoff: Handoff,
+    pub agent: AgentSpec,
+    pub base_rev: Option<String>,
+    pub include_dirty: bool,
+    pub on_pass: Policy,
+    pub on_fail: Policy,
+    pub apply: bool,
+    pub scope: Vec<String>,
+    pub deny: Vec<String>,
+    pub checks: Vec<String>,
+    pub timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub check_timeout: Duration,
+    pub kill_grace: Duration,
+    pub worktrees_dir: PathBuf,
+}
+
+/// Decides the outcome when the user asked to be asked; otherwise the policy stands.
+pub type Decide<'a> = &'a mut dyn FnMut(&RunReport) -> Policy;
+
+fn new_run_id() -> String {
+    let secs = journal::now();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    let salt = (nanos ^ std::process::id().rotate_left(16)) & 0xffff;
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{salt:04x}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn journal_for_new_run(repo: &Repo) -> Result<(String, Journal)> {
+    let mut last_err = None;
+    for _ in 0..20 {
+        let id = new_run_id();
+        match Journal::create(&repo.common_dir, &id) {
+            Ok(j) => return Ok((id, j)),
+            Err(e) => last_err = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+    Err(last_err.map(Error::from).unwrap_or(Error::Interrupted))
+}
+
+/// A stage change: recorded in the journal before the stage acts.
+fn enter(journal: &Journal, report: &mut RunReport, stage: Stage) -> Result<()> {
+    report.stage = stage;
+    report.updated_at = journal::now();
+    journal.event("stage", json!({ "stage": stage }))?;
+    journal.write_state(report)?;
+    Ok(())
+}
+
+/// Runs one delegation from start to outcome.
+pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
+    // Everything that can be refused is refused before anything is created.
+    let head = repo.head()?;
+    let head_label = head.branch.clone();
+    let base_commit = match &opts.base_rev {
+        Some(rev) => repo.resolve_commit(rev)?,
+        None => head.commit.clone(),
+    };
+    repo.check_identity()?;
+    let scope = Scope::compile(&opts.scope, &opts.deny)?;
+    let (run_id, journal) = journal_for_new_run(repo)?;
+    let wt_path = match worktree::location(&opts.worktrees_dir, repo, &run_id) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&journal.dir);
+            return Err(e.into());
+        }
+    };
+    let task = opts.handoff.contract.task.clone();
+    let handoff_path =
+        journal.write_file(journal::HANDOFF_FILE, opts.handoff.to_document().as_bytes())?;
+
+    let mut report = RunReport {
+        format_version: FORMAT_VERSION,
+        run_id: run_id.clone(),
+        task: task.clone(),
+        agent: opts.agent.label(),
+        stage: Stage::Created,
+        pid: std::process::id(),
+        started_at: journal::now(),
+        updated_at: journal::now(),
+        repo: repo.root.clone(),
+        base: base_commit.clone(),
+        head: head.commit.clone(),
+        head_branch: head_label,
+        include_dirty: opts.include_dirty,
+        branch: worktree::branch_name(&run_id),
+        worktree: wt_path.clone(),
+        journal: journal.dir.clone(),
+        on_pass: opts.on_pass,
+        on_fail: opts.on_fail,
+        apply: opts.apply,
+        settings: RunSettings {
+            scope: opts.scope.clone(),
+            deny: opts.deny.clone(),
+            checks: opts.checks.clone(),
+            check_timeout_ms: opts.check_timeout.as_millis() as u64,
+            kill_grace_ms: opts.kill_grace.as_millis() as u64,
+        },
+        agent_result: None,
+        tree: None,
+        checks: vec![],
+        scope: None,
+        verdict: Verdict::Pending,
+        outcome: None,
+        interrupted: false,
+        warnings: vec![],
+        exit_code: None,
+    };
+    journal.event(
+        "run.started",
+        json!({ "run_id": run_id, "task": task, "agent": report.agent }),
+    )?;
+    journal.write_state(&report)?;
+    ui::progress(
+        "run",
+        format!("{run_id}: {}", task.lines().next().unwrap_or("")),
+    );
+
+    // worktree
+    enter(&journal, &mut report, Stage::Worktree)?;
+    if opts.include_dirty {
+        if let Some(snapshot) = worktree::dirty_base(repo, &base_commit, &run_id)? {
+            report.base = snapshot;
+            ui::progress("worktree", "including your uncommitted changes");
+        } else {
+            report.include_dirty = false;
+        }
+    }
+    let wt = worktree::create(repo, &wt_path, &run_id, &report.base)?;
+    let git_link = worktree::git_link(&wt.path);
+    journal.event(
+        "worktree.created",
+        json!({ "path": wt.path, "branch": wt.branch, "base": wt.base }),
+    )?;
+    ui::progress(
+        "worktree",
+        format!("{} at {}", wt.branch, wt.path.display()),
+    );
+
+    // agent
+    enter(&journal, &mut report, Stage::Agent)?;
+    ui::progress("agent", format!("{} working", report.agent));
+    let ctx = AgentContext {
+        run_id: run_id.clone(),
+        worktree: wt.path.clone(),
+        handoff: handoff_path,
+        timeout: opts.timeout,
+        idle_timeout: opts.idle_timeout,
+        kill_grace: opts.kill_grace,
+        log: journal.path(journal::AGENT_LOG),
+    };
+    let mut journal_failure = None;
+    let agent_report = opts.agent.backend().run(&ctx, &mut |event| match event {
+        AgentEvent::Output { stream, line } => {
+            let stream = match stream {
+                process::Stream::Stdout => "stdout",
+                process::Stream::Stderr => "stderr",
+            };
+            if let Err(e) = journal.event("agent.output", json!({ "stream": stream, "line": line }))
+            {
+                journal_failure.get_or_insert(e);
+            }
+        }
+    })?;
+    if let Some(e) = journal_failure {
+        return Err(e.into());
+    }
+    journal.event("agent.finished", json!({ "result": agent_report }))?;
+    ui::progress("agent", agent_report.describe());
+    if agent_report.left_background_process {
+        report.warnings.push(
+            "the agent left a background process running; baton killed its process group".into(),
+        );
+    }
+    report.interrupted |= agent_report.status == AgentStatus::Interrupted;
+    report.agent_result = Some(agent_report);
+
+    // scope (judged before the checks run, so the tree judged is the agent's alone)
+    let mut link_broken = false;
+    if worktree::git_link(&wt.path) != git_link {
+        // Put the link back first: every git command below reads it.
+        if let Some(original) = &git_link {
+            let _ = std::fs::write(wt.path.join(".git"), original);
+        }
+        link_broken = true;
+    }
+    let tree = repo.snapshot_tree(&wt.path)?;
+    report.tree = Some(tree.clone());
+    let base_tree = repo.tree_of(&report.base)?;
+    let changes = repo.diff_trees(&base_tree, &tree)?;
+    journal.write_file(journal::PATCH_FILE, &repo.patch(&base_tree, &tree)?)?;
+    let mut scope_report = scope.judge(&changes, &symlink_targets(repo, &changes)?);
+    if link_broken {
+        scope_report.paths.push(JudgedPath {
+            path: ".git".into(),
+            old_path: None,
+            change: crate::git::ChangeKind::Modified,
+            mode: None,
+            verdict: PathVerdict::GitInternal,
+            added: None,
+            removed: None,
+        });
+        scope_report.violations += 1;
+    }
+    let agent_ok = report
+        .agent_result
+        .as_ref()
+        .is_some_and(|a| a.status == AgentStatus::Succeeded);
+    let has_change = !scope_report.paths.is_empty();
+
+    // checklist
+    if agent_ok && has_change && !report.interrupted {
+        enter(&journal, &mut report, Stage::Checks)?;
+        let checklist = Checklist {
+            commands: &opts.checks,
+            worktree: &wt.path,
+            timeout: opts.check_timeout,
+            kill_grace: opts.kill_grace,
+            env: vec![("BATON_RUN_ID".into(), run_id.clone())],
+        };
+        report.checks = checklist.run(&|i| journal.check_log(i), &mut |i, result| {
+            let _ = journal.event("check.finished", json!({ "index": i, "result": result }));
+            ui::progress(
+                "check",
+                format!(
+                    "{} — {:?} ({:.1}s)",
+                    result.command,
+                    result.status,
+                    result.duration_ms as f64 / 1000.0
+                )
+                .to_lowercase(),
+            );
+        })?;
+        report.interrupted |= report
+            .checks
+            .iter()
+            .any(|c| c.status == CheckStatus::Interrupted);
+        if opts.checks.is_empty() {
+            ui::progress(
+                "check",
+                "no checks configured (give --check or run `baton init`)",
+            );
+        }
+    }
+
+    enter(&journal, &mut report, Stage::Scope)?;
+    if scope_report.defaulted_to_everything {
+        ui::progress("scope", "no scope given: judged against `**`");
+    }
+    for p in scope_report
+        .paths
+        .iter()
+        .filter(|p| p.verdict.is_violation())
+    {
+        ui::progress("scope", format!("{}: {}", p.path, p.verdict.describe()));
+    }
+    ui::progress("scope", scope_report.summary());
+    journal.event("scope.judged", json!({ "scope": scope_report }))?;
+    report.verdict = if !agent_ok {
+        Verdict::AgentFailed
+    } else if !has_change {
+        Verdict::NoChange
+    } else if !scope_report.clean() {
+        Verdict::ScopeViolated
+    } else if report.checks.iter().any(|c| !c.status.passed()) {
+        Verdict::ChecksFailed
+    } else {
+        Verdict::Passed
+    };
+    report.scope = Some(scope_report);
+    journal.event("verdict", json!({ "verdict": report.verdict }))?;
+
+    // outcome
+    enter(&journal, &mut report, Stage::Outcome)?;
+    let policy = if report.verdict.passed() {
+        decide(&report)
+    } else if report.verdict == Verdict::NoChange {
+        Policy::Revert
+    } else {
+        decide(&report)
+    };
+    let outcome = land(repo, &report, &journal, policy, opts.apply)?;
+    finish(&journal, &mut report, outcome)?;
+    Ok(report)
+}
+
+/// Reads the target of every symlink the change adds or modifies.
+fn symlink_targets(repo: &Repo, changes: &[Change]) -> Result<BTreeMap<String, String>> {
+    let mut targets = BTreeMap::new();
+    for c in changes
+        .iter()
+        .filter(|c| c.new_mode == Change::SYMLINK_MODE)
+    {
+        let target = repo.blob(&c.new_oid)?;
+        targets.insert(
+            c.path.clone(),
+            String::from_utf8_lossy(&target).into_owned(),
+        );
+    }
+    Ok(targets)
+}
+
+/// The verified commit's message: the task, then trailers carrying the evidence.
+pub fn commit_message(report: &RunReport) -> String {
+    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut lines = report.task.trim().lines();
+    let subject = lines.next().unwrap_or("baton run");
+    let rest: Vec<&str> = lines.collect();
+    let mut msg = format!("{subject}\n\n");
+    if !rest.is_empty() {
+        msg.push_str(rest.join("\n").trim());
+        msg.push_str("\n\n");
+    }
+    msg.push_str(&format!(
+        "Delegated by baton run {} to {}, verified in an isolated worktree.\n\n",
+        report.run_id, report.agent
+    ));
+    let checks = if report.checks.is_empty() {
+        "none".to_string()
+    } else {
+        report
+            .checks
+            .iter()
+            .map(|c| format!("{} ({:?})", one_line(&c.command), c.status).to_lowercase())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let scope = report
+        .scope
+        .as_ref()
+        .map(|s| format!("{} ({})", s.allowed.join(", "), s.summary()))
+        .unwrap_or_else(|| "-".into());
+    msg.push_str(&format!("Baton-Run: {}\n", report.run_id));
+    msg.push_str(&format!("Baton-Agent: {}\n", one_line(&report.agent)));
+    msg.push_str(&format!("Baton-Checks: {checks}\n"));
+    msg.push_str(&format!("Baton-Scope: {}\n", one_line(&scope)));
+    msg
+}
+
+/// Carries out a policy for a judged run.
+pub fn land(
+    repo: &Repo,
+    report: &RunReport,
+    journal: &Journal,
+    policy: Policy,
+    apply: bool,
+) -> Result<OutcomeReport> {
+    let tree = report.tree.clone().unwrap_or_default();
+    let message = commit_message(report);
+    let landing = Landing {
+        repo,
+        run_id: &report.run_id,
+        task: &report.task,
+        base: &report.base,
+        tree: &tree,
+        branch: &report.branch,
+        worktree: &report.worktree,
+        include_dirty: report.include_dirty,
+        message: &message,
+    };
+    if report.verdict == Verdict::NoChange {
+        return Ok(outcome::discard(&landing)?);
+    }
+    let result = match policy {
+        Policy::Merge if report.verdict.passed() => outcome::merge(&landing, apply)?,
+        Policy::Merge => {
+            return Err(Error::NotVerified {
+                run_id: report.run_id.clone(),
+                verdict: report.verdict.describe().into(),
+                scope_violated: report.verdict == Verdict::ScopeViolated,
+            });
+        }
+        Policy::Stash => outcome::stash(&landing)?,
+        Policy::Revert => outcome::revert(&landing, &journal.dir)?,
+        Policy::Keep => outcome::keep(&landing),
+    };
+    Ok(result)
+}
+
+/// Records the outcome and the exit status; the run's last journal writes.
+pub fn finish(journal: &Journal, report: &mut RunReport, outcome: OutcomeReport) -> Result<()> {
+    journal.event("outcome", json!({ "outcome": outcome }))?;
+    ui::progress("outcome", &outcome.message);
+    report.outcome = Some(outcome);
+    report.stage = Stage::Finished;
+    report.updated_at = journal::now();
+    report.exit_code = Some(exit::for_report(report));
+    journal.event(
+        "run.finished",
+        json!({ "exit_code": report.exit_code, "verdict": report.verdict }),
+    )?;
+    journal.write_report(report)?;
+    Ok(())
+}
+
+/// `baton merge|revert|stash RUN` on a run that was kept (or refused by a conflict).
+/// If the worktree changed since it was judged, it is judged again — scope and
+/// checks — before anything lands.
+pub fn decide_later(
+    repo: &Repo,
+    journal: &Journal,
+    policy: Policy,
+    apply: bool,
+) -> Result<RunReport> {
+    let mut report = journal.read_state()?;
+    let pending = report
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.action.is_pending());
+    if report.stage != Stage::Finished || !pending {
+        let state = report
+            .outcome
+            .as_ref()
+            .map(|o| format!("{:?}", o.action).to_lowercase())
+            .unwrap_or_else(|| format!("{:?}", report.stage).to_lowercase());
+        return Err(Error::Usage(format!(
+            "run {} is {state}, not kept; only a kept run (or one stopped by a conflict) can be decided later — see `baton show {}`",
+            report.run_id, report.run_id
+        )));
+    }
+    if !report.worktree.exists() {
+        return Err(Error::Usage(format!(
+            "the worktree of run {} is gone ({}); its patch is in {}",
+            report.run_id,
+            report.worktree.display(),
+            journal.path(journal::PATCH_FILE).display()
+        )));
+    }
+    let tree = repo.snapshot_tree(&report.worktree)?;
+    if report.tree.as_deref() != Some(tree.as_str()) {
+        ui::progress(
+            "verify",
+            "the worktree changed since it was judged; judging it again",
+        );
+        journal.event(
+            "reverify",
+            json!({ "old_tree": report.tree, "new_tree": tree }),
+        )?;
+        reverify(repo, journal, &mut report, tree)?;
+    }
+    if policy == Policy::Merge && !report.verdict.passed() {
+        return Err(Error::NotVerified {
+            run_id: report.run_id.clone(),
+            verdict: report.verdict.describe().into(),
+            scope_violated: report.verdict == Verdict::ScopeViolated,
+        });
+    }
+    let outcome = land(repo, &report, journal, policy, apply)?;
+    report.apply = apply;
+    finish(journal, &mut report, outcome)?;
+    Ok(report)
+}
+
+fn reverify(repo: &Repo, journal: &Journal, report: &mut RunReport, tree: String) -> Result<()> {
+    let s = report.settings.clone();
+    let scope = Scope::compile(&s.scope, &s.deny)?;
+    let base_tree = repo.tree_of(&report.base)?;
+    let changes = repo.diff_trees(&base_tree, &tree)?;
+    journal.write_file(journal::PATCH_FILE, &repo.patch(&base_tree, &tree)?)?;
+    let scope_report = scope.judge(&changes, &symlink_targets(repo, &changes)?);
+    let checklist = Checklist {
+        commands: &s.checks,
+        worktree: &report.worktree,
+        timeout: Duration::from_millis(s.check_timeout_ms),
+        kill_grace: Duration::from_millis(s.kill_grace_ms),
+        env: vec![("BATON_RUN_ID".into(), report.run_id.clone())],
+    };
+    report.checks = checklist.run(&|i| journal.check_log(i), &mut |_, r| {
+        ui::progress(
+            "check",
+            format!("{} — {:?}", r.command, r.status).to_lowercase(),
+        );
+    })?;
+    report.verdict = if changes.is_empty() {
+        Verdict::NoChange
+    } else if !scope_report.clean() {
+        Verdict::ScopeViolated
+    } else if report.checks.iter().any(|c| !c.status.passed()) {
+        Verdict::ChecksFailed
+    } else {
+        Verdict::Passed
+    };
+    report.scope = Some(scope_report);
+    report.tree = Some(tree);
+    Ok(())
+}
+
+/// The outcome a run gets when nobody is asked.
+pub fn default_policy(report: &RunReport) -> Policy {
+    if report.verdict.passed() {
+        report.on_pass
+    } else {
+        report.on_fail
+    }
+}
+
+/// True when the run's outcome left its worktree and branch in place on purpose.
+pub fn is_pending(report: &RunReport) -> bool {
+    report
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.action.is_pending())
+        || report.outcome.as_ref().map(|o| o.action) == Some(OutcomeAction::Kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_read_as_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+        let id = new_run_id();
+        assert_eq!(id.len(), "20261124-153012-a1b2".len());
+    }
+}

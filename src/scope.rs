@@ -1,0 +1,324 @@
+//! The scope stage: judges every path of a run's change against the allowed and
+//! denied globs and against the rules no glob can lift (nothing under `.git`, no
+//! symlink that leaves the repository, no nested repository). Pure: it takes the
+//! change and the symlink targets as data and returns a report; it never reads git.
+
+use std::collections::BTreeMap;
+
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::git::{Change, ChangeKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScopeError {
+    #[error("invalid glob `{glob}`: {reason}; fix the pattern (e.g. `src/**/*.rs`, `tests/*.py`)")]
+    InvalidGlob { glob: String, reason: String },
+}
+
+/// Compiled allow and deny globs.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    allow: GlobSet,
+    allow_globs: Vec<String>,
+    deny: GlobSet,
+    deny_globs: Vec<String>,
+    everything: bool,
+}
+
+/// Why a path is or is not allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum PathVerdict {
+    Allowed { by: String },
+    OutsideScope,
+    Denied { by: String },
+    GitInternal,
+    SymlinkEscapes { target: String },
+    NestedRepository,
+}
+
+impl PathVerdict {
+    pub fn is_violation(&self) -> bool {
+        !matches!(self, PathVerdict::Allowed { .. })
+    }
+
+    /// Higher is worse; a rename is judged by the worse of its two paths.
+    fn severity(&self) -> u8 {
+        match self {
+            PathVerdict::Allowed { .. } => 0,
+            PathVerdict::OutsideScope => 1,
+            PathVerdict::Denied { .. } => 2,
+            PathVerdict::NestedRepository => 3,
+            PathVerdict::SymlinkEscapes { .. } => 4,
+            PathVerdict::GitInternal => 5,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            PathVerdict::Allowed { by } => format!("allowed by `{by}`"),
+            PathVerdict::OutsideScope => "outside the scope".into(),
+            PathVerdict::Denied { by } => format!("denied by `{by}`"),
+            PathVerdict::GitInternal => "inside .git".into(),
+            PathVerdict::SymlinkEscapes { target } => {
+                format!("symlink to `{target}` leaves the repository")
+            }
+            PathVerdict::NestedRepository => "a nested git repository".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JudgedPath {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_path: Option<String>,
+    pub change: ChangeKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(flatten)]
+    pub verdict: PathVerdict,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScopeReport {
+    pub allowed: Vec<String>,
+    pub denied: Vec<String>,
+    /// No scope was given, so everything (`**`) was allowed.
+    pub defaulted_to_everything: bool,
+    pub paths: Vec<JudgedPath>,
+    pub violations: usize,
+    pub lines_added: u64,
+    pub lines_removed: u64,
+}
+
+impl ScopeReport {
+    pub fn clean(&self) -> bool {
+        self.violations == 0
+    }
+
+    pub fn summary(&self) -> String {
+        let n = self.paths.len();
+        let files = if n == 1 {
+            "1 file".to_string()
+        } else {
+            format!("{n} files")
+        };
+        if self.clean() {
+            format!(
+                "{files} changed (+{} -{}), all in scope",
+                self.lines_added, self.lines_removed
+            )
+        } else {
+            format!("{files} changed, {} out of scope", self.violations)
+        }
+    }
+}
+
+fn compile_set(globs: &[String]) -> Result<GlobSet, ScopeError> {
+    let mut set = GlobSetBuilder::new();
+    for g in globs {
+        set.add(compile_glob(g)?);
+    }
+    set.build().map_err(|e| ScopeError::InvalidGlob {
+        glob: globs.join(", "),
+        reason: e.kind().to_string(),
+    })
+}
+
+/// `*` never crosses `/`; a trailing `/` or a bare directory name means everything
+/// under it, as people mean when they write `docs/`.
+fn compile_glob(glob: &str) -> Result<Glob, ScopeError> {
+    let bad = |reason: String| ScopeError::InvalidGlob {
+        glob: glob.to_string(),
+        reason,
+    };
+    if glob.trim().is_empty() {
+        return Err(bad("the pattern is empty".into()));
+    }
+    if glob.starts_with('/') || glob.split('/').any(|c| c == "..") {
+        return Err(bad(
+            "patterns are relative to the repository root and cannot leave it".into(),
+        ));
+    }
+    let pattern = match glob.strip_suffix('/') {
+        Some(dir) => format!("{dir}/**"),
+        None => glob.to_string(),
+    };
+    GlobBuilder::new(&pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| bad(e.kind().to_string()))
+}
+
+impl Scope {
+    /// Compiles the globs; an empty `allow` means everything is allowed.
+    pub fn compile(allow: &[String], deny: &[String]) -> Result<Scope, ScopeError> {
+        let everything = allow.is_empty();
+        let allow_globs = if everything {
+            vec!["**".to_string()]
+        } else {
+            allow.to_vec()
+        };
+        Ok(Scope {
+            allow: compile_set(&allow_globs)?,
+            allow_globs,
+            deny: compile_set(deny)?,
+            deny_globs: deny.to_vec(),
+            everything,
+        })
+    }
+
+    pub fn allowed_globs(&self) -> &[String] {
+        &self.allow_globs
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.everything
+    }
+
+    /// Judges one path by the globs and the fixed rules.
+    pub fn judge_path(&self, path: &str) -> PathVerdict {
+        if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
+            return PathVerdict::GitInternal;
+        }
+        if let Some(i) = self.deny.matches(path).first() {
+            return PathVerdict::Denied {
+                by: self.deny_globs[*i].clone(),
+            };
+        }
+        match self.allow.matches(path).first() {
+            Some(i) => PathVerdict::Allowed {
+                by: self.allow_globs[*i].clone(),
+            },
+            None => PathVerdict::OutsideScope,
+        }
+    }
+
+    /// Judges a whole change. `symlink_targets` maps a symlink's path to its target.
+    pub fn judge(
+        &self,
+        changes: &[Change],
+        symlink_targets: &BTreeMap<String, String>,
+    ) -> ScopeReport {
+        let mut paths = vec![];
+        for c in changes {
+            let mut verdict = self.judge_path(&c.path);
+            if let Some(old) = &c.old_path {
+                let old_verdict = self.judge_path(old);
+                if old_verdict.severity() > verdict.severity() {
+                    verdict = old_verdict;
+                }
+            }
+            if c.kind != ChangeKind::Deleted {
+                if c.new_mode == Change::GITLINK_MODE {
+                    verdict = PathVerdict::NestedRepository;
+                } else if let Some(target) = symlink_targets.get(&c.path) {
+                    if !symlink_stays_inside(&c.path, target) {
+                        verdict = PathVerdict::SymlinkEscapes {
+                            target: target.clone(),
+                        };
+                    }
+                }
+            }
+            let mode = (c.mode_changed() || c.kind == ChangeKind::TypeChanged)
+                .then(|| format!("{} -> {}", c.old_mode, c.new_mode));
+            paths.push(JudgedPath {
+                path: c.path.clone(),
+                old_path: c.old_path.clone(),
+                change: c.kind,
+                mode,
+                verdict,
+                added: c.added,
+                removed: c.removed,
+            });
+        }
+        ScopeReport {
+            allowed: self.allow_globs.clone(),
+            denied: self.deny_globs.clone(),
+            defaulted_to_everything: self.everything,
+            violations: paths.iter().filter(|p| p.verdict.is_violation()).count(),
+            lines_added: paths.iter().filter_map(|p| p.added).sum(),
+            lines_removed: paths.iter().filter_map(|p| p.removed).sum(),
+            paths,
+        }
+    }
+}
+
+/// True when a symlink at `link` (relative to the root) with `target` resolves, by its
+/// text alone, to a place inside the repository and outside `.git`.
+fn symlink_stays_inside(link: &str, target: &str) -> bool {
+    if target.starts_with('/') || target.is_empty() {
+        return false;
+    }
+    let mut parts: Vec<&str> = link.split('/').collect();
+    parts.pop();
+    for comp in target.split('/') {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return false;
+                }
+            }
+            c => {
+                if c.eq_ignore_ascii_case(".git") {
+                    return false;
+                }
+                parts.push(c);
+            }
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn star_does_not_cross_slash() {
+        let scope = Scope::compile(&s(&["src/*.rs", "docs/"]), &[]).unwrap();
+        assert!(!scope.judge_path("src/lib.rs").is_violation());
+        assert_eq!(scope.judge_path("src/a/b.rs"), PathVerdict::OutsideScope);
+        assert!(!scope.judge_path("docs/a/b.md").is_violation());
+    }
+
+    #[test]
+    fn deny_wins_inside_scope_and_git_is_always_out() {
+        let scope = Scope::compile(&s(&["**"]), &s(&["**/*.lock"])).unwrap();
+        assert!(matches!(
+            scope.judge_path("a/Cargo.lock"),
+            PathVerdict::Denied { .. }
+        ));
+        assert_eq!(
+            scope.judge_path("sub/.git/config"),
+            PathVerdict::GitInternal
+        );
+    }
+
+    #[test]
+    fn invalid_globs_are_named() {
+        let err = Scope::compile(&s(&["src/[a"]), &[]).unwrap_err();
+        assert!(err.to_string().contains("src/[a"));
+        assert!(Scope::compile(&s(&["../x"]), &[]).is_err());
+    }
+
+    #[test]
+    fn symlinks_must_stay_inside() {
+        assert!(symlink_stays_inside("a/link", "../b.txt"));
+        assert!(!symlink_stays_inside("a/link", "../../etc/passwd"));
+        assert!(!symlink_stays_inside("link", "/etc/passwd"));
+        assert!(!symlink_stays_inside("link", ".git/config"));
+    }
+}

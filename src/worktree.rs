@@ -1,0 +1,111 @@
+//! The worktree stage: where a run works. A new branch `baton/<run-id>` from the base
+//! commit, checked out in a locked linked worktree outside the repository (in the
+//! per-user data directory), so the repository's own build tools never take it for
+//! part of the project. With `--include-dirty` the base is a snapshot commit of the
+//! user's uncommitted work, made without touching the user's tree or index.
+
+use std::path::{Path, PathBuf};
+
+use crate::git::{GitError, Repo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorktreeError {
+    #[error("cannot create worktrees in {}: it is not a writable directory; set {} or `[worktree] dir` in .baton/config.toml to one that is", dir.display(), crate::config::WORKTREES_ENV)]
+    Unwritable { dir: PathBuf },
+    #[error("could not create the run's worktree")]
+    Create(#[source] GitError),
+    #[error("could not snapshot your uncommitted changes")]
+    Snapshot(#[source] GitError),
+}
+
+/// A run's worktree, as created.
+#[derive(Debug, Clone)]
+pub struct Worktree {
+    pub path: PathBuf,
+    pub branch: String,
+    pub base: String,
+}
+
+pub fn branch_name(run_id: &str) -> String {
+    format!("baton/{run_id}")
+}
+
+/// A stable, short directory name for a repository: its name and a hash of where its
+/// git directory lives, so two clones named alike do not share a directory.
+fn repo_key(repo: &Repo) -> String {
+    let path = repo.common_dir.to_string_lossy();
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in path.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    let name = repo
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "repo".into());
+    format!("{name}-{:08x}", hash as u32)
+}
+
+/// Where the worktree of `run_id` goes, after checking the directory can be written.
+pub fn location(worktrees_dir: &Path, repo: &Repo, run_id: &str) -> Result<PathBuf, WorktreeError> {
+    let dir = worktrees_dir.join(repo_key(repo));
+    if !crate::process::dir_writable(&dir) {
+        return Err(WorktreeError::Unwritable {
+            dir: worktrees_dir.to_path_buf(),
+        });
+    }
+    Ok(dir.join(run_id))
+}
+
+/// With uncommitted changes in the user's tree, a commit on top of HEAD that holds them
+/// (staged, unstaged and untracked-but-not-ignored); `None` when the tree is clean.
+pub fn dirty_base(repo: &Repo, head: &str, run_id: &str) -> Result<Option<String>, WorktreeError> {
+    let tree = repo
+        .snapshot_tree(&repo.root)
+        .map_err(WorktreeError::Snapshot)?;
+    let head_tree = repo.tree_of(head).map_err(WorktreeError::Snapshot)?;
+    if tree == head_tree {
+        return Ok(None);
+    }
+    let message = format!("baton: uncommitted changes at the start of run {run_id}\n");
+    repo.commit_tree(&tree, &[head], &message)
+        .map(Some)
+        .map_err(WorktreeError::Snapshot)
+}
+
+pub fn create(
+    repo: &Repo,
+    path: &Path,
+    run_id: &str,
+    base: &str,
+) -> Result<Worktree, WorktreeError> {
+    let branch = branch_name(run_id);
+    let reason = format!("baton run {run_id} (pid {})", std::process::id());
+    repo.worktree_add(path, &branch, base, &reason)
+        .map_err(WorktreeError::Create)?;
+    Ok(Worktree {
+        path: path.to_path_buf(),
+        branch,
+        base: base.to_string(),
+    })
+}
+
+/// Removes a run's worktree and branch. The caller has saved what it wanted to keep.
+pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), GitError> {
+    repo.worktree_remove(path)?;
+    if repo.branch_exists(branch) {
+        repo.branch_delete(branch)?;
+    }
+    if let Some(parent) = path.parent() {
+        // Only removes the per-repository directory when no other run uses it.
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(())
+}
+
+/// The content of the worktree's `.git` file, which ties it to the repository. An
+/// agent that rewrites it could point git (and baton's judgement) at another place.
+pub fn git_link(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path.join(".git")).ok()
+}
