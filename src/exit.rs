@@ -4,7 +4,7 @@
 //! never change meaning.
 
 use crate::error::Error;
-use crate::report::{OutcomeAction, RunReport, Verdict};
+use crate::report::{OutcomeAction, Policy, RunReport, Verdict};
 
 /// The run landed, or passed and was handled as asked.
 pub const OK: i32 = 0;
@@ -31,6 +31,16 @@ pub fn for_error(err: &Error) -> i32 {
         } => SCOPE_VIOLATION,
         Error::NotVerified { .. } => CHECKS_FAILED,
         _ => USAGE,
+    }
+}
+
+/// The status for `baton merge|revert|stash RUN`: stashing or reverting a run that
+/// failed is what was asked, so it succeeds; a merge answers like a run.
+pub fn for_decision(report: &RunReport, policy: Policy) -> i32 {
+    match policy {
+        Policy::Merge => for_report(report),
+        _ if report.interrupted => INTERRUPTED,
+        _ => OK,
     }
 }
 

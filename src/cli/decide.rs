@@ -38,7 +38,7 @@ fn decide(dir: &Path, run: RunRef, policy: Policy, apply: bool) -> Result<i32> {
     if run.json {
         super::print_json(&report);
     }
-    Ok(exit::for_report(&report))
+    Ok(exit::for_decision(&report, policy))
 }
 
 pub fn cmd_merge(dir: &Path, args: MergeArgs) -> Result<i32> {

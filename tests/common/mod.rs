@@ -1,0 +1,285 @@
+//! The test bench: a fixture repository copied into a temp dir, hermetic git (no
+//! global or system config, fixed dates, a throwaway HOME), and baton run as the real
+//! binary against it. Helpers return what a user would look at: files, branches,
+//! stashes, worktrees, exit status, the journal.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const DATE: &str = "2026-01-01T12:00:00+00:00";
+
+pub struct Bench {
+    _tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub repo: PathBuf,
+    pub worktrees: PathBuf,
+    pub home: PathBuf,
+}
+
+/// What one baton invocation did.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Ran {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+impl Bench {
+    /// An empty bench: no repository yet.
+    pub fn empty() -> Bench {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let home = root.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        Bench {
+            repo: root.join("repo"),
+            worktrees: root.join("worktrees"),
+            home,
+            root,
+            _tmp: tmp,
+        }
+    }
+
+    /// A fixture project, committed as the first commit of a new repository.
+    pub fn with_fixture(name: &str) -> Bench {
+        let bench = Bench::empty();
+        copy_dir(&fixture(name), &bench.repo);
+        bench.git(&["init", "-q", "-b", "main"]);
+        bench.git(&["add", "-A"]);
+        bench.git(&["commit", "-q", "-m", "initial"]);
+        bench
+    }
+
+    fn hermetic(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("XDG_DATA_HOME", self.home.join(".local/share"))
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Ada User")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada User")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .env("GIT_AUTHOR_DATE", DATE)
+            .env("GIT_COMMITTER_DATE", DATE)
+            .env("LC_ALL", "C")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("BATON_WORKTREES_DIR", &self.worktrees);
+        if let Some(v) = std::env::var_os("CARGO_HOME") {
+            cmd.env("CARGO_HOME", v);
+        }
+        if let Some(v) = std::env::var_os("RUSTUP_HOME") {
+            cmd.env("RUSTUP_HOME", v);
+        }
+    }
+
+    /// Runs baton in the repository.
+    pub fn baton(&self, args: &[&str]) -> Ran {
+        self.baton_in(&self.repo, args)
+    }
+
+    pub fn baton_in(&self, dir: &Path, args: &[&str]) -> Ran {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args).current_dir(dir);
+        self.hermetic(&mut cmd);
+        let out: Output = cmd.output().expect("baton runs");
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs git in the repository and returns its stdout; panics if git fails.
+    #[track_caller]
+    pub fn git(&self, args: &[&str]) -> String {
+        self.git_in(&self.repo, args)
+    }
+
+    #[track_caller]
+    pub fn git_in(&self, dir: &Path, args: &[&str]) -> String {
+        let mut cmd = Command::new("git");
+        cmd.args(args).current_dir(dir);
+        self.hermetic(&mut cmd);
+        let out = cmd.output().expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.repo.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+    }
+
+    pub fn write(&self, path: &str, text: &str) {
+        let p = self.repo.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    pub fn stash_list(&self) -> Vec<String> {
+        self.git(&["stash", "list", "--format=%gs"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn worktree_count(&self) -> usize {
+        self.git(&["worktree", "list", "--porcelain"])
+            .lines()
+            .filter(|l| l.starts_with("worktree "))
+            .count()
+    }
+
+    pub fn baton_branches(&self) -> Vec<String> {
+        self.git(&["branch", "--list", "baton/*", "--format=%(refname:short)"])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Every file of the working tree (outside .git) with its bytes, for
+    /// byte-for-byte comparisons of the user's tree before and after.
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let path = e.path();
+                let rel = path
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                let ft = e.file_type().unwrap();
+                if rel == ".git" {
+                    continue;
+                }
+                if ft.is_dir() {
+                    walk(base, &path, out);
+                } else if ft.is_symlink() {
+                    out.insert(
+                        rel,
+                        std::fs::read_link(&path)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned()
+                            .into_bytes(),
+                    );
+                } else {
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.repo, &self.repo, &mut out);
+        out
+    }
+
+    /// The user's index, as `git ls-files --stage` shows it.
+    pub fn index(&self) -> String {
+        self.git(&["ls-files", "--stage"])
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.repo.join(".git").join("baton").join("runs")
+    }
+
+    /// Ids of the runs in the journal, oldest first.
+    pub fn run_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(self.runs_dir())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+
+    pub fn only_run(&self) -> String {
+        let ids = self.run_ids();
+        assert_eq!(ids.len(), 1, "expected one run, found {ids:?}");
+        ids[0].clone()
+    }
+
+    pub fn report(&self, run: &str) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.runs_dir().join(run).join("report.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn journal_file(&self, run: &str, name: &str) -> String {
+        std::fs::read_to_string(self.runs_dir().join(run).join(name)).unwrap_or_default()
+    }
+
+    /// Nothing of baton's is left: only the main worktree, no baton/* branch.
+    #[track_caller]
+    pub fn assert_clean(&self) {
+        assert_eq!(
+            self.worktree_count(),
+            1,
+            "{}",
+            self.git(&["worktree", "list"])
+        );
+        assert!(
+            self.baton_branches().is_empty(),
+            "{:?}",
+            self.baton_branches()
+        );
+    }
+}
+
+/// The fix for the python-calc fixture's bug, as a `cmd:` agent.
+pub const FIX_ADD: &str = "cmd:sed -i '0,/return a - b/s//return a + b/' calc.py";
+pub const PYTEST: &str = "python3 -m pytest -q";

@@ -1,0 +1,713 @@
+//! Stories of a delegation run with the `cmd:` agent, against real git repositories.
+//! Each test is one user's run, and asserts what that user would check afterwards.
+
+mod common;
+
+use common::{Bench, FIX_ADD, PYTEST};
+
+#[test]
+fn an_in_scope_fix_is_merged_as_a_verified_commit() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = bench.head();
+
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add() so it adds",
+        "--agent",
+        FIX_ADD,
+        "--scope",
+        "calc.py",
+        "--check",
+        PYTEST,
+        "--json",
+    ]);
+    ran.expect(0);
+
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert!(
+        bench
+            .read("calc.py")
+            .contains("def sub(a, b):\n    return a - b")
+    );
+    assert_eq!(
+        bench.git(&["rev-parse", "HEAD~1"]).trim(),
+        before,
+        "one commit on top of the old HEAD"
+    );
+    let message = bench.git(&["log", "-1", "--format=%B"]);
+    let run = bench.only_run();
+    assert!(message.starts_with("Fix add() so it adds\n"), "{message}");
+    assert!(
+        message.contains(&format!("Baton-Run: {run}\n")),
+        "{message}"
+    );
+    assert!(message.contains("Baton-Agent: cmd:sed"), "{message}");
+    assert!(
+        message.contains("Baton-Checks: python3 -m pytest -q (passed)"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Baton-Scope: calc.py (1 file changed"),
+        "{message}"
+    );
+    assert_eq!(
+        bench
+            .git(&["show", "--name-only", "--format=", "HEAD"])
+            .trim(),
+        "calc.py"
+    );
+    assert_eq!(
+        bench.git(&["status", "--porcelain"]),
+        "",
+        "the user's tree is clean"
+    );
+    bench.assert_clean();
+
+    let report = ran.json();
+    assert_eq!(report["verdict"], "passed");
+    assert_eq!(report["outcome"]["action"], "merged");
+    assert_eq!(report["checks"][0]["status"], "passed");
+    assert_eq!(report["scope"]["paths"][0]["path"], "calc.py");
+    assert_eq!(bench.report(&run)["verdict"], "passed");
+    let events = bench.journal_file(&run, "events.jsonl");
+    for event in [
+        "run.started",
+        "worktree.created",
+        "agent.finished",
+        "check.finished",
+        "scope.judged",
+        "outcome",
+        "run.finished",
+    ] {
+        assert!(
+            events.contains(&format!("\"event\":\"{event}\"")),
+            "missing {event} in\n{events}"
+        );
+    }
+    assert!(
+        bench
+            .journal_file(&run, "diff.patch")
+            .contains("+    return a + b")
+    );
+    assert!(
+        bench
+            .journal_file(&run, "handoff.md")
+            .starts_with("+++\ntask = \"Fix add() so it adds\"")
+    );
+    let log = bench.journal_file(&run, "checks/01.log");
+    assert!(log.contains("[100%]") && !log.contains("FAILED"), "{log}");
+}
+
+#[test]
+fn an_out_of_scope_edit_is_stashed_and_the_user_tree_is_untouched() {
+    let bench = Bench::with_fixture("python-calc");
+    let files = bench.files();
+    let index = bench.index();
+    let head = bench.head();
+
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        &format!("{FIX_ADD} && echo 'rewritten' > docs/notes.md"),
+        "--scope",
+        "calc.py",
+        "--check",
+        PYTEST,
+    ]);
+    ran.expect(3);
+    assert!(
+        ran.stderr.contains("docs/notes.md: outside the scope"),
+        "{}",
+        ran.stderr
+    );
+
+    assert_eq!(bench.files(), files, "the user's files are byte-identical");
+    assert_eq!(bench.index(), index);
+    assert_eq!(bench.head(), head);
+    let run = bench.only_run();
+    assert_eq!(bench.stash_list(), [format!("baton {run}: Fix add()")]);
+    bench.assert_clean();
+
+    // The stash holds the whole change, and `git stash apply` brings it back.
+    bench.git(&["stash", "apply"]);
+    assert_eq!(bench.read("docs/notes.md"), "rewritten\n");
+    assert!(bench.read("calc.py").contains("return a + b"));
+}
+
+#[test]
+fn a_denied_path_inside_the_scope_is_a_violation() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Tidy the notes",
+        "--agent",
+        "cmd:echo more >> docs/notes.md",
+        "--scope",
+        "**",
+        "--deny",
+        "docs/**",
+        "--on-fail",
+        "revert",
+        "--json",
+    ]);
+    ran.expect(3);
+    let report = ran.json();
+    assert_eq!(report["scope"]["paths"][0]["verdict"], "denied");
+    assert_eq!(report["scope"]["paths"][0]["by"], "docs/**");
+    assert_eq!(report["outcome"]["action"], "reverted");
+    assert!(!bench.read("docs/notes.md").contains("more"));
+    assert!(bench.stash_list().is_empty());
+    bench.assert_clean();
+}
+
+#[test]
+fn a_failing_check_stashes_the_change_and_exits_1() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        "cmd:sed -i '0,/return a - b/s//return a * b/' calc.py",
+        "--scope",
+        "calc.py",
+        "--check",
+        PYTEST,
+        "--check",
+        "echo never runs",
+        "--json",
+    ]);
+    ran.expect(1);
+    let report = ran.json();
+    assert_eq!(report["verdict"], "checks_failed");
+    assert_eq!(report["checks"][0]["status"], "failed");
+    assert_eq!(report["checks"][1]["status"], "skipped");
+    assert!(
+        bench.read("calc.py").contains("return a - b"),
+        "nothing landed"
+    );
+    assert_eq!(bench.stash_list().len(), 1);
+    bench.git(&["stash", "apply"]);
+    assert!(bench.read("calc.py").contains("return a * b"));
+    let run = bench.only_run();
+    assert!(
+        bench
+            .journal_file(&run, "checks/01.log")
+            .contains("FAILED test_calc.py::test_add")
+    );
+}
+
+#[test]
+fn an_agent_that_changes_nothing_leaves_nothing_behind() {
+    let bench = Bench::with_fixture("python-calc");
+    let files = bench.files();
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Do nothing",
+        "--agent",
+        "cmd:true",
+        "--json",
+    ]);
+    ran.expect(4);
+    assert_eq!(ran.json()["verdict"], "no_change");
+    assert_eq!(ran.json()["outcome"]["action"], "discarded");
+    assert_eq!(bench.files(), files);
+    assert!(bench.stash_list().is_empty());
+    bench.assert_clean();
+}
+
+#[test]
+fn a_timed_out_agent_keeps_its_partial_work_in_a_stash() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        &format!("{FIX_ADD} && sleep 60"),
+        "--scope",
+        "calc.py",
+        "--timeout",
+        "1s",
+        "--json",
+    ]);
+    ran.expect(4);
+    let report = ran.json();
+    assert_eq!(report["agent_result"]["status"], "timed_out");
+    assert_eq!(report["verdict"], "agent_failed");
+    assert_eq!(
+        report["scope"]["paths"][0]["path"], "calc.py",
+        "the partial change was judged"
+    );
+    assert!(
+        bench.read("calc.py").contains("return a - b"),
+        "nothing unverified landed"
+    );
+    assert_eq!(bench.stash_list().len(), 1);
+    bench.git(&["stash", "apply"]);
+    assert!(
+        bench.read("calc.py").contains("return a + b"),
+        "the partial work is kept"
+    );
+    bench.assert_clean();
+}
+
+#[test]
+fn an_idle_agent_is_stopped_by_the_idle_timeout() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        &format!("{FIX_ADD} && echo thinking && sleep 60"),
+        "--idle-timeout",
+        "1s",
+        "--timeout",
+        "5m",
+        "--on-fail",
+        "keep",
+        "--json",
+    ]);
+    ran.expect(4);
+    let report = ran.json();
+    assert_eq!(report["agent_result"]["status"], "idle");
+    assert_eq!(report["outcome"]["action"], "kept");
+    let run = bench.only_run();
+    assert_eq!(bench.baton_branches(), [format!("baton/{run}")]);
+    let worktree = report["worktree"].as_str().unwrap();
+    assert!(
+        std::fs::read_to_string(format!("{worktree}/calc.py"))
+            .unwrap()
+            .contains("a + b")
+    );
+    assert!(
+        bench
+            .journal_file(&run, "events.jsonl")
+            .contains("\"line\":\"thinking\"")
+    );
+}
+
+#[test]
+fn uncommitted_changes_that_overlap_the_change_stop_the_merge_and_lose_nothing() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.write("calc.py", "# my own work in progress\n");
+    bench.git(&["add", "calc.py"]);
+    bench.write("calc.py", "# my own work in progress, edited again\n");
+    let files = bench.files();
+    let index = bench.index();
+    let head = bench.head();
+
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        FIX_ADD,
+        "--scope",
+        "calc.py",
+        "--check",
+        PYTEST,
+        "--json",
+    ]);
+    ran.expect(5);
+    assert!(ran.stderr.contains("uncommitted changes"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("calc.py"), "{}", ran.stderr);
+    assert_eq!(bench.files(), files, "the user's edits are intact");
+    assert_eq!(bench.index(), index, "the user's staged change is intact");
+    assert_eq!(bench.head(), head);
+    let report = ran.json();
+    assert_eq!(report["outcome"]["action"], "conflict");
+    assert_eq!(report["outcome"]["paths"][0], "calc.py");
+
+    // The run is kept; once the user commits their work elsewhere... here they drop it,
+    // and the same run lands without running the agent again.
+    let run = bench.only_run();
+    assert_eq!(bench.baton_branches(), [format!("baton/{run}")]);
+    bench.git(&["checkout", "-q", "HEAD", "--", "calc.py"]);
+    bench.baton(&["merge", &run]).expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    bench.assert_clean();
+}
+
+#[test]
+fn uncommitted_changes_elsewhere_survive_a_merge() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.write("README.md", "my edit to the readme\n");
+    bench.write("scratch.txt", "an untracked file of mine\n");
+    bench.write("docs/notes.md", "staged notes\n");
+    bench.git(&["add", "docs/notes.md"]);
+
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--scope",
+            "calc.py",
+            "--check",
+            PYTEST,
+        ])
+        .expect(0);
+
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert_eq!(bench.read("README.md"), "my edit to the readme\n");
+    assert_eq!(bench.read("scratch.txt"), "an untracked file of mine\n");
+    assert_eq!(bench.read("docs/notes.md"), "staged notes\n");
+    let status = bench.git(&["status", "--porcelain"]);
+    assert!(status.contains(" M README.md"), "{status}");
+    assert!(
+        status.contains("M  docs/notes.md"),
+        "still staged: {status}"
+    );
+    assert!(status.contains("?? scratch.txt"), "{status}");
+    assert_eq!(
+        bench
+            .git(&["show", "--name-only", "--format=", "HEAD"])
+            .trim(),
+        "calc.py"
+    );
+}
+
+#[test]
+fn include_dirty_starts_from_the_users_uncommitted_work() {
+    let bench = Bench::with_fixture("python-calc");
+    let head = bench.head();
+    // Work in progress: a new function, not committed, and a new untracked test.
+    let wip = bench.read("calc.py") + "\n\ndef mul(a, b):\n    return a * b\n";
+    bench.write("calc.py", &wip);
+    bench.write(
+        "test_mul.py",
+        "from calc import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n",
+    );
+
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        // The agent only succeeds if it sees the user's uncommitted work.
+        &format!(
+            "cmd:grep -q 'def mul' calc.py && test -f test_mul.py && {}",
+            &FIX_ADD[4..]
+        ),
+        "--scope",
+        "calc.py",
+        "--check",
+        PYTEST,
+        "--include-dirty",
+        "--json",
+    ]);
+    ran.expect(0);
+    assert_eq!(ran.json()["outcome"]["action"], "applied");
+    let calc = bench.read("calc.py");
+    assert!(calc.contains("return a + b"), "{calc}");
+    assert!(calc.contains("def mul(a, b)"), "{calc}");
+    assert!(bench.read("test_mul.py").contains("test_mul"));
+    assert_eq!(
+        bench.head(),
+        head,
+        "nothing was committed on top of the user's uncommitted work"
+    );
+    let run = bench.only_run();
+    let patch = bench.journal_file(&run, "diff.patch");
+    assert!(
+        patch.contains("+    return a + b") && !patch.contains("mul"),
+        "only the agent's change is judged:\n{patch}"
+    );
+    bench.assert_clean();
+}
+
+#[test]
+fn apply_leaves_the_change_uncommitted() {
+    let bench = Bench::with_fixture("python-calc");
+    let head = bench.head();
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--check",
+            PYTEST,
+            "--apply",
+        ])
+        .expect(0);
+    assert_eq!(bench.head(), head);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert_eq!(
+        bench.git(&["diff", "--cached", "--name-only"]).trim(),
+        "calc.py"
+    );
+    bench.assert_clean();
+}
+
+#[test]
+fn revert_discards_the_change_but_the_journal_keeps_the_patch() {
+    let bench = Bench::with_fixture("python-calc");
+    let files = bench.files();
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--check",
+            PYTEST,
+            "--on-pass",
+            "revert",
+        ])
+        .expect(0);
+    assert_eq!(bench.files(), files);
+    assert!(bench.stash_list().is_empty());
+    bench.assert_clean();
+    let run = bench.only_run();
+    assert!(
+        bench
+            .journal_file(&run, "diff.patch")
+            .contains("+    return a + b")
+    );
+    assert_eq!(bench.report(&run)["outcome"]["action"], "reverted");
+}
+
+#[test]
+fn a_kept_run_can_be_merged_later() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        FIX_ADD,
+        "--check",
+        PYTEST,
+        "--on-pass",
+        "keep",
+        "--json",
+    ]);
+    ran.expect(0);
+    let run = bench.only_run();
+    assert_eq!(ran.json()["outcome"]["action"], "kept");
+    assert_eq!(bench.baton_branches(), [format!("baton/{run}")]);
+    assert_eq!(bench.worktree_count(), 2);
+    assert!(bench.read("calc.py").contains("return a - b"));
+
+    let status = bench.baton(&["status"]);
+    status.expect(0);
+    assert!(
+        status.stdout.contains(&run) && status.stdout.contains("kept"),
+        "{}",
+        status.stdout
+    );
+
+    bench.baton(&["merge", &run[..12]]).expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert!(
+        bench
+            .git(&["log", "-1", "--format=%B"])
+            .contains(&format!("Baton-Run: {run}"))
+    );
+    bench.assert_clean();
+    assert_eq!(bench.report(&run)["outcome"]["action"], "merged");
+}
+
+#[test]
+fn a_kept_run_edited_by_hand_is_verified_again_before_it_lands() {
+    let bench = Bench::with_fixture("python-calc");
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--scope",
+            "calc.py",
+            "--check",
+            PYTEST,
+            "--on-pass",
+            "keep",
+        ])
+        .expect(0);
+    let run = bench.only_run();
+    let worktree = bench.report(&run)["worktree"].as_str().unwrap().to_string();
+    // Someone breaks it in the worktree; the merge must notice.
+    std::fs::write(
+        format!("{worktree}/calc.py"),
+        "def add(a, b):\n    return 0\n",
+    )
+    .unwrap();
+    let ran = bench.baton(&["merge", &run]);
+    ran.expect(1);
+    assert!(ran.stderr.contains("did not pass"), "{}", ran.stderr);
+    assert!(
+        bench.read("calc.py").contains("return a - b"),
+        "nothing landed"
+    );
+    // It can still be parked.
+    bench.baton(&["stash", &run]).expect(0);
+    assert_eq!(bench.stash_list().len(), 1);
+    bench.assert_clean();
+}
+
+#[test]
+fn clean_removes_finished_runs_but_keeps_kept_work_unless_forced() {
+    let bench = Bench::with_fixture("python-calc");
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--on-pass",
+            "keep",
+        ])
+        .expect(0);
+    bench.baton(&["clean"]).expect(0);
+    assert_eq!(
+        bench.baton_branches().len(),
+        1,
+        "a kept run is not cleaned without --force"
+    );
+    assert_eq!(bench.worktree_count(), 2);
+    bench.baton(&["clean", "--force"]).expect(0);
+    bench.assert_clean();
+    assert!(bench.read("calc.py").contains("return a - b"));
+}
+
+#[test]
+fn the_agent_gets_the_handoff_and_a_scrubbed_environment() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Report the environment",
+        "--agent",
+        "cmd:{ echo \"run=$BATON_RUN_ID\"; echo \"gitdir=${GIT_DIR:-unset}\"; echo \"wt=$BATON_WORKTREE\"; head -1 \"$BATON_HANDOFF\"; } > env.txt",
+        "--on-pass",
+        "keep",
+        "--json",
+    ]);
+    ran.expect(0);
+    let report = ran.json();
+    let wt = report["worktree"].as_str().unwrap();
+    let env = std::fs::read_to_string(format!("{wt}/env.txt")).unwrap();
+    let run = bench.only_run();
+    assert_eq!(env, format!("run={run}\ngitdir=unset\nwt={wt}\n+++\n"));
+    assert!(
+        !wt.starts_with(bench.repo.to_str().unwrap()),
+        "the worktree lives outside the repository"
+    );
+    assert_eq!(report["scope"]["defaulted_to_everything"], true);
+}
+
+#[test]
+fn an_agent_that_commits_renames_and_deletes_is_judged_on_the_whole_change() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Reorganise",
+        "--agent",
+        "cmd:git mv docs/notes.md docs/NOTES.md && git commit -qm 'agent commit' && git rm -q README.md && chmod +x calc.py && echo new > extra.txt",
+        "--scope",
+        "docs/**",
+        "--scope",
+        "calc.py",
+        "--on-fail",
+        "revert",
+        "--json",
+    ]);
+    ran.expect(3);
+    let report = ran.json();
+    let paths: Vec<(String, String, String)> = report["scope"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_string(),
+                p["change"].as_str().unwrap().to_string(),
+                p["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expect = |path: &str, change: &str, verdict: &str| {
+        assert!(
+            paths.contains(&(path.into(), change.into(), verdict.into())),
+            "{path} {change} {verdict} not in {paths:?}"
+        )
+    };
+    expect("README.md", "deleted", "outside_scope");
+    expect("calc.py", "modified", "allowed");
+    expect("docs/NOTES.md", "renamed", "allowed");
+    expect("extra.txt", "added", "outside_scope");
+    let calc = report["scope"]["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["path"] == "calc.py")
+        .unwrap()
+        .clone();
+    assert_eq!(calc["mode"], "100644 -> 100755");
+    bench.assert_clean();
+}
+
+#[test]
+fn a_symlink_leaving_the_repository_is_a_violation_whatever_the_globs() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Link",
+        "--agent",
+        "cmd:ln -s ../../../etc/passwd docs/passwd && ln -s notes.md docs/inside",
+        "--scope",
+        "docs/**",
+        "--on-fail",
+        "revert",
+        "--json",
+    ]);
+    ran.expect(3);
+    let report = ran.json();
+    let paths = report["scope"]["paths"].as_array().unwrap();
+    let verdict = |name: &str| paths.iter().find(|p| p["path"] == name).unwrap()["verdict"].clone();
+    assert_eq!(verdict("docs/passwd"), "symlink_escapes");
+    assert_eq!(verdict("docs/inside"), "allowed");
+    assert!(std::fs::symlink_metadata(bench.repo.join("docs/passwd")).is_err());
+}
+
+#[test]
+fn a_rust_crate_fix_is_verified_with_cargo_and_merged() {
+    let bench = Bench::with_fixture("rust-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add",
+        "--agent",
+        "cmd:sed -i 's/a - b/a + b/' src/lib.rs",
+        "--scope",
+        "src/**/*.rs",
+        "--check",
+        "cargo test --offline --quiet",
+        "--json",
+    ]);
+    ran.expect(0);
+    assert!(bench.read("src/lib.rs").contains("a + b"));
+    assert!(
+        !bench.repo.join("target").exists(),
+        "the build ran in the worktree, not in the user's tree"
+    );
+    assert_eq!(ran.json()["checks"][0]["status"], "passed");
+    bench.assert_clean();
+}
