@@ -17,8 +17,7 @@ use crate::handoff::Handoff;
 use crate::journal::{self, Journal};
 use crate::outcome::{self, Landing};
 use crate::report::{
-    AgentStatus, FORMAT_VERSION, OutcomeAction, OutcomeReport, Policy, RunReport, RunSettings,
-    Stage, Verdict,
+    AgentStatus, FORMAT_VERSION, OutcomeReport, Policy, RunReport, RunSettings, Stage, Verdict,
 };
 use crate::scope::{JudgedPath, PathVerdict, Scope};
 use crate::{exit, process, ui, worktree};
@@ -107,7 +106,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         None => head.commit.clone(),
     };
     repo.check_identity()?;
-    let scope = Scope::compile(&opts.scope, &opts.deny)?;
+    Scope::compile(&opts.scope, &opts.deny)?;
     let (run_id, journal) = journal_for_new_run(repo)?;
     let wt_path = match worktree::location(&opts.worktrees_dir, repo, &run_id) {
         Ok(p) => p,
@@ -155,6 +154,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         outcome: None,
         interrupted: false,
         warnings: vec![],
+        error: None,
         exit_code: None,
     };
     journal.event(
@@ -167,8 +167,41 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         format!("{run_id}: {}", task.lines().next().unwrap_or("")),
     );
 
+    let result = stages(repo, &opts, decide, &journal, &mut report, handoff_path);
+    match result {
+        Ok(()) => Ok(report),
+        Err(e) => {
+            // The journal says where and why the run stopped; `baton status` shows it.
+            report.error = Some(e.to_string());
+            report.updated_at = journal::now();
+            let _ = journal.event(
+                "run.error",
+                json!({ "error": report.error, "stage": report.stage }),
+            );
+            let _ = journal.write_state(&report);
+            if process::interrupted() {
+                Err(Error::Interrupted)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+fn stages(
+    repo: &Repo,
+    opts: &RunOptions,
+    decide: Decide,
+    journal: &Journal,
+    report: &mut RunReport,
+    handoff_path: PathBuf,
+) -> Result<()> {
+    let run_id = report.run_id.clone();
+    let base_commit = report.base.clone();
+    let wt_path = report.worktree.clone();
+    let scope = Scope::compile(&opts.scope, &opts.deny)?;
     // worktree
-    enter(&journal, &mut report, Stage::Worktree)?;
+    enter(journal, report, Stage::Worktree)?;
     if opts.include_dirty {
         if let Some(snapshot) = worktree::dirty_base(repo, &base_commit, &run_id)? {
             report.base = snapshot;
@@ -189,7 +222,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
     );
 
     // agent
-    enter(&journal, &mut report, Stage::Agent)?;
+    enter(journal, report, Stage::Agent)?;
     ui::progress("agent", format!("{} working", report.agent));
     let ctx = AgentContext {
         run_id: run_id.clone(),
@@ -261,7 +294,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
 
     // checklist
     if agent_ok && has_change && !report.interrupted {
-        enter(&journal, &mut report, Stage::Checks)?;
+        enter(journal, report, Stage::Checks)?;
         let checklist = Checklist {
             commands: &opts.checks,
             worktree: &wt.path,
@@ -294,7 +327,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         }
     }
 
-    enter(&journal, &mut report, Stage::Scope)?;
+    enter(journal, report, Stage::Scope)?;
     if scope_report.defaulted_to_everything {
         ui::progress("scope", "no scope given: judged against `**`");
     }
@@ -322,17 +355,17 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
     journal.event("verdict", json!({ "verdict": report.verdict }))?;
 
     // outcome
-    enter(&journal, &mut report, Stage::Outcome)?;
+    enter(journal, report, Stage::Outcome)?;
     let policy = if report.verdict.passed() {
-        decide(&report)
+        decide(report)
     } else if report.verdict == Verdict::NoChange {
         Policy::Revert
     } else {
-        decide(&report)
+        decide(report)
     };
-    let outcome = land(repo, &report, &journal, policy, opts.apply)?;
-    finish(&journal, &mut report, outcome)?;
-    Ok(report)
+    let outcome = land(repo, report, journal, policy, opts.apply)?;
+    finish(journal, report, outcome)?;
+    Ok(())
 }
 
 /// Reads the target of every symlink the change adds or modifies.
@@ -543,15 +576,6 @@ pub fn default_policy(report: &RunReport) -> Policy {
     } else {
         report.on_fail
     }
-}
-
-/// True when the run's outcome left its worktree and branch in place on purpose.
-pub fn is_pending(report: &RunReport) -> bool {
-    report
-        .outcome
-        .as_ref()
-        .is_some_and(|o| o.action.is_pending())
-        || report.outcome.as_ref().map(|o| o.action) == Some(OutcomeAction::Kept)
 }
 
 #[cfg(test)]

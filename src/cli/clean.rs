@@ -30,7 +30,7 @@ pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
             continue;
         }
         let finished = r.stage == Stage::Finished;
-        if !finished && process::alive(r.pid) {
+        if !finished && r.error.is_none() && process::alive(r.pid) {
             ui::progress("clean", format!("{}: still running, left alone", r.run_id));
             continue;
         }

@@ -38,6 +38,9 @@ pub fn state_of(r: &RunReport) -> String {
             None => "finished".into(),
         };
     }
+    if r.error.is_some() {
+        return format!("failed ({:?})", r.stage).to_lowercase();
+    }
     if process::alive(r.pid) {
         format!("running ({:?})", r.stage).to_lowercase()
     } else {
@@ -182,6 +185,9 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
                 p.verdict.describe()
             );
         }
+    }
+    if let Some(e) = &r.error {
+        println!("error     {e}");
     }
     for w in &r.warnings {
         println!("warning   {w}");
