@@ -345,10 +345,22 @@ impl Repo {
                 source,
             })?;
         if index.exists() {
-            std::fs::copy(&index, scratch.path()).map_err(|source| GitError::Io {
+            let io = |source| GitError::Io {
                 context: format!("could not copy {}", index.display()),
                 source,
-            })?;
+            };
+            std::fs::copy(&index, scratch.path()).map_err(io)?;
+            // git decides which entries are "racily clean" (and must be re-read) by
+            // comparing file times with the index file's own mtime. A copy with a
+            // fresh mtime would make a file edited in the same second as the checkout
+            // look unchanged, so the copy keeps the original's time.
+            let modified = std::fs::metadata(&index)
+                .and_then(|m| m.modified())
+                .map_err(io)?;
+            scratch
+                .as_file()
+                .set_times(std::fs::FileTimes::new().set_modified(modified))
+                .map_err(io)?;
         }
         let env = [("GIT_INDEX_FILE", scratch.path())];
         Self::run_in(dir, &["add", "--all"], &env, None)?;
