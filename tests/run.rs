@@ -731,3 +731,55 @@ fn a_same_size_edit_made_right_after_checkout_is_still_seen() {
     ran.expect(0);
     assert_eq!(ran.json()["scope"]["paths"][0]["path"], "docs/notes.md");
 }
+
+#[test]
+fn ctrl_c_stops_the_agent_saves_its_work_and_exits_130() {
+    let bench = Bench::with_fixture("python-calc");
+    let files = bench.files();
+    let mut child = bench
+        .baton_command(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            &format!("{FIX_ADD} && echo edited && sleep 60 && echo never > late.txt"),
+            "--scope",
+            "calc.py",
+        ])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the agent has made its edit, as the journal shows.
+    let mut seen = false;
+    for _ in 0..300 {
+        if let Some(run) = bench.run_ids().first() {
+            if bench
+                .journal_file(run, "events.jsonl")
+                .contains("\"line\":\"edited\"")
+            {
+                seen = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(seen, "the agent never reported its edit");
+    // SAFETY: signalling a child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(bench.files(), files, "the user's tree is as it was");
+    let run = bench.only_run();
+    assert_eq!(bench.stash_list(), [format!("baton {run}: Fix add()")]);
+    bench.git(&["stash", "apply"]);
+    assert!(
+        bench.read("calc.py").contains("return a + b"),
+        "the partial work was saved"
+    );
+    assert!(!bench.repo.join("late.txt").exists());
+    bench.assert_clean();
+    let report = bench.report(&run);
+    assert_eq!(report["interrupted"], true);
+    assert_eq!(report["agent_result"]["status"], "interrupted");
+}

@@ -122,6 +122,14 @@ impl Bench {
         self.baton_in(&self.repo, args)
     }
 
+    /// A baton command in the repository, to spawn and signal.
+    pub fn baton_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args).current_dir(&self.repo);
+        self.hermetic(&mut cmd);
+        cmd
+    }
+
     pub fn baton_in(&self, dir: &Path, args: &[&str]) -> Ran {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
         cmd.args(args).current_dir(dir);
