@@ -4,7 +4,7 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::status::{all_runs, state_of};
+use super::status::{all_runs, outcome_of, state_of};
 use crate::error::Result;
 use crate::journal::RepoLock;
 use crate::report::Stage;
@@ -41,7 +41,11 @@ pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
                 format!(
                     "{}: {} with unlanded work, left alone (decide with `baton merge|stash|revert {}`, or `baton clean --force`)",
                     r.run_id,
-                    state_of(&r),
+                    if pending {
+                        outcome_of(&r)
+                    } else {
+                        state_of(&r)
+                    },
                     r.run_id
                 ),
             );

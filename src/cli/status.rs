@@ -30,13 +30,10 @@ pub struct ShowArgs {
     diff: bool,
 }
 
-/// A person's word for where a run is.
+/// A person's word for where a run is: its verdict once judged, else its stage.
 pub fn state_of(r: &RunReport) -> String {
     if r.stage == Stage::Finished {
-        return match &r.outcome {
-            Some(o) => format!("{:?}", o.action).to_lowercase(),
-            None => "finished".into(),
-        };
+        return r.verdict.describe().to_string();
     }
     if r.error.is_some() {
         return format!("failed ({:?})", r.stage).to_lowercase();
@@ -46,6 +43,14 @@ pub fn state_of(r: &RunReport) -> String {
     } else {
         format!("interrupted ({:?})", r.stage).to_lowercase()
     }
+}
+
+/// What became of a run, or `-` while it has no outcome.
+pub fn outcome_of(r: &RunReport) -> String {
+    r.outcome
+        .as_ref()
+        .map(|o| format!("{:?}", o.action).to_lowercase())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn age(since: u64) -> String {
@@ -87,18 +92,19 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     println!(
-        "{:<20}  {:<28}  {:<16}  {:<16}  {:<10}  {:<14}  {:>4}",
-        "RUN", "TASK", "AGENT", "STATE", "CHECKS", "SCOPE", "AGE"
+        "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
+        "RUN", "TASK", "AGENT", "STATE", "CHECKS", "SCOPE", "OUTCOME", "AGE"
     );
     for r in &runs {
         println!(
-            "{:<20}  {:<28}  {:<16}  {:<16}  {:<10}  {:<14}  {:>4}",
+            "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
             r.run_id,
-            truncate(&r.task, 28),
-            truncate(&r.agent, 16),
+            truncate(&r.task, 24),
+            truncate(&r.agent, 14),
             state_of(r),
             r.checks_summary(),
             r.scope_summary(),
+            outcome_of(r),
             age(r.started_at)
         );
     }
@@ -126,7 +132,7 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
     println!("task      {}", r.task.trim());
     println!("agent     {}", r.agent);
     println!("state     {}", state_of(&r));
-    println!("verdict   {}", r.verdict.describe());
+    println!("outcome   {}", outcome_of(&r));
     println!(
         "base      {}{}",
         r.base,
@@ -193,7 +199,7 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
         println!("warning   {w}");
     }
     if let Some(o) = &r.outcome {
-        println!("outcome   {}", o.message);
+        println!("          {}", o.message);
     }
     println!("journal   {}", r.journal.display());
     Ok(exit::OK)
