@@ -115,11 +115,20 @@ impl Handoff {
             return Err(HandoffError::UnclosedFrontMatter);
         }
         let body: String = lines.collect();
-        let contract: Contract = toml::from_str(&front).map_err(|e| HandoffError::FrontMatter {
-            message: e.message().to_string()
-                + &e.span()
-                    .map(|s| format!(" (line {})", front[..s.start].lines().count().max(1) + 1))
-                    .unwrap_or_default(),
+        let contract: Contract = toml::from_str(&front).map_err(|e| {
+            // Point at the line (its number in the whole file, counting the fence),
+            // and quote it, so the key at fault is named.
+            let place = e.span().map(|span| {
+                let start = front[..span.start].rfind('\n').map_or(0, |i| i + 1);
+                let end = front[span.start..]
+                    .find('\n')
+                    .map_or(front.len(), |i| span.start + i);
+                let line = front[..span.start].matches('\n').count() + 2;
+                format!(" at line {line}: `{}`", front[start..end].trim())
+            });
+            HandoffError::FrontMatter {
+                message: e.message().trim().to_string() + &place.unwrap_or_default(),
+            }
         })?;
         if contract.task.trim().is_empty() {
             return Err(HandoffError::NoTask);
