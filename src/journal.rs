@@ -1,6 +1,6 @@
 //! The journal: `<git common dir>/baton/runs/<run-id>/`, the record of every run —
 //! the handoff as sent, `events.jsonl`, the agent's and each check's log, `diff.patch`,
-//! `report.json`, and `state.json`, rewritten atomically (temp file, fsync, rename) at
+//! `report.json`, and `state.json`, rewritten atomically (temp file, rename) at
 //! every stage so that a reader never sees half a state. It also owns the
 //! per-repository lock that serializes baton's changes to the user's branch.
 
@@ -192,7 +192,10 @@ fn write_atomic(path: &Path, report: &RunReport) -> Result<()> {
         message: e.to_string(),
     })?;
     tmp.write_all(&text).map_err(write_err(path))?;
-    tmp.as_file().sync_all().map_err(write_err(path))?;
+    // No fsync: the rename makes the replacement atomic for any reader and any crash
+    // of baton itself. An fsync here would, on ext4's ordered mode, also force out the
+    // worktree checkout's dirty pages (often for files about to be removed) and cost
+    // more than the whole run; surviving a power cut is the recovery work's business.
     tmp.persist(path).map_err(|e| JournalError::Write {
         path: path.to_path_buf(),
         source: e.error,

@@ -234,6 +234,7 @@ fn stages(
         log: journal.path(journal::AGENT_LOG),
     };
     let mut journal_failure = None;
+    let agent_started = std::time::SystemTime::now();
     let agent_report = opts.agent.backend().run(&ctx, &mut |event| match event {
         AgentEvent::Output { stream, line } => {
             let stream = match stream {
@@ -268,11 +269,22 @@ fn stages(
         }
         link_broken = true;
     }
-    let tree = repo.snapshot_tree(&wt.path)?;
+    let tree = if link_broken {
+        repo.snapshot_tree(&wt.path)?
+    } else {
+        repo.snapshot_tree_since(&wt.path, agent_started)?
+    };
     report.tree = Some(tree.clone());
     let base_tree = repo.tree_of(&report.base)?;
-    let changes = repo.diff_trees(&base_tree, &tree)?;
-    journal.write_file(journal::PATCH_FILE, &repo.patch(&base_tree, &tree)?)?;
+    let (changes, patch) = if tree == base_tree {
+        (vec![], vec![])
+    } else {
+        (
+            repo.diff_trees(&base_tree, &tree)?,
+            repo.patch(&base_tree, &tree)?,
+        )
+    };
+    journal.write_file(journal::PATCH_FILE, &patch)?;
     let mut scope_report = scope.judge(&changes, &symlink_targets(repo, &changes)?);
     if link_broken {
         scope_report.paths.push(JudgedPath {

@@ -713,23 +713,32 @@ fn a_rust_crate_fix_is_verified_with_cargo_and_merged() {
 }
 
 #[test]
-fn a_same_size_edit_made_right_after_checkout_is_still_seen() {
-    // An in-place rewrite keeps the inode and the size, and lands within the second
-    // of the checkout; the agent then works on for a while before the change is
-    // judged. Only git's racy-clean check, done right, can see the edit.
+fn a_same_size_edit_is_seen_whenever_the_agent_makes_it() {
+    // An in-place rewrite keeps the inode and the size. Made within the second of the
+    // checkout, only a content check can see it; made later, the timestamps can. The
+    // agent then works on for a while, so the change is judged seconds later.
     let bench = Bench::with_fixture("python-calc");
-    let ran = bench.baton(&[
-        "run",
-        "--task",
-        "Rewrite the notes",
-        "--agent",
-        "cmd:tr N M < docs/notes.md > n.tmp && cat n.tmp > docs/notes.md && rm n.tmp && sleep 2",
-        "--on-pass",
-        "revert",
-        "--json",
-    ]);
-    ran.expect(0);
-    assert_eq!(ran.json()["scope"]["paths"][0]["path"], "docs/notes.md");
+    for delay in ["0", "1.1"] {
+        let agent = format!(
+            "cmd:sleep {delay} && tr N M < docs/notes.md > n.tmp && cat n.tmp > docs/notes.md && rm n.tmp && sleep 2"
+        );
+        let ran = bench.baton(&[
+            "run",
+            "--task",
+            "Rewrite the notes",
+            "--agent",
+            &agent,
+            "--on-pass",
+            "revert",
+            "--json",
+        ]);
+        ran.expect(0);
+        assert_eq!(
+            ran.json()["scope"]["paths"][0]["path"],
+            "docs/notes.md",
+            "edit after {delay}s"
+        );
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub use diff::{Change, ChangeKind};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::process;
 
@@ -327,6 +328,17 @@ impl Repo {
     /// that working tree or its index. A copy of its index serves as a stat cache, so
     /// only changed files are hashed.
     pub fn snapshot_tree(&self, dir: &Path) -> Result<String> {
+        self.snapshot(dir, None)
+    }
+
+    /// [`Repo::snapshot_tree`] for a worktree whose index nobody but git wrote before
+    /// `since` (baton's own checkout), which lets baton trust the checkout's stat data
+    /// instead of re-reading every file written in the checkout's last second.
+    pub fn snapshot_tree_since(&self, dir: &Path, since: SystemTime) -> Result<String> {
+        self.snapshot(dir, Some(since))
+    }
+
+    fn snapshot(&self, dir: &Path, since: Option<SystemTime>) -> Result<String> {
         let index = Self::run_in(
             dir,
             &["rev-parse", "--path-format=absolute", "--git-path", "index"],
@@ -344,28 +356,80 @@ impl Repo {
                 ),
                 source,
             })?;
+        let env = [("GIT_INDEX_FILE", scratch.path())];
         if index.exists() {
             let io = |source| GitError::Io {
                 context: format!("could not copy {}", index.display()),
                 source,
             };
             std::fs::copy(&index, scratch.path()).map_err(io)?;
-            // git decides which entries are "racily clean" (and must be re-read) by
-            // comparing file times with the index file's own mtime. A copy with a
-            // fresh mtime would make a file edited in the same second as the checkout
-            // look unchanged, so the copy keeps the original's time.
-            let modified = std::fs::metadata(&index)
+            let written = std::fs::metadata(&index)
                 .and_then(|m| m.modified())
                 .map_err(io)?;
+            // git treats an entry as "racily clean" (and re-reads the file) when the
+            // file's mtime is not older, in whole seconds, than the index file. A copy
+            // with a fresh mtime would hide a same-size edit made in the checkout's
+            // last second, so by default the copy keeps the original's time.
+            let mut mtime = written;
+            if let Some(since) = since.filter(|s| written < *s) {
+                // Nobody wrote the index after the checkout, so its stat data is true
+                // up to `since`. Edits after that have a later ctime: those made in
+                // the checkout's own second are smudged below so git re-reads them;
+                // later ones differ from the recorded stat data anyway. Then the
+                // copy's time can move past that second, and git need not re-read the
+                // thousands of files the checkout wrote in it.
+                let written_sec = unix_secs(written);
+                if unix_secs(since) <= written_sec {
+                    let risky = changed_since(dir, since, written_sec + 1);
+                    self.smudge(dir, &env, &risky)?;
+                }
+                mtime = UNIX_EPOCH + Duration::from_secs(written_sec + 1);
+            }
             scratch
                 .as_file()
-                .set_times(std::fs::FileTimes::new().set_modified(modified))
+                .set_times(std::fs::FileTimes::new().set_modified(mtime))
                 .map_err(io)?;
         }
-        let env = [("GIT_INDEX_FILE", scratch.path())];
         Self::run_in(dir, &["add", "--all"], &env, None)?;
         let tree = Self::run_in(dir, &["write-tree"], &env, None)?;
         Ok(String::from_utf8_lossy(&tree).trim().to_string())
+    }
+
+    /// Clears the stat data of the tracked ones among `paths` in the scratch index, so
+    /// that `git add` hashes them again whatever their timestamps say.
+    fn smudge(&self, dir: &Path, env: &[(&str, &Path)], paths: &[String]) -> Result<()> {
+        let mut info = Vec::new();
+        for chunk in paths.chunks(500) {
+            let mut args = vec!["--literal-pathspecs", "ls-files", "-s", "-z", "--"];
+            args.extend(chunk.iter().map(String::as_str));
+            let listed = Self::run_in(dir, &args, env, None)?;
+            for record in listed.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+                // "<mode> <oid> <stage>\t<path>" becomes "<mode> <oid>\t<path>": the
+                // same entry with no stat data.
+                let Some(tab) = record.iter().position(|&b| b == b'\t') else {
+                    continue;
+                };
+                let meta = String::from_utf8_lossy(&record[..tab]);
+                let mut fields = meta.split(' ');
+                let (Some(mode), Some(oid), Some("0")) =
+                    (fields.next(), fields.next(), fields.next())
+                else {
+                    continue;
+                };
+                info.extend_from_slice(format!("{mode} {oid}\t").as_bytes());
+                info.extend_from_slice(&record[tab + 1..]);
+                info.push(0);
+            }
+        }
+        if !info.is_empty() {
+            Self::run_in(
+                dir,
+                &["update-index", "-z", "--index-info"],
+                env,
+                Some(&info),
+            )?;
+        }
+        Ok(())
     }
 
     /// Makes a commit object (no ref moves) with the configured identity.
@@ -555,6 +619,47 @@ pub fn init_with_commit(dir: &Path, message: &str) -> Result<()> {
 pub fn log_oneline(dir: &Path, n: usize) -> Result<String> {
     let out = Repo::run_in(dir, &["log", "--oneline", &format!("-{n}")], &[], None)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The files and symlinks under `root` (not in `.git`) whose inode changed at or
+/// after `since` and no later than the second `until_sec`. ctime is set by the kernel
+/// on every write, chmod or rename, and a process cannot set it back.
+fn changed_since(root: &Path, since: SystemTime, until_sec: u64) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let since_ns = since
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
+    let mut found = vec![];
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(root.join(&rel)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if name == ".git" {
+                continue;
+            }
+            let path = rel.join(&name);
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let ctime_ns = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+            if ctime_ns >= since_ns && meta.ctime() <= until_sec as i64 {
+                found.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
 }
 
 fn strip_slash(p: &Path) -> PathBuf {
