@@ -19,6 +19,7 @@ pub mod git;
 pub mod handoff;
 pub mod init;
 pub mod journal;
+pub mod model_server;
 pub mod outcome;
 pub mod process;
 pub mod report;

@@ -7,6 +7,7 @@ mod decide;
 mod demo;
 mod handoff;
 mod init;
+mod model_server;
 mod run;
 mod status;
 
@@ -48,6 +49,7 @@ enum Command {
     Stash(decide::RunRef),
     Clean(clean::CleanArgs),
     Demo(demo::DemoArgs),
+    ModelServer(model_server::ModelServerArgs),
 }
 
 /// Parses the command line, runs the command, and returns the exit status.
@@ -97,6 +99,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stash(args) => decide::cmd_stash(&dir, args),
         Command::Clean(args) => clean::cmd_clean(&dir, args),
         Command::Demo(args) => demo::cmd_demo(args),
+        Command::ModelServer(args) => model_server::cmd_model_server(args),
     }
 }
 

@@ -1,0 +1,337 @@
+//! The scripted model server: a stand-in for the model provider, on 127.0.0.1 at an
+//! ephemeral port, so that the real agent CLIs can be driven offline and
+//! deterministically (by the tests, `baton demo` and `baton doctor`). It speaks the
+//! OpenAI Responses API with server-sent events well enough for `codex exec`, answers
+//! each request from a [`Scenario`], can fail on purpose (429, 500, a response that
+//! never starts, a stream that stalls, a dropped connection), and logs every request.
+//!
+//! It is the network edge of baton's test bench: everything on this side of it — the
+//! agent CLI, git, baton — is real.
+
+mod responses;
+pub mod scenario;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use scenario::{Answer, Fault, Scenario, ScenarioError};
+
+/// One request the server received, and what it answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    pub method: String,
+    pub path: String,
+    /// The turn position the request asked for, for model turns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<usize>,
+    /// What was served: `answer`, a fault's name, `extra`, or `not_found`.
+    pub served: String,
+    pub body: serde_json::Value,
+}
+
+struct State {
+    scenario: Scenario,
+    /// How many times each fault at each position has been served.
+    faults_served: HashMap<(usize, usize), u32>,
+    log: Vec<LoggedRequest>,
+    log_file: Option<std::fs::File>,
+}
+
+/// A running server; stopped when dropped.
+pub struct ModelServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    state: Arc<Mutex<State>>,
+    accept: Option<thread::JoinHandle<()>>,
+}
+
+impl ModelServer {
+    /// Starts serving `scenario`; every request is also appended to `log_file` as a
+    /// JSON line when one is given.
+    pub fn start(scenario: Scenario, log_file: Option<PathBuf>) -> std::io::Result<ModelServer> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let log_file = match log_file {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
+            None => None,
+        };
+        let state = Arc::new(Mutex::new(State {
+            scenario,
+            faults_served: HashMap::new(),
+            log: vec![],
+            log_file,
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (stop.clone(), state.clone());
+        let accept = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (s, st) = (s.clone(), st.clone());
+                thread::spawn(move || {
+                    let _ = serve(conn, &st, &s);
+                });
+            }
+        });
+        Ok(ModelServer {
+            addr,
+            stop,
+            state,
+            accept: Some(accept),
+        })
+    }
+
+    /// The base URL an OpenAI-style client is pointed at (`…/v1`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.lock().map(|s| s.log.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for ModelServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_request(conn: &TcpStream) -> std::io::Result<Request> {
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_string();
+    let path = parts.next().unwrap_or_default().to_string();
+    let mut headers = vec![];
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut req = Request {
+        method,
+        path,
+        headers,
+        body: vec![],
+    };
+    if req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or("0"), 16)
+                .unwrap_or(0);
+            if size == 0 {
+                break;
+            }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            chunk.truncate(size);
+            req.body.extend(chunk);
+        }
+    } else if let Some(len) = req
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body)?;
+        req.body = body;
+    }
+    Ok(req)
+}
+
+/// What one request gets.
+enum Reply {
+    Answer(Answer),
+    Fault(Fault),
+    /// A request that is not a model turn (a title, a summary): a short message.
+    Extra,
+    NotFound,
+}
+
+/// Model turns already in the conversation: each tool call, and each run of
+/// consecutive assistant messages, is one turn.
+fn position(body: &serde_json::Value) -> usize {
+    let mut turns = 0;
+    let mut in_messages = false;
+    for item in body["input"].as_array().into_iter().flatten() {
+        let kind = item["type"].as_str().unwrap_or("");
+        let assistant_message = kind == "message" && item["role"] == "assistant";
+        if kind == "function_call"
+            || kind == "custom_tool_call"
+            || (assistant_message && !in_messages)
+        {
+            turns += 1;
+        }
+        in_messages = assistant_message;
+    }
+    turns
+}
+
+fn choose(state: &mut State, req: &Request, body: &serde_json::Value) -> (Option<usize>, Reply) {
+    if !(req.method == "POST" && req.path.ends_with("/responses")) {
+        return (None, Reply::NotFound);
+    }
+    // codex labels each request; only turns advance the script.
+    let kind = req
+        .header("x-codex-turn-metadata")
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .and_then(|m| m["request_kind"].as_str().map(str::to_string));
+    if kind.is_some_and(|k| k != "turn") {
+        return (None, Reply::Extra);
+    }
+    let pos = position(body);
+    let (faults, answer) = match state.scenario.turns.get(pos) {
+        Some((f, a)) => (f.clone(), Some(a.clone())),
+        None => (state.scenario.trailing_faults.clone(), None),
+    };
+    for (i, f) in faults.iter().enumerate() {
+        let served = state.faults_served.entry((pos, i)).or_insert(0);
+        if f.times.is_none_or(|t| *served < t) {
+            *served += 1;
+            return (Some(pos), Reply::Fault(f.fault));
+        }
+    }
+    match answer {
+        Some(a) => (Some(pos), Reply::Answer(a)),
+        // Past the end of the script: a model with nothing more to say.
+        None => (
+            Some(pos),
+            Reply::Answer(Answer::Message {
+                text: "Nothing more to do.".into(),
+                repeat: 1,
+            }),
+        ),
+    }
+}
+
+fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io::Result<()> {
+    let req = read_request(&conn)?;
+    let body: serde_json::Value =
+        serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
+    let (position, reply) = {
+        let mut st = state
+            .lock()
+            .map_err(|_| std::io::Error::other("server state poisoned"))?;
+        let (position, reply) = choose(&mut st, &req, &body);
+        let served = match &reply {
+            Reply::Answer(_) => "answer".to_string(),
+            Reply::Fault(f) => format!("{f:?}").to_lowercase(),
+            Reply::Extra => "extra".to_string(),
+            Reply::NotFound => "not_found".to_string(),
+        };
+        let entry = LoggedRequest {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            position,
+            served,
+            body: body.clone(),
+        };
+        if let Some(f) = st.log_file.as_mut() {
+            let _ = writeln!(f, "{}", serde_json::to_string(&entry).unwrap_or_default());
+        }
+        st.log.push(entry);
+        (position, reply)
+    };
+    let wait_for_stop = || {
+        while !stop.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(50));
+        }
+    };
+    match reply {
+        Reply::NotFound => responses::error(&mut conn, 404, "not_found", "no such endpoint", None),
+        Reply::Fault(Fault::RateLimit) => responses::error(
+            &mut conn,
+            429,
+            "rate_limit_exceeded",
+            "Rate limit reached for the scripted model. Please try again in 1s.",
+            Some(1),
+        ),
+        Reply::Fault(Fault::ServerError) => responses::error(
+            &mut conn,
+            500,
+            "server_error",
+            "The scripted model had an internal error.",
+            None,
+        ),
+        Reply::Fault(Fault::Hang) => {
+            wait_for_stop();
+            Ok(())
+        }
+        Reply::Fault(Fault::Stall) => {
+            let mut sse = responses::Stream::start(&mut conn, position.unwrap_or(0))?;
+            sse.preamble()?;
+            wait_for_stop();
+            Ok(())
+        }
+        Reply::Fault(Fault::Drop) => {
+            let mut sse = responses::Stream::start(&mut conn, position.unwrap_or(0))?;
+            sse.preamble()?;
+            drop(sse);
+            conn.shutdown(std::net::Shutdown::Both)
+        }
+        Reply::Extra => {
+            let mut sse = responses::Stream::start(&mut conn, 0)?;
+            sse.respond(
+                &body,
+                &Answer::Message {
+                    text: "ok".into(),
+                    repeat: 1,
+                },
+            )
+        }
+        Reply::Answer(answer) => {
+            let mut sse = responses::Stream::start(&mut conn, position.unwrap_or(0))?;
+            sse.respond(&body, &answer)
+        }
+    }
+}
