@@ -81,6 +81,7 @@ impl Checklist<'_> {
                     idle_timeout: None,
                     grace: self.kill_grace,
                     log: Some(log.clone()),
+                    ..process::Spec::default()
                 };
                 let done = process::run(&spec, &mut |_, _| {})?;
                 let status = match (done.stopped, done.ended) {

@@ -2,6 +2,7 @@
 //! `~/.config/baton/config.toml` over built-in defaults. It owns the file format and
 //! where the per-user data (worktrees) lives; it decides nothing about a run.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,6 +35,50 @@ pub struct Config {
     pub defaults: Defaults,
     #[serde(default)]
     pub worktree: WorktreeConfig,
+    /// Per-agent settings, `[agents.codex]` and so on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, AgentConfig>,
+}
+
+/// How baton starts one agent CLI. Everything is optional: the CLI's own
+/// configuration (for codex, `CODEX_HOME` and its `config.toml`) applies first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The executable (default: found on PATH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// A profile of the CLI's own configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Overrides of the CLI's configuration, `key=value` (codex's `-c`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config: Vec<String>,
+    /// Extra arguments, added last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// codex's `--sandbox` (default `workspace-write`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+}
+
+impl AgentConfig {
+    fn overlay(self, over: AgentConfig) -> AgentConfig {
+        let mut config = self.config;
+        config.extend(over.config);
+        let mut args = self.args;
+        args.extend(over.args);
+        AgentConfig {
+            path: over.path.or(self.path),
+            model: over.model.or(self.model),
+            profile: over.profile.or(self.profile),
+            config,
+            args,
+            sandbox: over.sandbox.or(self.sandbox),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -131,6 +176,11 @@ fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
 }
 
 impl Config {
+    /// The settings of agent `name`, or the defaults.
+    pub fn agent(&self, name: &str) -> AgentConfig {
+        self.agents.get(name).cloned().unwrap_or_default()
+    }
+
     /// The repository's file over the user's file.
     pub fn load(root: &Path) -> Result<Config, ConfigError> {
         let user = match user_file() {
@@ -164,6 +214,14 @@ impl Config {
             },
             worktree: WorktreeConfig {
                 dir: over.worktree.dir.or(self.worktree.dir),
+            },
+            agents: {
+                let mut agents = self.agents;
+                for (name, cfg) in over.agents {
+                    let merged = agents.remove(&name).unwrap_or_default().overlay(cfg);
+                    agents.insert(name, merged);
+                }
+                agents
             },
         }
     }

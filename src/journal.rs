@@ -43,6 +43,7 @@ pub const STATE_FILE: &str = "state.json";
 pub const REPORT_FILE: &str = "report.json";
 pub const EVENTS_FILE: &str = "events.jsonl";
 pub const HANDOFF_FILE: &str = "handoff.md";
+pub const PROMPT_FILE: &str = "prompt.md";
 pub const PATCH_FILE: &str = "diff.patch";
 pub const AGENT_LOG: &str = "agent.log";
 

@@ -34,7 +34,7 @@ const GIT_LOCATION_VARS: &[&str] = &[
 /// How many lines of output a result keeps for the report.
 const TAIL_LINES: usize = 40;
 /// A line longer than this is cut into pieces, so one endless line cannot fill memory.
-const MAX_LINE: usize = 64 * 1024;
+const MAX_LINE: usize = 1024 * 1024;
 /// How long the pipes may stay open after the child exited before we conclude that a
 /// grandchild holds them and stop the group.
 const LINGER: Duration = Duration::from_millis(500);
@@ -61,10 +61,14 @@ pub enum ProcessError {
     },
 }
 
-/// What to run: a shell command line, run with `sh -c` in `cwd`.
-#[derive(Debug, Clone)]
+/// What to run, in `cwd`: a shell command line (`sh -c`), or a program and its
+/// arguments when `argv` is given.
+#[derive(Debug, Clone, Default)]
 pub struct Spec {
     pub command: String,
+    pub argv: Option<Vec<std::ffi::OsString>>,
+    /// A file to give the child as stdin; otherwise stdin is closed.
+    pub stdin: Option<PathBuf>,
     pub cwd: PathBuf,
     pub env: Vec<(String, String)>,
     pub timeout: Option<Duration>,
@@ -157,12 +161,30 @@ enum Message {
 
 /// Runs `spec` to the end (or to a timeout) and reports each output line to `on_line`.
 pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finished, ProcessError> {
-    let mut cmd = command("sh");
-    cmd.arg("-c").arg(&spec.command).current_dir(&spec.cwd);
+    let mut cmd = match spec.argv.as_deref() {
+        Some([program, args @ ..]) => {
+            let mut c = command(program);
+            c.args(args);
+            c
+        }
+        _ => {
+            let mut c = command("sh");
+            c.arg("-c").arg(&spec.command);
+            c
+        }
+    };
+    cmd.current_dir(&spec.cwd);
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::null())
+    let stdin = match &spec.stdin {
+        Some(path) => Stdio::from(File::open(path).map_err(|source| ProcessError::Spawn {
+            command: spec.command.clone(),
+            source,
+        })?),
+        None => Stdio::null(),
+    };
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -410,11 +432,9 @@ mod tests {
         Spec {
             command: cmd.into(),
             cwd: std::env::temp_dir(),
-            env: vec![],
             timeout: Some(Duration::from_secs(20)),
-            idle_timeout: None,
             grace: Duration::from_millis(300),
-            log: None,
+            ..Spec::default()
         }
     }
 

@@ -75,6 +75,24 @@ pub struct AgentReport {
     /// It left a background process behind, which baton killed with its group.
     pub left_background_process: bool,
     pub tail: Vec<String>,
+    /// The agent's session (codex's thread), for `baton resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The model's or the agent's own error, when it failed on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the agent said last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// Tokens the model used, as the agent reported them.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 impl AgentReport {
@@ -82,6 +100,10 @@ impl AgentReport {
         let secs = self.duration_ms as f64 / 1000.0;
         match self.status {
             AgentStatus::Succeeded => format!("finished in {secs:.1}s"),
+            AgentStatus::Failed if self.error.is_some() => format!(
+                "failed after {secs:.1}s: {}",
+                self.error.as_deref().unwrap_or_default()
+            ),
             AgentStatus::Failed => match (self.exit_code, self.signal) {
                 (Some(c), _) => format!("failed with exit status {c} after {secs:.1}s"),
                 (_, Some(s)) => format!("killed by signal {s} after {secs:.1}s"),
@@ -162,6 +184,10 @@ pub struct RunSettings {
     pub checks: Vec<String>,
     pub check_timeout_ms: u64,
     pub kill_grace_ms: u64,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -205,6 +231,9 @@ pub struct RunReport {
     pub interrupted: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// How many times the agent's session was resumed (`baton resume`).
+    #[serde(default)]
+    pub resumes: u32,
     /// Why baton itself stopped, when it could not finish the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

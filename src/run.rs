@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::agent::{AgentContext, AgentEvent, AgentSpec};
+use crate::agent::{AgentContext, AgentEvent, AgentSpec, Backend};
 use crate::checklist::{CheckStatus, Checklist};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::git::{Change, Repo};
 use crate::handoff::Handoff;
@@ -39,6 +40,7 @@ pub struct RunOptions {
     pub check_timeout: Duration,
     pub kill_grace: Duration,
     pub worktrees_dir: PathBuf,
+    pub config: Config,
 }
 
 /// Decides the outcome when the user asked to be asked; otherwise the policy stands.
@@ -107,6 +109,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
     };
     repo.check_identity()?;
     Scope::compile(&opts.scope, &opts.deny)?;
+    let backend = opts.agent.backend(&opts.config)?;
     let (run_id, journal) = journal_for_new_run(repo)?;
     let wt_path = match worktree::location(&opts.worktrees_dir, repo, &run_id) {
         Ok(p) => p,
@@ -145,6 +148,8 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
             checks: opts.checks.clone(),
             check_timeout_ms: opts.check_timeout.as_millis() as u64,
             kill_grace_ms: opts.kill_grace.as_millis() as u64,
+            timeout_ms: opts.timeout.map(|d| d.as_millis() as u64),
+            idle_timeout_ms: opts.idle_timeout.map(|d| d.as_millis() as u64),
         },
         agent_result: None,
         tree: None,
@@ -155,6 +160,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         interrupted: false,
         warnings: vec![],
         error: None,
+        resumes: 0,
         exit_code: None,
     };
     journal.event(
@@ -167,7 +173,15 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         format!("{run_id}: {}", task.lines().next().unwrap_or("")),
     );
 
-    let result = stages(repo, &opts, decide, &journal, &mut report, handoff_path);
+    let result = stages(
+        repo,
+        &opts,
+        backend,
+        decide,
+        &journal,
+        &mut report,
+        handoff_path,
+    );
     match result {
         Ok(()) => Ok(report),
         Err(e) => {
@@ -191,6 +205,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
 fn stages(
     repo: &Repo,
     opts: &RunOptions,
+    backend: Box<dyn Backend>,
     decide: Decide,
     journal: &Journal,
     report: &mut RunReport,
@@ -211,7 +226,6 @@ fn stages(
         }
     }
     let wt = worktree::create(repo, &wt_path, &run_id, &report.base)?;
-    let git_link = worktree::git_link(&wt.path);
     journal.event(
         "worktree.created",
         json!({ "path": wt.path, "branch": wt.branch, "base": wt.base }),
@@ -221,30 +235,66 @@ fn stages(
         format!("{} at {}", wt.branch, wt.path.display()),
     );
 
+    let prompt = journal.write_file(journal::PROMPT_FILE, opts.handoff.body.as_bytes())?;
+    let work = Work {
+        backend: backend.as_ref(),
+        ctx: AgentContext {
+            run_id: run_id.clone(),
+            worktree: wt.path.clone(),
+            handoff: handoff_path,
+            prompt,
+            resume: None,
+            timeout: opts.timeout,
+            idle_timeout: opts.idle_timeout,
+            kill_grace: opts.kill_grace,
+            log: journal.path(journal::AGENT_LOG),
+        },
+        scope,
+        checks: &opts.checks,
+        check_timeout: opts.check_timeout,
+        kill_grace: opts.kill_grace,
+        apply: opts.apply,
+    };
+    work_and_judge(repo, journal, report, work, decide)
+}
+
+/// What the agent stage onwards needs, for a new run or a resumed one.
+struct Work<'a> {
+    backend: &'a dyn Backend,
+    ctx: AgentContext,
+    scope: Scope,
+    checks: &'a [String],
+    check_timeout: Duration,
+    kill_grace: Duration,
+    apply: bool,
+}
+
+/// agent → snapshot → checklist → scope → verdict → outcome, in an existing worktree.
+fn work_and_judge(
+    repo: &Repo,
+    journal: &Journal,
+    report: &mut RunReport,
+    w: Work,
+    decide: Decide,
+) -> Result<()> {
     // agent
     enter(journal, report, Stage::Agent)?;
+    let wt_path = report.worktree.clone();
+    let run_id = report.run_id.clone();
+    let git_link = worktree::git_link(&wt_path);
     ui::progress("agent", format!("{} working", report.agent));
-    let ctx = AgentContext {
-        run_id: run_id.clone(),
-        worktree: wt.path.clone(),
-        handoff: handoff_path,
-        timeout: opts.timeout,
-        idle_timeout: opts.idle_timeout,
-        kill_grace: opts.kill_grace,
-        log: journal.path(journal::AGENT_LOG),
-    };
     let mut journal_failure = None;
     let agent_started = std::time::SystemTime::now();
-    let agent_report = opts.agent.backend().run(&ctx, &mut |event| match event {
-        AgentEvent::Output { stream, line } => {
-            let stream = match stream {
-                process::Stream::Stdout => "stdout",
-                process::Stream::Stderr => "stderr",
-            };
-            if let Err(e) = journal.event("agent.output", json!({ "stream": stream, "line": line }))
-            {
-                journal_failure.get_or_insert(e);
-            }
+    let agent_report = w.backend.run(&w.ctx, &mut |event| {
+        if let AgentEvent::Message { text } = &event {
+            ui::progress(
+                "agent",
+                format!("says: {}", text.lines().next().unwrap_or("")),
+            );
+        }
+        let (kind, data) = event.journal_entry();
+        if let Err(e) = journal.event(kind, data) {
+            journal_failure.get_or_insert(e);
         }
     })?;
     if let Some(e) = journal_failure {
@@ -262,17 +312,17 @@ fn stages(
 
     // scope (judged before the checks run, so the tree judged is the agent's alone)
     let mut link_broken = false;
-    if worktree::git_link(&wt.path) != git_link {
+    if worktree::git_link(&wt_path) != git_link {
         // Put the link back first: every git command below reads it.
         if let Some(original) = &git_link {
-            let _ = std::fs::write(wt.path.join(".git"), original);
+            let _ = std::fs::write(wt_path.join(".git"), original);
         }
         link_broken = true;
     }
     let tree = if link_broken {
-        repo.snapshot_tree(&wt.path)?
+        repo.snapshot_tree(&wt_path)?
     } else {
-        repo.snapshot_tree_since(&wt.path, agent_started)?
+        repo.snapshot_tree_since(&wt_path, agent_started)?
     };
     report.tree = Some(tree.clone());
     let base_tree = repo.tree_of(&report.base)?;
@@ -285,7 +335,7 @@ fn stages(
         )
     };
     journal.write_file(journal::PATCH_FILE, &patch)?;
-    let mut scope_report = scope.judge(&changes, &symlink_targets(repo, &changes)?);
+    let mut scope_report = w.scope.judge(&changes, &symlink_targets(repo, &changes)?);
     if link_broken {
         scope_report.paths.push(JudgedPath {
             path: ".git".into(),
@@ -308,10 +358,10 @@ fn stages(
     if agent_ok && has_change && !report.interrupted {
         enter(journal, report, Stage::Checks)?;
         let checklist = Checklist {
-            commands: &opts.checks,
-            worktree: &wt.path,
-            timeout: opts.check_timeout,
-            kill_grace: opts.kill_grace,
+            commands: w.checks,
+            worktree: &wt_path,
+            timeout: w.check_timeout,
+            kill_grace: w.kill_grace,
             env: vec![("BATON_RUN_ID".into(), run_id.clone())],
         };
         report.checks = checklist.run(&|i| journal.check_log(i), &mut |i, result| {
@@ -331,7 +381,7 @@ fn stages(
             .checks
             .iter()
             .any(|c| c.status == CheckStatus::Interrupted);
-        if opts.checks.is_empty() {
+        if w.checks.is_empty() {
             ui::progress(
                 "check",
                 "no checks configured (give --check or run `baton init`)",
@@ -375,7 +425,7 @@ fn stages(
     } else {
         decide(report)
     };
-    let outcome = land(repo, report, journal, policy, opts.apply)?;
+    let outcome = land(repo, report, journal, policy, w.apply)?;
     finish(journal, report, outcome)?;
     Ok(())
 }
@@ -601,4 +651,154 @@ mod tests {
         let id = new_run_id();
         assert_eq!(id.len(), "20261124-153012-a1b2".len());
     }
+}
+
+/// What `baton resume` may change about the run it continues.
+pub struct ResumeOptions {
+    pub prompt: Option<String>,
+    pub on_pass: Option<Policy>,
+    pub on_fail: Option<Policy>,
+    pub apply: bool,
+    pub timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub config: Config,
+}
+
+/// The follow-up a resumed agent gets when the user gives none: what failed, and the
+/// evidence (the failing check's command and output tail, or the paths out of scope).
+pub fn follow_up(report: &RunReport) -> String {
+    let mut text = String::from("The previous attempt was verified and did not pass.\n\n");
+    for c in report
+        .checks
+        .iter()
+        .filter(|c| !c.status.passed() && c.status != CheckStatus::Skipped)
+    {
+        text.push_str(&format!(
+            "The check `{}` {:?} (exit {}). The end of its output:\n\n```\n{}\n```\n\n",
+            c.command,
+            c.status,
+            c.exit_code
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into()),
+            c.tail.join("\n")
+        ));
+    }
+    if let Some(s) = &report.scope {
+        let bad: Vec<String> = s
+            .paths
+            .iter()
+            .filter(|p| p.verdict.is_violation())
+            .map(|p| format!("- `{}`: {}", p.path, p.verdict.describe()))
+            .collect();
+        if !bad.is_empty() {
+            text.push_str(&format!(
+                "These paths are outside what you may change (allowed: {}):\n{}\n\nUndo those changes.\n\n",
+                s.allowed.join(", "),
+                bad.join("\n")
+            ));
+        }
+    }
+    if let Some(a) = &report.agent_result {
+        if let Some(e) = &a.error {
+            text.push_str(&format!("Your last attempt ended with an error: {e}\n\n"));
+        }
+    }
+    text.push_str(
+        "Continue the task until the checks pass, changing only what the scope allows.\n",
+    );
+    text
+}
+
+/// `baton resume RUN`: continues the agent's own session in the run's kept worktree,
+/// then verifies and decides again.
+pub fn resume(
+    repo: &Repo,
+    journal: &Journal,
+    opts: ResumeOptions,
+    decide: Decide,
+) -> Result<RunReport> {
+    let mut report = journal.read_state()?;
+    let pending = report
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.action.is_pending());
+    if report.stage != Stage::Finished || !pending || !report.worktree.exists() {
+        return Err(Error::Usage(format!(
+            "run {} has no kept worktree to resume in (its outcome: {}); resume works on runs kept with `--on-fail keep` or `--on-pass keep`",
+            report.run_id,
+            report
+                .outcome
+                .as_ref()
+                .map(|o| o.message.as_str())
+                .unwrap_or("none")
+        )));
+    }
+    let session = report
+        .agent_result
+        .as_ref()
+        .and_then(|a| a.session.clone())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "run {} has no agent session to resume ({} keeps none); start a new run",
+                report.run_id, report.agent
+            ))
+        })?;
+    let agent = AgentSpec::parse(&report.agent)?;
+    let backend = agent.backend(&opts.config)?;
+    let s = report.settings.clone();
+    let scope = Scope::compile(&s.scope, &s.deny)?;
+    report.on_pass = opts.on_pass.unwrap_or(report.on_pass);
+    report.on_fail = opts.on_fail.unwrap_or(report.on_fail);
+    report.apply = opts.apply || report.apply;
+    report.resumes += 1;
+    let text = opts.prompt.clone().unwrap_or_else(|| follow_up(&report));
+    let prompt = journal.write_file(&format!("resume-{}.md", report.resumes), text.as_bytes())?;
+    report.pid = std::process::id();
+    report.verdict = Verdict::Pending;
+    report.checks.clear();
+    report.outcome = None;
+    report.interrupted = false;
+    report.error = None;
+    report.exit_code = None;
+    journal.event(
+        "resume",
+        json!({ "session": session, "resumes": report.resumes }),
+    )?;
+    ui::progress(
+        "resume",
+        format!(
+            "{} session {session} in {}",
+            report.agent,
+            report.worktree.display()
+        ),
+    );
+    let ms = |v: Option<u64>| v.map(Duration::from_millis);
+    let work = Work {
+        backend: backend.as_ref(),
+        ctx: AgentContext {
+            run_id: report.run_id.clone(),
+            worktree: report.worktree.clone(),
+            handoff: journal.path(journal::HANDOFF_FILE),
+            prompt,
+            resume: Some(session),
+            timeout: opts.timeout.or(ms(s.timeout_ms)),
+            idle_timeout: opts.idle_timeout.or(ms(s.idle_timeout_ms)),
+            kill_grace: Duration::from_millis(s.kill_grace_ms),
+            log: journal.path(&format!("agent-resume-{}.log", report.resumes)),
+        },
+        scope,
+        checks: &s.checks,
+        check_timeout: Duration::from_millis(s.check_timeout_ms),
+        kill_grace: Duration::from_millis(s.kill_grace_ms),
+        apply: report.apply,
+    };
+    let apply = report.apply;
+    let result = work_and_judge(repo, journal, &mut report, work, decide);
+    if let Err(e) = result {
+        report.error = Some(e.to_string());
+        let _ = journal.write_state(&report);
+        return Err(e);
+    }
+    report.apply = apply;
+    Ok(report)
 }

@@ -1,6 +1,7 @@
 //! The `cmd:` backend: any shell command as the agent (codemods, formatters, scripted
 //! fixes). It runs with `sh -c` in the worktree, stdin closed, and finds the handoff
-//! through `BATON_HANDOFF`, `BATON_RUN_ID` and `BATON_WORKTREE`.
+//! through `BATON_HANDOFF` (the document), `BATON_PROMPT` (its body), `BATON_RUN_ID`
+//! and `BATON_WORKTREE`.
 
 use super::{AgentContext, AgentError, AgentEvent, Backend, report_from};
 use crate::process;
@@ -22,18 +23,18 @@ impl Backend for CmdBackend {
         ctx: &AgentContext,
         on_event: &mut dyn FnMut(AgentEvent<'_>),
     ) -> Result<AgentReport, AgentError> {
+        if ctx.resume.is_some() {
+            return Err(AgentError::NoResume(format!("cmd:{}", self.command)));
+        }
         let spec = process::Spec {
             command: self.command.clone(),
             cwd: ctx.worktree.clone(),
-            env: vec![
-                ("BATON_HANDOFF".into(), ctx.handoff.display().to_string()),
-                ("BATON_RUN_ID".into(), ctx.run_id.clone()),
-                ("BATON_WORKTREE".into(), ctx.worktree.display().to_string()),
-            ],
+            env: ctx.env(),
             timeout: ctx.timeout,
             idle_timeout: ctx.idle_timeout,
             grace: ctx.kill_grace,
             log: Some(ctx.log.clone()),
+            ..process::Spec::default()
         };
         let done = process::run(&spec, &mut |stream, line| {
             on_event(AgentEvent::Output { stream, line })

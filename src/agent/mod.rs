@@ -4,23 +4,39 @@
 //! claims is information only — the verdict comes later from the worktree's real diff.
 
 mod cmd;
+mod codex;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::{AgentConfig, Config};
 use crate::process::{self, Stream};
 use crate::report::{AgentReport, AgentStatus};
 
+pub use codex::{CODEX_PACKAGE, CODEX_VERSION};
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("unknown agent `{0}`; use cmd:<shell command> (for example --agent 'cmd:./fix.sh')")]
+    #[error(
+        "unknown agent `{0}`; use codex, or cmd:<shell command> (for example --agent 'cmd:./fix.sh')"
+    )]
     Unknown(String),
     #[error(
-        "the `{0}` agent is not available in this version of baton yet; use --agent cmd:<shell command>"
+        "the `{0}` agent is not available in this version of baton yet; use --agent codex or --agent cmd:<shell command>"
     )]
     NotAvailable(String),
     #[error("the agent `cmd:` has no command; write it as cmd:<shell command>")]
     EmptyCommand,
+    #[error(
+        "{name} is not installed (not found{where_}); install it with `npm install -g {package}`, or set `[agents.{name}] path` in .baton/config.toml"
+    )]
+    NotInstalled {
+        name: String,
+        package: String,
+        where_: String,
+    },
+    #[error("the {0} agent keeps no session to resume; start a new run instead")]
+    NoResume(String),
     #[error("could not run the agent")]
     Process(#[from] process::ProcessError),
 }
@@ -29,6 +45,7 @@ pub enum AgentError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentSpec {
     Cmd(String),
+    Codex,
 }
 
 impl AgentSpec {
@@ -41,7 +58,8 @@ impl AgentSpec {
             return Ok(AgentSpec::Cmd(command.to_string()));
         }
         match text {
-            "codex" | "claude" | "gemini" | "auto" => Err(AgentError::NotAvailable(text.into())),
+            "codex" => Ok(AgentSpec::Codex),
+            "claude" | "gemini" | "auto" => Err(AgentError::NotAvailable(text.into())),
             _ => Err(AgentError::Unknown(text.into())),
         }
     }
@@ -49,13 +67,16 @@ impl AgentSpec {
     pub fn label(&self) -> String {
         match self {
             AgentSpec::Cmd(c) => format!("cmd:{c}"),
+            AgentSpec::Codex => "codex".into(),
         }
     }
 
-    pub fn backend(&self) -> Box<dyn Backend> {
-        match self {
+    /// The backend, configured; fails early when its CLI cannot be found.
+    pub fn backend(&self, config: &Config) -> Result<Box<dyn Backend>, AgentError> {
+        Ok(match self {
             AgentSpec::Cmd(c) => Box::new(cmd::CmdBackend::new(c.clone())),
-        }
+            AgentSpec::Codex => Box::new(codex::CodexBackend::new(config.agent("codex"))?),
+        })
     }
 }
 
@@ -64,17 +85,109 @@ impl AgentSpec {
 pub struct AgentContext {
     pub run_id: String,
     pub worktree: PathBuf,
+    /// The handoff document as sent (front matter and body).
     pub handoff: PathBuf,
+    /// The prompt alone: the handoff's body, or a follow-up when resuming.
+    pub prompt: PathBuf,
+    /// Continue this session of the agent instead of starting a new one.
+    pub resume: Option<String>,
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub kill_grace: Duration,
     pub log: PathBuf,
 }
 
+impl AgentContext {
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("BATON_HANDOFF".into(), self.handoff.display().to_string()),
+            ("BATON_PROMPT".into(), self.prompt.display().to_string()),
+            ("BATON_RUN_ID".into(), self.run_id.clone()),
+            ("BATON_WORKTREE".into(), self.worktree.display().to_string()),
+        ]
+    }
+}
+
 /// One event of the agent's stream, whatever the backend.
 #[derive(Debug, Clone)]
 pub enum AgentEvent<'a> {
-    Output { stream: Stream, line: &'a str },
+    /// A line of output the backend does not parse (all of a `cmd:` agent's output,
+    /// and anything an agent CLI prints that baton does not know): kept verbatim.
+    Output {
+        stream: Stream,
+        line: &'a str,
+    },
+    /// The agent's session, for resuming it.
+    Session {
+        id: String,
+    },
+    TurnStarted,
+    Message {
+        text: String,
+    },
+    FileChange {
+        path: String,
+        kind: String,
+    },
+    Command {
+        command: String,
+        exit_code: Option<i64>,
+        status: String,
+    },
+    Usage {
+        input_tokens: u64,
+        output_tokens: u64,
+    },
+    /// A model or agent error (the run's failure, when it is the last word).
+    Error {
+        message: String,
+    },
+    /// A known kind of event baton does not act on (reasoning, plans, warnings).
+    Other {
+        kind: String,
+        data: serde_json::Value,
+    },
+}
+
+impl AgentEvent<'_> {
+    /// The journal's name and data for this event.
+    pub fn journal_entry(&self) -> (&'static str, serde_json::Value) {
+        use serde_json::json;
+        match self {
+            AgentEvent::Output { stream, line } => {
+                let stream = match stream {
+                    Stream::Stdout => "stdout",
+                    Stream::Stderr => "stderr",
+                };
+                ("agent.output", json!({ "stream": stream, "line": line }))
+            }
+            AgentEvent::Session { id } => ("agent.session", json!({ "session": id })),
+            AgentEvent::TurnStarted => ("agent.turn", json!({})),
+            AgentEvent::Message { text } => ("agent.message", json!({ "text": text })),
+            AgentEvent::FileChange { path, kind } => {
+                ("agent.file_change", json!({ "path": path, "kind": kind }))
+            }
+            AgentEvent::Command {
+                command,
+                exit_code,
+                status,
+            } => (
+                "agent.command",
+                json!({ "command": command, "exit_code": exit_code, "status": status }),
+            ),
+            AgentEvent::Usage {
+                input_tokens,
+                output_tokens,
+            } => (
+                "agent.usage",
+                json!({ "input_tokens": input_tokens, "output_tokens": output_tokens }),
+            ),
+            AgentEvent::Error { message } => ("agent.error", json!({ "message": message })),
+            AgentEvent::Other { kind, data } => {
+                ("agent.other", json!({ "kind": kind, "data": data }))
+            }
+        }
+    }
 }
 
 pub trait Backend {
@@ -106,5 +219,73 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
         duration_ms: done.duration.as_millis() as u64,
         left_background_process: done.lingering,
         tail: done.tail.clone(),
+        session: None,
+        error: None,
+        last_message: None,
+        usage: None,
     }
+}
+
+/// Where the CLI `name` is: the configured path, else on PATH, else in baton's own
+/// cache (where `baton demo` installs the pinned version).
+pub fn find_executable(name: &str, configured: Option<&Path>) -> Result<PathBuf, AgentError> {
+    let package = match name {
+        "codex" => format!("{CODEX_PACKAGE}@{CODEX_VERSION}"),
+        other => other.to_string(),
+    };
+    if let Some(p) = configured {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(AgentError::NotInstalled {
+                name: name.into(),
+                package,
+                where_: format!(" at the configured {}", p.display()),
+            })
+        };
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain(std::iter::once(
+            cache_dir().join("node_modules").join(".bin").join(name),
+        ))
+        .find(|p| p.is_file())
+        .ok_or(AgentError::NotInstalled {
+            name: name.into(),
+            package,
+            where_: " on PATH".into(),
+        })
+}
+
+/// baton's own cache of agent CLIs: `$XDG_CACHE_HOME/baton/agents` (`~/.cache/...`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("baton")
+        .join("agents")
+}
+
+/// The settings used to build `cfg`'s command line, for `doctor` and messages.
+pub fn describe(cfg: &AgentConfig) -> String {
+    let mut parts = vec![];
+    if let Some(m) = &cfg.model {
+        parts.push(format!("model {m}"));
+    }
+    if let Some(p) = &cfg.profile {
+        parts.push(format!("profile {p}"));
+    }
+    if !cfg.config.is_empty() {
+        parts.push(format!("{} overrides", cfg.config.len()));
+    }
+    parts.join(", ")
 }

@@ -75,6 +75,7 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
         kill_grace: config::DEFAULT_KILL_GRACE,
         worktrees_dir: scratch.worktrees.clone(),
         handoff,
+        config: crate::config::Config::default(),
     };
     let report = run::run(&repo, opts, &mut |r| run::default_policy(r))?;
     ui::summary(&report);

@@ -8,6 +8,7 @@ mod demo;
 mod handoff;
 mod init;
 mod model_server;
+mod resume;
 mod run;
 mod status;
 
@@ -44,6 +45,7 @@ enum Command {
     Run(Box<run::RunArgs>),
     Status(status::StatusArgs),
     Show(status::ShowArgs),
+    Resume(resume::ResumeArgs),
     Merge(decide::MergeArgs),
     Revert(decide::RunRef),
     Stash(decide::RunRef),
@@ -94,6 +96,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(args) => run::cmd_run(&dir, *args),
         Command::Status(args) => status::cmd_status(&dir, args),
         Command::Show(args) => status::cmd_show(&dir, args),
+        Command::Resume(args) => resume::cmd_resume(&dir, args),
         Command::Merge(args) => decide::cmd_merge(&dir, args),
         Command::Revert(args) => decide::cmd_revert(&dir, args),
         Command::Stash(args) => decide::cmd_stash(&dir, args),

@@ -119,6 +119,8 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
             )
         })?;
     let agent = AgentSpec::parse(&agent_text)?;
+    // Refuses an agent whose CLI is missing before anything is created.
+    agent.backend(&config)?;
     let scope = if args.scope.is_empty() {
         c.scope.clone()
     } else {
@@ -184,6 +186,7 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
         kill_grace: d.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE),
         worktrees_dir: config.worktrees_dir(),
         handoff,
+        config,
     })
 }
 

@@ -1,0 +1,228 @@
+//! The `codex` backend: the OpenAI Codex CLI, `codex exec --json`, in the worktree,
+//! with its sandbox (`workspace-write` unless configured), the prompt on stdin (codex
+//! waits for ever on an open stdin), and its own configuration honoured: `CODEX_HOME`,
+//! its `config.toml` and profiles, plus `[agents.codex]` from baton's config. Its JSON
+//! lines become baton's events; lines baton does not know are kept verbatim.
+//!
+//! codex exits 0 even when its patches were rejected or its commands failed, so
+//! nothing here decides whether the work was done: the worktree's diff and the checks
+//! do. A model error (429, 5xx, a dropped stream) ends with `turn.failed` and exit 1;
+//! its message becomes the report's error.
+
+use std::ffi::OsString;
+
+use serde_json::Value;
+
+use super::{AgentContext, AgentError, AgentEvent, Backend, find_executable, report_from};
+use crate::config::AgentConfig;
+use crate::process::{self, Stream};
+use crate::report::{AgentReport, Usage};
+
+/// The npm package and version baton is tested with (and `baton demo` installs).
+pub const CODEX_PACKAGE: &str = "@openai/codex";
+pub const CODEX_VERSION: &str = "0.169.0";
+
+pub struct CodexBackend {
+    cfg: AgentConfig,
+    exe: std::path::PathBuf,
+}
+
+impl CodexBackend {
+    pub fn new(cfg: AgentConfig) -> Result<CodexBackend, AgentError> {
+        let exe = find_executable("codex", cfg.path.as_deref())?;
+        Ok(CodexBackend { cfg, exe })
+    }
+
+    fn argv(&self, ctx: &AgentContext) -> Vec<OsString> {
+        let sandbox = self
+            .cfg
+            .sandbox
+            .clone()
+            .unwrap_or_else(|| "workspace-write".into());
+        let mut argv: Vec<OsString> = vec![self.exe.clone().into(), "exec".into()];
+        match &ctx.resume {
+            // `exec resume` has no --sandbox and no --cd: it runs where it is started.
+            Some(session) => {
+                argv.extend(["resume".into(), session.into(), "--json".into()]);
+                argv.extend(["-c".into(), format!("sandbox_mode=\"{sandbox}\"").into()]);
+            }
+            None => {
+                argv.extend(["--json".into(), "--cd".into(), ctx.worktree.clone().into()]);
+                argv.extend(["--sandbox".into(), sandbox.into()]);
+            }
+        }
+        if let Some(m) = &self.cfg.model {
+            argv.extend(["-m".into(), m.into()]);
+        }
+        if let Some(p) = &self.cfg.profile {
+            argv.extend(["-p".into(), p.into()]);
+        }
+        for c in &self.cfg.config {
+            argv.extend(["-c".into(), c.into()]);
+        }
+        argv.extend(self.cfg.args.iter().map(OsString::from));
+        // The prompt comes on stdin.
+        argv.push("-".into());
+        argv
+    }
+}
+
+/// What the stream told us, gathered for the report.
+#[derive(Default)]
+struct Gathered {
+    session: Option<String>,
+    error: Option<String>,
+    last_message: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl Backend for CodexBackend {
+    fn run(
+        &self,
+        ctx: &AgentContext,
+        on_event: &mut dyn FnMut(AgentEvent<'_>),
+    ) -> Result<AgentReport, AgentError> {
+        let argv = self.argv(ctx);
+        let spec = process::Spec {
+            command: argv
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            argv: Some(argv),
+            stdin: Some(ctx.prompt.clone()),
+            cwd: ctx.worktree.clone(),
+            env: ctx.env(),
+            timeout: ctx.timeout,
+            idle_timeout: ctx.idle_timeout,
+            grace: ctx.kill_grace,
+            log: Some(ctx.log.clone()),
+        };
+        let mut got = Gathered::default();
+        let done = process::run(&spec, &mut |stream, line| match stream {
+            Stream::Stdout => parse_line(line, &mut got, on_event),
+            Stream::Stderr => on_event(AgentEvent::Output { stream, line }),
+        })?;
+        let mut report = report_from("codex".into(), &done);
+        report.session = got.session.or_else(|| ctx.resume.clone());
+        report.error = got.error;
+        report.last_message = got.last_message;
+        report.usage = got.usage;
+        Ok(report)
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// One line of `codex exec --json` into events.
+fn parse_line(line: &str, got: &mut Gathered, on_event: &mut dyn FnMut(AgentEvent<'_>)) {
+    let Ok(v) = serde_json::from_str::<Value>(line) else {
+        on_event(AgentEvent::Output {
+            stream: Stream::Stdout,
+            line,
+        });
+        return;
+    };
+    let kind = v["type"].as_str().unwrap_or_default();
+    match kind {
+        "thread.started" => {
+            let id = text(&v, "thread_id");
+            got.session = Some(id.clone());
+            on_event(AgentEvent::Session { id });
+        }
+        "turn.started" => on_event(AgentEvent::TurnStarted),
+        "turn.completed" => {
+            let u = &v["usage"];
+            let add = Usage {
+                input_tokens: u["input_tokens"].as_u64().unwrap_or(0),
+                output_tokens: u["output_tokens"].as_u64().unwrap_or(0),
+            };
+            let total = got.usage.get_or_insert_with(Usage::default);
+            total.input_tokens += add.input_tokens;
+            total.output_tokens += add.output_tokens;
+            on_event(AgentEvent::Usage {
+                input_tokens: add.input_tokens,
+                output_tokens: add.output_tokens,
+            });
+        }
+        "turn.failed" | "error" => {
+            let message = match v.get("error") {
+                Some(e) if e.is_object() => text(e, "message"),
+                _ => text(&v, "message"),
+            };
+            got.error = Some(message.clone());
+            on_event(AgentEvent::Error { message });
+        }
+        "item.completed" => {
+            let item = &v["item"];
+            match item["type"].as_str().unwrap_or_default() {
+                "agent_message" => {
+                    let t = text(item, "text");
+                    got.last_message = Some(t.clone());
+                    on_event(AgentEvent::Message { text: t });
+                }
+                "file_change" => {
+                    for change in item["changes"].as_array().into_iter().flatten() {
+                        on_event(AgentEvent::FileChange {
+                            path: text(change, "path"),
+                            kind: text(change, "kind"),
+                        });
+                    }
+                }
+                "command_execution" => on_event(AgentEvent::Command {
+                    command: text(item, "command"),
+                    exit_code: item["exit_code"].as_i64(),
+                    status: text(item, "status"),
+                }),
+                other => on_event(AgentEvent::Other {
+                    kind: other.to_string(),
+                    data: item.clone(),
+                }),
+            }
+        }
+        // Starts and updates repeat what completion says; kept, not acted on.
+        _ => on_event(AgentEvent::Other {
+            kind: kind.to_string(),
+            data: v,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_codex_json_lines() {
+        let lines = [
+            r#"{"type":"thread.started","thread_id":"t-1"}"#,
+            r#"{"type":"item.completed","item":{"id":"item_0","type":"file_change","changes":[{"path":"/w/calc.py","kind":"update"}],"status":"completed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"done"}}"#,
+            r#"{"type":"turn.completed","usage":{"input_tokens":10,"output_tokens":5}}"#,
+            r#"{"type":"turn.failed","error":{"message":"exceeded retry limit, last status: 429 Too Many Requests"}}"#,
+            "not json at all",
+        ];
+        let mut got = Gathered::default();
+        let mut kinds = vec![];
+        for l in lines {
+            parse_line(l, &mut got, &mut |e| kinds.push(e.journal_entry().0));
+        }
+        assert_eq!(
+            kinds,
+            [
+                "agent.session",
+                "agent.file_change",
+                "agent.message",
+                "agent.usage",
+                "agent.error",
+                "agent.output"
+            ]
+        );
+        assert_eq!(got.session.as_deref(), Some("t-1"));
+        assert_eq!(got.last_message.as_deref(), Some("done"));
+        assert!(got.error.unwrap().contains("429"));
+        assert_eq!(got.usage.unwrap().output_tokens, 5);
+    }
+}
