@@ -640,19 +640,6 @@ pub fn default_policy(report: &RunReport) -> Policy {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_ids_read_as_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
-        let id = new_run_id();
-        assert_eq!(id.len(), "20261124-153012-a1b2".len());
-    }
-}
-
 /// What `baton resume` may change about the run it continues.
 pub struct ResumeOptions {
     pub prompt: Option<String>,
@@ -801,4 +788,17 @@ pub fn resume(
     }
     report.apply = apply;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_read_as_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+        let id = new_run_id();
+        assert_eq!(id.len(), "20261124-153012-a1b2".len());
+    }
 }

@@ -282,7 +282,7 @@ fn malformed_front_matter_is_refused_whatever_is_wrong_with_it() {
 }
 
 #[test]
-fn an_unknown_agent_and_the_not_yet_available_codex_are_refused() {
+fn an_unknown_agent_a_not_yet_available_one_and_a_missing_codex_are_refused() {
     let bench = Bench::with_fixture("python-calc");
     let before = before(&bench);
 
@@ -290,8 +290,26 @@ fn an_unknown_agent_and_the_not_yet_available_codex_are_refused() {
     refused(&ran, &["unknown agent", "foo", "cmd:"]);
     assert_untouched(&bench, &before);
 
+    let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "claude"]);
+    refused(&ran, &["claude", "not available", "cmd:"]);
+    assert_untouched(&bench, &before);
+
+    // codex configured at a path where it is not: the fix is named.
+    std::fs::create_dir_all(bench.home.join(".config/baton")).unwrap();
+    std::fs::write(
+        bench.home.join(".config/baton/config.toml"),
+        "[agents.codex]\npath = \"/nonexistent/codex\"\n",
+    )
+    .unwrap();
     let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "codex"]);
-    refused(&ran, &["codex", "not available", "cmd:"]);
+    refused(
+        &ran,
+        &[
+            "codex is not installed",
+            "/nonexistent/codex",
+            "npm install -g @openai/codex@",
+        ],
+    );
     assert_untouched(&bench, &before);
 }
 
