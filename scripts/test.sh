@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (pytest for
-# the Python fixture's checks), then runs formatting, lint and every test.
+# the Python fixture's checks, and the real agent CLIs from npm), then runs
+# formatting, lint and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! python3 -c 'import pytest' >/dev/null 2>&1; then
     echo "test.sh: installing pytest for the Python fixture (tests/requirements.txt)" >&2
     python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+
+# The real agent CLIs the tests drive (pinned in tests/agents/package-lock.json).
+if [ ! -x tests/agents/node_modules/.bin/codex ]; then
+    echo "test.sh: installing the agent CLIs (npm ci --prefix tests/agents)" >&2
+    npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
 fi
 
 cargo fmt --all -- --check

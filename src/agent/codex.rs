@@ -105,7 +105,20 @@ impl Backend for CodexBackend {
         })?;
         let mut report = report_from("codex".into(), &done);
         report.session = got.session.or_else(|| ctx.resume.clone());
-        report.error = got.error;
+        // A failure codex did not put in its stream (a bad config, a missing
+        // CODEX_HOME) is explained by the last thing it printed.
+        report.error = got.error.or_else(|| {
+            (report.status == crate::report::AgentStatus::Failed)
+                .then(|| {
+                    report
+                        .tail
+                        .iter()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .cloned()
+                })
+                .flatten()
+        });
         report.last_message = got.last_message;
         report.usage = got.usage;
         Ok(report)

@@ -72,7 +72,7 @@ impl Bench {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().canonicalize().unwrap();
         let home = root.join("home");
-        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(home.join(".codex")).unwrap();
         Bench {
             repo: root.join("repo"),
             worktrees: root.join("worktrees"),
@@ -93,8 +93,12 @@ impl Bench {
     }
 
     fn hermetic(&self, cmd: &mut Command) {
+        let path = std::env::join_paths(std::iter::once(agents_bin()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ))
+        .unwrap();
         cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PATH", path)
             .env("HOME", &self.home)
             .env("XDG_CONFIG_HOME", self.home.join(".config"))
             .env("XDG_DATA_HOME", self.home.join(".local/share"))
@@ -108,7 +112,9 @@ impl Bench {
             .env("GIT_COMMITTER_DATE", DATE)
             .env("LC_ALL", "C")
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("BATON_WORKTREES_DIR", &self.worktrees);
+            .env("BATON_WORKTREES_DIR", &self.worktrees)
+            .env("CODEX_HOME", self.home.join(".codex"))
+            .env("BATON_TEST_KEY", "scripted");
         if let Some(v) = std::env::var_os("CARGO_HOME") {
             cmd.env("CARGO_HOME", v);
         }
@@ -285,6 +291,45 @@ impl Bench {
             "{:?}",
             self.baton_branches()
         );
+    }
+}
+
+/// Where the test setup (`npm ci --prefix tests/agents`) installs the agent CLIs.
+pub fn agents_bin() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agents/node_modules/.bin")
+}
+
+/// The real codex CLI, which must be installed: a missing one fails the test.
+#[track_caller]
+pub fn require_codex() -> PathBuf {
+    let codex = agents_bin().join("codex");
+    assert!(
+        codex.is_file(),
+        "the codex CLI is not installed at {}; run `npm ci --prefix tests/agents` (scripts/test.sh does)",
+        codex.display()
+    );
+    codex
+}
+
+impl Bench {
+    /// Starts the scripted model on `scenario` (a file of fixtures/scenarios/) and
+    /// points baton's codex at it through the user's baton config, as a user would
+    /// point it at any provider.
+    pub fn scripted_codex(&self, scenario: &str) -> baton::model_server::ModelServer {
+        require_codex();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/scenarios")
+            .join(format!("{scenario}.toml"));
+        let scenario = baton::model_server::Scenario::load(&path).unwrap();
+        let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
+        let url = server.base_url();
+        let config = format!(
+            "[agents.codex]\nmodel = \"gpt-5.5\"\nconfig = [\n  'model_provider=\"scripted\"',\n  'model_providers.scripted.name=\"scripted\"',\n  'model_providers.scripted.base_url=\"{url}\"',\n  'model_providers.scripted.wire_api=\"responses\"',\n  'model_providers.scripted.env_key=\"BATON_TEST_KEY\"',\n  'model_providers.scripted.request_max_retries=0',\n  'model_providers.scripted.stream_max_retries=0',\n]\n"
+        );
+        let dir = self.home.join(".config/baton");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        server
     }
 }
 
