@@ -62,6 +62,9 @@ pub struct AgentConfig {
     /// codex's `--sandbox` (default `workspace-write`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// Environment variables for the agent's process (e.g. `CODEX_HOME`, a key's variable).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
 }
 
 impl AgentConfig {
@@ -77,6 +80,11 @@ impl AgentConfig {
             config,
             args,
             sandbox: over.sandbox.or(self.sandbox),
+            env: {
+                let mut env = self.env;
+                env.extend(over.env);
+                env
+            },
         }
     }
 }

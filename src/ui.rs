@@ -4,15 +4,40 @@
 
 use std::io::{IsTerminal, Write};
 
+/// `println!` that does not panic when stdout is closed (`baton status | head`).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that does not panic when stderr is closed.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Writes `text` to stdout as is, ignoring a closed pipe.
+pub fn out_raw(text: &str) {
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
 use crate::report::RunReport;
 
 /// One progress line: the stage name, then what happened.
 pub fn progress(stage: &str, message: impl std::fmt::Display) {
-    eprintln!("{stage:>9}  {message}");
+    crate::say!("{stage:>9}  {message}");
 }
 
 pub fn warn(message: impl std::fmt::Display) {
-    eprintln!("  warning  {message}");
+    crate::say!("  warning  {message}");
 }
 
 pub fn error(message: &str, causes: &[String]) {
@@ -20,7 +45,7 @@ pub fn error(message: &str, causes: &[String]) {
     for c in causes {
         text.push_str(&format!("\n  caused by: {c}"));
     }
-    eprintln!("{text}");
+    crate::say!("{text}");
 }
 
 pub fn stdin_is_terminal() -> bool {
@@ -29,8 +54,9 @@ pub fn stdin_is_terminal() -> bool {
 
 /// Asks at the terminal and returns the answer, trimmed and lower-cased.
 pub fn ask(question: &str) -> Option<String> {
-    eprint!("{question} ");
-    let _ = std::io::stderr().flush();
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} ");
+    let _ = err.flush();
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).ok()?;
     Some(answer.trim().to_lowercase())
@@ -43,7 +69,7 @@ pub fn summary(report: &RunReport) {
         .as_ref()
         .map(|o| o.message.clone())
         .unwrap_or_else(|| "no outcome".into());
-    eprintln!(
+    crate::say!(
         "\nrun {}: {} — {}\n  journal: {}",
         report.run_id,
         report.verdict.describe(),

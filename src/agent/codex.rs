@@ -67,6 +67,32 @@ impl CodexBackend {
     }
 }
 
+/// `cfg` pointed at an OpenAI-compatible server (baton's scripted model, for `demo`
+/// and `doctor`), with its own `CODEX_HOME` so the user's codex state is not touched.
+pub fn pointed_at(
+    mut cfg: AgentConfig,
+    base_url: &str,
+    codex_home: &std::path::Path,
+) -> AgentConfig {
+    let provider = "baton-scripted";
+    cfg.model = Some("gpt-5.5".into());
+    cfg.profile = None;
+    cfg.config.extend([
+        format!("model_provider=\"{provider}\""),
+        format!("model_providers.{provider}.name=\"{provider}\""),
+        format!("model_providers.{provider}.base_url=\"{base_url}\""),
+        format!("model_providers.{provider}.wire_api=\"responses\""),
+        format!("model_providers.{provider}.env_key=\"BATON_SCRIPTED_KEY\""),
+        format!("model_providers.{provider}.request_max_retries=0"),
+        format!("model_providers.{provider}.stream_max_retries=0"),
+    ]);
+    cfg.env
+        .insert("CODEX_HOME".into(), codex_home.display().to_string());
+    cfg.env
+        .insert("BATON_SCRIPTED_KEY".into(), "scripted".into());
+    cfg
+}
+
 /// What the stream told us, gathered for the report.
 #[derive(Default)]
 struct Gathered {
@@ -92,7 +118,11 @@ impl Backend for CodexBackend {
             argv: Some(argv),
             stdin: Some(ctx.prompt.clone()),
             cwd: ctx.worktree.clone(),
-            env: ctx.env(),
+            env: ctx
+                .env()
+                .into_iter()
+                .chain(self.cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .collect(),
             timeout: ctx.timeout,
             idle_timeout: ctx.idle_timeout,
             grace: ctx.kill_grace,

@@ -13,7 +13,7 @@ use crate::config::{AgentConfig, Config};
 use crate::process::{self, Stream};
 use crate::report::{AgentReport, AgentStatus};
 
-pub use codex::{CODEX_PACKAGE, CODEX_VERSION};
+pub use codex::{CODEX_PACKAGE, CODEX_VERSION, pointed_at};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {

@@ -5,14 +5,17 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::agent::AgentSpec;
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handoff::{self, NewHandoff};
+use crate::model_server::{ModelServer, Scenario};
 use crate::report::Policy;
 use crate::run::{self, RunOptions};
-use crate::{config, demo, exit, git, process, ui};
+use crate::{agent, demo, exit, git, process, ui};
 
-/// Run a whole delegation offline on a scratch repository: a failing test, a scripted
-/// agent that fixes it in a worktree, the check, the scope, the merge.
+/// Run a whole delegation offline on a scratch repository: a failing test, the real
+/// Codex CLI (driven by baton's scripted model on 127.0.0.1) fixing it in a worktree,
+/// the check, the scope, the merge.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to make the scratch repository (default: a new temporary directory,
@@ -36,10 +39,35 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
             })?
             .keep(),
     };
+    let user_config = Config::load(&dir).unwrap_or_default();
+    let codex = demo::ensure_codex(&user_config.agent("codex"))?;
     let scratch = demo::make_scratch(&dir)?;
     ui::progress(
         "demo",
         format!("scratch repository at {}", scratch.repo.display()),
+    );
+    let scenario = Scenario::parse(demo::SCENARIO).map_err(Error::Usage)?;
+    let model =
+        ModelServer::start(scenario, Some(dir.join("model-requests.jsonl"))).map_err(|source| {
+            Error::Io {
+                context: "could not start the scripted model server".into(),
+                source,
+            }
+        })?;
+    ui::progress(
+        "demo",
+        format!(
+            "scripted model at {} (codex: {})",
+            model.base_url(),
+            codex.display()
+        ),
+    );
+    let mut config = Config::default();
+    let mut codex_cfg = user_config.agent("codex");
+    codex_cfg.path = Some(codex);
+    config.agents.insert(
+        "codex".into(),
+        agent::pointed_at(codex_cfg, &model.base_url(), &scratch.codex_home),
     );
     ui::progress(
         "demo",
@@ -53,14 +81,14 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
             context: "`add(2, 3)` returns -1; test_calc.py expects 5.".into(),
             scope: vec![demo::SCOPE.into()],
             checks: vec![demo::CHECK.into()],
-            agent: Some(demo::AGENT.into()),
+            agent: Some("codex".into()),
             ..NewHandoff::default()
         },
         None,
     )?;
     process::install_interrupt_handler();
     let opts = RunOptions {
-        agent: AgentSpec::parse(demo::AGENT)?,
+        agent: AgentSpec::Codex,
         base_rev: None,
         include_dirty: false,
         on_pass: Policy::Merge,
@@ -69,22 +97,22 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
         scope: handoff.contract.scope.clone(),
         deny: vec![],
         checks: handoff.contract.checks.clone(),
-        timeout: Some(config::DEFAULT_TIMEOUT),
+        timeout: Some(std::time::Duration::from_secs(300)),
         idle_timeout: None,
-        check_timeout: config::DEFAULT_CHECK_TIMEOUT,
-        kill_grace: config::DEFAULT_KILL_GRACE,
+        check_timeout: crate::config::DEFAULT_CHECK_TIMEOUT,
+        kill_grace: crate::config::DEFAULT_KILL_GRACE,
         worktrees_dir: scratch.worktrees.clone(),
         handoff,
-        config: crate::config::Config::default(),
+        config,
     };
     let report = run::run(&repo, opts, &mut |r| run::default_policy(r))?;
     ui::summary(&report);
-    eprintln!(
+    crate::say!(
         "\n{}:\n{}",
         scratch.repo.display(),
         git::log_oneline(&scratch.repo, 2)?
     );
-    eprintln!("look around: cd {} && git show", scratch.repo.display());
+    crate::say!("look around: cd {} && git show", scratch.repo.display());
     if args.json {
         super::print_json(&report);
     }

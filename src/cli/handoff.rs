@@ -133,13 +133,13 @@ pub fn cmd_handoff(dir: &Path, cmd: HandoffCommand) -> Result<i32> {
                     })?;
                     ui::progress("handoff", format!("wrote {}", path.display()));
                 }
-                None => print!("{text}"),
+                None => crate::ui::out_raw(&text),
             }
             Ok(exit::OK)
         }
         HandoffCommand::Render(args) => {
             let handoff = Handoff::load(&args.file)?;
-            print!("{}", handoff.body);
+            crate::ui::out_raw(&handoff.body);
             Ok(exit::OK)
         }
     }

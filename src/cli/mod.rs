@@ -112,7 +112,7 @@ fn open_repo(dir: &std::path::Path) -> Result<Repo> {
 
 fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => crate::out!("{text}"),
         Err(e) => ui::warn(format!("could not print JSON: {e}")),
     }
 }

@@ -36,7 +36,7 @@ pub fn cmd_model_server(args: ModelServerArgs) -> Result<i32> {
             server.base_url()
         ),
     );
-    println!("{}", server.base_url());
+    crate::out!("{}", server.base_url());
     while !process::interrupted() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -88,15 +88,22 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
         return Ok(exit::OK);
     }
     if runs.is_empty() {
-        println!("no runs yet; start one with `baton run --task \"...\" --agent cmd:...`");
+        crate::out!("no runs yet; start one with `baton run --task \"...\" --agent cmd:...`");
         return Ok(exit::OK);
     }
-    println!(
+    crate::out!(
         "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
-        "RUN", "TASK", "AGENT", "STATE", "CHECKS", "SCOPE", "OUTCOME", "AGE"
+        "RUN",
+        "TASK",
+        "AGENT",
+        "STATE",
+        "CHECKS",
+        "SCOPE",
+        "OUTCOME",
+        "AGE"
     );
     for r in &runs {
-        println!(
+        crate::out!(
             "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
             r.run_id,
             truncate(&r.task, 24),
@@ -125,15 +132,15 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
             context: format!("no patch recorded at {}", path.display()),
             source,
         })?;
-        print!("{}", String::from_utf8_lossy(&patch));
+        crate::ui::out_raw(&String::from_utf8_lossy(&patch));
         return Ok(exit::OK);
     }
-    println!("run       {}", r.run_id);
-    println!("task      {}", r.task.trim());
-    println!("agent     {}", r.agent);
-    println!("state     {}", state_of(&r));
-    println!("outcome   {}", outcome_of(&r));
-    println!(
+    crate::out!("run       {}", r.run_id);
+    crate::out!("task      {}", r.task.trim());
+    crate::out!("agent     {}", r.agent);
+    crate::out!("state     {}", state_of(&r));
+    crate::out!("outcome   {}", outcome_of(&r));
+    crate::out!(
         "base      {}{}",
         r.base,
         if r.include_dirty {
@@ -142,16 +149,16 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
             ""
         }
     );
-    println!("branch    {}", r.branch);
-    println!("worktree  {}", r.worktree.display());
+    crate::out!("branch    {}", r.branch);
+    crate::out!("worktree  {}", r.worktree.display());
     if let Some(a) = &r.agent_result {
-        println!("agent run {}", a.describe());
+        crate::out!("agent run {}", a.describe());
     }
     if r.checks.is_empty() {
-        println!("checks    none");
+        crate::out!("checks    none");
     }
     for c in &r.checks {
-        println!(
+        crate::out!(
             "check     {} — {:?} in {:.1}s{}",
             c.command,
             c.status,
@@ -163,12 +170,12 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
         );
         if !c.status.passed() {
             for line in &c.tail {
-                println!("          | {line}");
+                crate::out!("          | {line}");
             }
         }
     }
     if let Some(s) = &r.scope {
-        println!(
+        crate::out!(
             "scope     {} (allowed: {}; denied: {})",
             s.summary(),
             s.allowed.join(", "),
@@ -184,7 +191,7 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
                 .as_ref()
                 .map(|o| format!("{o} -> "))
                 .unwrap_or_default();
-            println!(
+            crate::out!(
                 "          {:?} {from}{}: {}",
                 p.change,
                 p.path,
@@ -193,14 +200,14 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
         }
     }
     if let Some(e) = &r.error {
-        println!("error     {e}");
+        crate::out!("error     {e}");
     }
     for w in &r.warnings {
-        println!("warning   {w}");
+        crate::out!("warning   {w}");
     }
     if let Some(o) = &r.outcome {
-        println!("          {}", o.message);
+        crate::out!("          {}", o.message);
     }
-    println!("journal   {}", r.journal.display());
+    crate::out!("journal   {}", r.journal.display());
     Ok(exit::OK)
 }
