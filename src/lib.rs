@@ -12,6 +12,7 @@ pub mod checklist;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod doctor;
 pub mod duration;
 pub mod error;
 pub mod exit;

@@ -31,9 +31,18 @@ pub fn out_raw(text: &str) {
 
 use crate::report::RunReport;
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Silences progress lines (for commands that run pipelines as a means, like `doctor`).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// One progress line: the stage name, then what happened.
 pub fn progress(stage: &str, message: impl std::fmt::Display) {
-    crate::say!("{stage:>9}  {message}");
+    if !QUIET.load(std::sync::atomic::Ordering::SeqCst) {
+        crate::say!("{stage:>9}  {message}");
+    }
 }
 
 pub fn warn(message: impl std::fmt::Display) {

@@ -230,3 +230,32 @@ fn resume_continues_the_same_codex_thread_and_lands_the_fix() {
         "the follow-up names the failing check"
     );
 }
+
+#[test]
+fn doctor_checks_codex_for_real_and_catches_an_open_sandbox() {
+    let bench = Bench::with_fixture("python-calc");
+    common::require_codex();
+    let ran = bench.baton(&["doctor"]);
+    ran.expect(0);
+    let lines: Vec<&str> = ran.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", ran.stdout);
+    assert!(lines.iter().all(|l| l.starts_with("ok ")), "{}", ran.stdout);
+    assert!(lines[1].contains("codex-cli 0.169.0"), "{}", lines[1]);
+
+    // With the sandbox opened up, the write outside the worktree gets through, and
+    // the doctor says so.
+    std::fs::create_dir_all(bench.home.join(".config/baton")).unwrap();
+    std::fs::write(
+        bench.home.join(".config/baton/config.toml"),
+        "[agents.codex]\nsandbox = \"danger-full-access\"\n",
+    )
+    .unwrap();
+    let ran = bench.baton(&["doctor"]);
+    ran.expect(2);
+    assert!(
+        ran.stdout
+            .contains("FAIL  codex: sandbox refuses writes outside"),
+        "{}",
+        ran.stdout
+    );
+}

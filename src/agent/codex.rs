@@ -51,6 +51,15 @@ impl CodexBackend {
                 argv.extend(["--sandbox".into(), sandbox.into()]);
             }
         }
+        // codex's workspace-write sandbox also opens /tmp and $TMPDIR by default: a
+        // write there escapes the worktree (and a worktree's neighbours may live
+        // there). baton closes them; `[agents.codex] config` can reopen them.
+        for setting in [
+            "sandbox_workspace_write.exclude_slash_tmp=true",
+            "sandbox_workspace_write.exclude_tmpdir_env_var=true",
+        ] {
+            argv.extend(["-c".into(), setting.into()]);
+        }
         if let Some(m) = &self.cfg.model {
             argv.extend(["-m".into(), m.into()]);
         }

@@ -5,6 +5,7 @@
 mod clean;
 mod decide;
 mod demo;
+mod doctor;
 mod handoff;
 mod init;
 mod model_server;
@@ -51,6 +52,7 @@ enum Command {
     Stash(decide::RunRef),
     Clean(clean::CleanArgs),
     Demo(demo::DemoArgs),
+    Doctor(doctor::DoctorArgs),
     ModelServer(model_server::ModelServerArgs),
 }
 
@@ -102,6 +104,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stash(args) => decide::cmd_stash(&dir, args),
         Command::Clean(args) => clean::cmd_clean(&dir, args),
         Command::Demo(args) => demo::cmd_demo(args),
+        Command::Doctor(args) => doctor::cmd_doctor(&dir, args),
         Command::ModelServer(args) => model_server::cmd_model_server(args),
     }
 }
