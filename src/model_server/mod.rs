@@ -265,7 +265,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
         let (position, reply) = choose(&mut st, &req, &body);
         let served = match &reply {
             Reply::Answer(_) => "answer".to_string(),
-            Reply::Fault(f) => format!("{f:?}").to_lowercase(),
+            Reply::Fault(f) => f.name().to_string(),
             Reply::Extra => "extra".to_string(),
             Reply::NotFound => "not_found".to_string(),
         };
@@ -333,5 +333,51 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
             let mut sse = responses::Stream::start(&mut conn, position.unwrap_or(0))?;
             sse.respond(&body, &answer)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(server: &ModelServer, body: &str) -> String {
+        let mut conn = TcpStream::connect(server.addr).unwrap();
+        write!(
+            conn,
+            "POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    #[test]
+    fn the_turn_follows_the_conversation_so_retries_get_the_same_answer() {
+        let scenario = Scenario::parse(
+            "[[turn]]\nfault = \"rate_limit\"\ntimes = 1\n[[turn]]\nshell = \"ls\"\n[[turn]]\nmessage = \"done\"\n",
+        )
+        .unwrap();
+        let server = ModelServer::start(scenario, None).unwrap();
+        let fresh = r#"{"input":[{"type":"message","role":"user","content":[]}],"tools":[{"type":"function","name":"exec_command"}]}"#;
+        assert!(post(&server, fresh).starts_with("HTTP/1.1 429"));
+        let first = post(&server, fresh);
+        assert!(
+            first.contains("\"name\":\"exec_command\"") && first.contains("ls"),
+            "{first}"
+        );
+        // A retry of the same request is the same turn.
+        assert!(post(&server, fresh).contains("\"name\":\"exec_command\""));
+        let after_call = r#"{"input":[{"type":"function_call","name":"exec_command"},{"type":"function_call_output"}]}"#;
+        let second = post(&server, after_call);
+        assert!(
+            second.contains("response.completed") && second.contains("done"),
+            "{second}"
+        );
+        let log = server.requests();
+        assert_eq!(log.len(), 4);
+        assert_eq!(log[0].served, "rate_limit");
+        assert_eq!(log[3].position, Some(1));
     }
 }

@@ -61,6 +61,18 @@ pub enum Fault {
     Drop,
 }
 
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::RateLimit => "rate_limit",
+            Fault::ServerError => "server_error",
+            Fault::Hang => "hang",
+            Fault::Stall => "stall",
+            Fault::Drop => "drop",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTurn {
