@@ -259,3 +259,18 @@ fn doctor_checks_codex_for_real_and_catches_an_open_sandbox() {
         ran.stdout
     );
 }
+
+#[test]
+fn a_dropped_connection_fails_the_run_with_the_error_in_the_report() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_codex("drop");
+    let ran = run_codex(&bench, &["--timeout", "2m"]);
+    ran.expect(4);
+    let report = ran.json();
+    assert_eq!(report["agent_result"]["status"], "failed");
+    let error = report["agent_result"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("disconnected") || error.contains("stream"),
+        "{error}"
+    );
+}
