@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use common::{Bench, FIX_ADD, PYTEST, Ran};
 
@@ -331,19 +330,8 @@ fn a_worktree_directory_that_cannot_be_made_is_refused_before_the_run_starts() {
     let wt = afile.join("wt");
 
     // The bench sets BATON_WORKTREES_DIR to its own directory; this run needs another.
-    let out = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(run_args(&[]))
-        .current_dir(&bench.repo)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &bench.home)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Ada User")
-        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
-        .env("GIT_COMMITTER_NAME", "Ada User")
-        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
-        .env("LC_ALL", "C")
+    let out = bench
+        .baton_command(&run_args(&[]))
         .env("BATON_WORKTREES_DIR", &wt)
         .output()
         .expect("baton runs");

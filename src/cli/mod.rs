@@ -109,6 +109,23 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
+/// A landing policy from a flag; `--on-fail merge` is refused, since it would land
+/// a change that was not verified.
+fn parse_policy(text: &str, flag: &str) -> Result<crate::report::Policy> {
+    use crate::report::Policy;
+    let policy = Policy::parse(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "{flag} `{text}` is not a policy; use merge, revert, stash or keep"
+        ))
+    })?;
+    if flag == "--on-fail" && policy == Policy::Merge {
+        return Err(Error::Usage(
+            "--on-fail merge would land a change that was not verified; choose stash, revert or keep".into(),
+        ));
+    }
+    Ok(policy)
+}
+
 fn open_repo(dir: &std::path::Path) -> Result<Repo> {
     Ok(Repo::discover(dir)?)
 }

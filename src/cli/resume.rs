@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::journal::Journal;
 use crate::report::Policy;
 use crate::run::{self, ResumeOptions};
@@ -42,25 +42,13 @@ pub struct ResumeArgs {
 }
 
 fn policy(text: Option<&str>, flag: &str) -> Result<Option<Policy>> {
-    text.map(|t| {
-        Policy::parse(t).ok_or_else(|| {
-            Error::Usage(format!(
-                "{flag} `{t}` is not a policy; use merge, revert, stash or keep"
-            ))
-        })
-    })
-    .transpose()
+    text.map(|t| super::parse_policy(t, flag)).transpose()
 }
 
 pub fn cmd_resume(dir: &Path, args: ResumeArgs) -> Result<i32> {
     let repo = super::open_repo(dir)?;
     let journal = Journal::open(&repo.common_dir, &args.run)?;
     let on_fail = policy(args.on_fail.as_deref(), "--on-fail")?;
-    if on_fail == Some(Policy::Merge) {
-        return Err(Error::Usage(
-            "--on-fail merge would land a change that was not verified; choose stash, revert or keep".into(),
-        ));
-    }
     let opts = ResumeOptions {
         prompt: args.prompt,
         on_pass: policy(args.on_pass.as_deref(), "--on-pass")?,

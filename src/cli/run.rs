@@ -70,14 +70,6 @@ pub struct RunArgs {
     json: bool,
 }
 
-fn policy(text: &str, flag: &str) -> Result<Policy> {
-    Policy::parse(text).ok_or_else(|| {
-        Error::Usage(format!(
-            "{flag} `{text}` is not a policy; use merge, revert, stash or keep"
-        ))
-    })
-}
-
 fn load_handoff(dir: &Path, args: &RunArgs) -> Result<Handoff> {
     match (&args.file, &args.task) {
         (Some(file), _) => Ok(Handoff::load(file)?),
@@ -137,25 +129,20 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
         .find(|list| !list.is_empty())
         .cloned()
         .unwrap_or_default();
-    let on_pass = policy(
+    let on_pass = super::parse_policy(
         args.on_pass
             .as_deref()
             .or(d.on_pass.as_deref())
             .unwrap_or("merge"),
         "--on-pass",
     )?;
-    let on_fail = policy(
+    let on_fail = super::parse_policy(
         args.on_fail
             .as_deref()
             .or(d.on_fail.as_deref())
             .unwrap_or("stash"),
         "--on-fail",
     )?;
-    if on_fail == Policy::Merge {
-        return Err(Error::Usage(
-            "--on-fail merge would land a change that was not verified; choose stash, revert or keep".into(),
-        ));
-    }
     if args.ask && !ui::stdin_is_terminal() {
         return Err(Error::Usage(
             "--ask needs a terminal to ask at; in scripts use --on-pass and --on-fail".into(),
