@@ -792,3 +792,119 @@ fn ctrl_c_stops_the_agent_saves_its_work_and_exits_130() {
     assert_eq!(report["interrupted"], true);
     assert_eq!(report["agent_result"]["status"], "interrupted");
 }
+
+#[test]
+fn a_kept_run_lands_on_a_branch_that_moved_on_with_a_three_way_merge() {
+    let bench = Bench::with_fixture("python-calc");
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--check",
+            PYTEST,
+            "--on-pass",
+            "keep",
+        ])
+        .expect(0);
+    let run = bench.only_run();
+    // Meanwhile the user commits elsewhere in the same file and in another file.
+    let calc = bench
+        .read("calc.py")
+        .replace("def sub(a, b):", "def sub(a, b):  # subtract");
+    bench.write("calc.py", &calc);
+    bench.write("README.md", "a newer readme\n");
+    bench.git(&["commit", "-qam", "user work"]);
+    let user_commit = bench.head();
+
+    bench.baton(&["merge", &run]).expect(0);
+    assert_eq!(
+        bench.git(&["rev-parse", "HEAD~1"]).trim(),
+        user_commit,
+        "landed on top of the user's commit"
+    );
+    let calc = bench.read("calc.py");
+    assert!(
+        calc.contains("return a + b") && calc.contains("# subtract"),
+        "{calc}"
+    );
+    assert_eq!(bench.read("README.md"), "a newer readme\n");
+    let message = bench.git(&["log", "-1", "--format=%B"]);
+    assert!(
+        message.contains(&format!("Baton-Run: {run}"))
+            && message.contains("Baton-Verified-Commit: "),
+        "{message}"
+    );
+    assert_eq!(bench.git(&["status", "--porcelain"]), "");
+    bench.assert_clean();
+}
+
+#[test]
+fn a_kept_run_that_conflicts_with_new_commits_writes_nothing_and_stays_kept() {
+    let bench = Bench::with_fixture("python-calc");
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--on-pass",
+            "keep",
+        ])
+        .expect(0);
+    let run = bench.only_run();
+    let calc = bench
+        .read("calc.py")
+        .replacen("return a - b", "return b + a", 1);
+    bench.write("calc.py", &calc);
+    bench.git(&["commit", "-qam", "the user fixed it their way"]);
+    let head = bench.head();
+    let files = bench.files();
+
+    let ran = bench.baton(&["merge", &run, "--json"]);
+    ran.expect(5);
+    assert!(
+        ran.stderr.contains("conflicts") && ran.stderr.contains("calc.py"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(bench.head(), head);
+    assert_eq!(bench.files(), files);
+    assert_eq!(ran.json()["outcome"]["action"], "conflict");
+    assert_eq!(
+        bench.baton_branches(),
+        [format!("baton/{run}")],
+        "the run is kept for another decision"
+    );
+    // It can still be parked.
+    bench.baton(&["stash", &run]).expect(0);
+    bench.assert_clean();
+}
+
+#[test]
+fn a_merge_onto_a_detached_head_moves_head_only() {
+    let bench = Bench::with_fixture("python-calc");
+    let head = bench.head();
+    bench.git(&["checkout", "-q", "--detach"]);
+    bench
+        .baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--check",
+            PYTEST,
+        ])
+        .expect(0);
+    assert_eq!(bench.git(&["rev-parse", "HEAD~1"]).trim(), head);
+    assert_eq!(
+        bench.git(&["rev-parse", "main"]).trim(),
+        head,
+        "the branch did not move"
+    );
+    assert!(bench.read("calc.py").contains("return a + b"));
+}
