@@ -94,8 +94,10 @@ pub fn create(
 /// Removes a run's worktree and branch. The caller has saved what it wanted to keep.
 pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), GitError> {
     repo.worktree_remove(path)?;
-    if repo.branch_exists(branch) {
-        repo.branch_delete(branch)?;
+    if let Err(e) = repo.branch_delete(branch) {
+        if repo.branch_exists(branch) {
+            return Err(e);
+        }
     }
     if let Some(parent) = path.parent() {
         // Only removes the per-repository directory when no other run uses it.

@@ -260,11 +260,14 @@ impl Repo {
     /// has saved them), then prunes its administrative entry.
     pub fn worktree_remove(&self, path: &Path) -> Result<()> {
         let path_s = path.to_string_lossy();
-        let _ = self.run(&["worktree", "unlock", &path_s]);
         if path.exists() {
-            self.run(&["worktree", "remove", "--force", &path_s])?;
+            // Twice --force: the worktree is locked (by baton, for the run's life).
+            self.run(&["worktree", "remove", "--force", "--force", &path_s])
+                .map(drop)
+        } else {
+            // Someone removed the directory: drop git's record of it.
+            self.run(&["worktree", "prune"]).map(drop)
         }
-        self.run(&["worktree", "prune"]).map(drop)
     }
 
     pub fn worktrees(&self) -> Result<Vec<WorktreeEntry>> {
