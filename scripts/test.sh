@@ -11,7 +11,7 @@ if ! python3 -c 'import pytest' >/dev/null 2>&1; then
 fi
 
 # The real agent CLIs the tests drive (pinned in tests/agents/package-lock.json).
-if [ ! -x tests/agents/node_modules/.bin/codex ]; then
+if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_modules/.bin/claude ] || [ ! -x tests/agents/node_modules/.bin/gemini ]; then
     echo "test.sh: installing the agent CLIs (npm ci --prefix tests/agents)" >&2
     npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
 fi

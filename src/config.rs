@@ -62,6 +62,9 @@ pub struct AgentConfig {
     /// codex's `--sandbox` (default `workspace-write`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// claude's `--permission-mode` (default `acceptEdits`: edits inside the worktree only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission_mode: Option<String>,
     /// Environment variables for the agent's process (e.g. `CODEX_HOME`, a key's variable).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -80,6 +83,7 @@ impl AgentConfig {
             config,
             args,
             sandbox: over.sandbox.or(self.sandbox),
+            permission_mode: over.permission_mode.or(self.permission_mode),
             env: {
                 let mut env = self.env;
                 env.extend(over.env);

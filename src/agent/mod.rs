@@ -3,6 +3,7 @@
 //! their children through `process` (process group, timeouts, kill); what the agent
 //! claims is information only — the verdict comes later from the worktree's real diff.
 
+mod claude;
 mod cmd;
 mod codex;
 
@@ -13,6 +14,7 @@ use crate::config::{AgentConfig, Config};
 use crate::process::{self, Stream};
 use crate::report::{AgentReport, AgentStatus};
 
+pub use claude::pointed_at as claude_pointed_at;
 pub use codex::{CODEX_PACKAGE, CODEX_VERSION, pointed_at};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,7 @@ pub enum AgentError {
 pub enum AgentSpec {
     Cmd(String),
     Codex,
+    Claude,
 }
 
 impl AgentSpec {
@@ -59,7 +62,8 @@ impl AgentSpec {
         }
         match text {
             "codex" => Ok(AgentSpec::Codex),
-            "claude" | "gemini" | "auto" => Err(AgentError::NotAvailable(text.into())),
+            "claude" => Ok(AgentSpec::Claude),
+            "gemini" | "auto" => Err(AgentError::NotAvailable(text.into())),
             _ => Err(AgentError::Unknown(text.into())),
         }
     }
@@ -68,6 +72,7 @@ impl AgentSpec {
         match self {
             AgentSpec::Cmd(c) => format!("cmd:{c}"),
             AgentSpec::Codex => "codex".into(),
+            AgentSpec::Claude => "claude".into(),
         }
     }
 
@@ -76,6 +81,7 @@ impl AgentSpec {
         Ok(match self {
             AgentSpec::Cmd(c) => Box::new(cmd::CmdBackend::new(c.clone())),
             AgentSpec::Codex => Box::new(codex::CodexBackend::new(config.agent("codex"))?),
+            AgentSpec::Claude => Box::new(claude::ClaudeBackend::new(config.agent("claude"))?),
         })
     }
 }
@@ -231,6 +237,7 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
 pub fn find_executable(name: &str, configured: Option<&Path>) -> Result<PathBuf, AgentError> {
     let package = match name {
         "codex" => format!("{CODEX_PACKAGE}@{CODEX_VERSION}"),
+        "claude" => format!("{}@{}", claude::CLAUDE_PACKAGE, claude::CLAUDE_VERSION),
         other => other.to_string(),
     };
     if let Some(p) = configured {

@@ -8,6 +8,8 @@
 //! It is the network edge of baton's test bench: everything on this side of it — the
 //! agent CLI, git, baton — is real.
 
+mod anthropic;
+mod patch;
 mod responses;
 pub mod scenario;
 
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use scenario::{Answer, Fault, Scenario, ScenarioError};
+pub use scenario::{Answer, Api, Fault, Scenario, ScenarioError};
 
 /// One request the server received, and what it answered.
 #[derive(Debug, Clone, Serialize)]
@@ -195,10 +197,12 @@ enum Reply {
     Fault(Fault),
     /// A request that is not a model turn (a title, a summary): a short message.
     Extra,
+    /// Anthropic's `count_tokens`.
+    CountTokens,
     NotFound,
 }
 
-/// Model turns already in the conversation: each tool call, and each run of
+/// Model turns already in an OpenAI conversation: each tool call, and each run of
 /// consecutive assistant messages, is one turn.
 fn position(body: &serde_json::Value) -> usize {
     let mut turns = 0;
@@ -217,20 +221,46 @@ fn position(body: &serde_json::Value) -> usize {
     turns
 }
 
-fn choose(state: &mut State, req: &Request, body: &serde_json::Value) -> (Option<usize>, Reply) {
-    if !(req.method == "POST" && req.path.ends_with("/responses")) {
-        return (None, Reply::NotFound);
+fn api_of(req: &Request) -> Option<Api> {
+    let path = req.path.split('?').next().unwrap_or("");
+    match (req.method.as_str(), path) {
+        ("POST", p) if p.ends_with("/responses") => Some(Api::OpenAi),
+        ("POST", p) if p.ends_with("/messages") => Some(Api::Anthropic),
+        _ => None,
     }
-    // codex labels each request; only turns advance the script.
-    let kind = req
-        .header("x-codex-turn-metadata")
-        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
-        .and_then(|m| m["request_kind"].as_str().map(str::to_string));
-    if kind.is_some_and(|k| k != "turn") {
-        return (None, Reply::Extra);
+}
+
+fn choose(
+    state: &mut State,
+    req: &Request,
+    body: &serde_json::Value,
+) -> (Option<Api>, Option<usize>, Reply) {
+    let path = req.path.split('?').next().unwrap_or("");
+    if req.method == "POST" && path.ends_with("/messages/count_tokens") {
+        return (Some(Api::Anthropic), None, Reply::CountTokens);
     }
-    let pos = position(body);
-    let (faults, answer) = match state.scenario.turns.get(pos) {
+    let Some(api) = api_of(req) else {
+        return (None, None, Reply::NotFound);
+    };
+    let extra = match api {
+        // codex labels each request; only turns advance the script.
+        Api::OpenAi => req
+            .header("x-codex-turn-metadata")
+            .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+            .and_then(|m| m["request_kind"].as_str().map(str::to_string))
+            .is_some_and(|k| k != "turn"),
+        // Claude Code's side requests (titles, summaries) offer no tools.
+        Api::Anthropic => body["tools"].as_array().is_none_or(|t| t.is_empty()),
+    };
+    if extra {
+        return (Some(api), None, Reply::Extra);
+    }
+    let pos = match api {
+        Api::OpenAi => position(body),
+        Api::Anthropic => anthropic::position(body),
+    };
+    let steps = state.scenario.steps(api);
+    let (faults, answer) = match steps.get(pos) {
         Some((f, a)) => (f.clone(), Some(a.clone())),
         None => (state.scenario.trailing_faults.clone(), None),
     };
@@ -238,13 +268,14 @@ fn choose(state: &mut State, req: &Request, body: &serde_json::Value) -> (Option
         let served = state.faults_served.entry((pos, i)).or_insert(0);
         if f.times.is_none_or(|t| *served < t) {
             *served += 1;
-            return (Some(pos), Reply::Fault(f.fault));
+            return (Some(api), Some(pos), Reply::Fault(f.fault));
         }
     }
     match answer {
-        Some(a) => (Some(pos), Reply::Answer(a)),
+        Some(a) => (Some(api), Some(pos), Reply::Answer(a)),
         // Past the end of the script: a model with nothing more to say.
         None => (
+            Some(api),
             Some(pos),
             Reply::Answer(Answer::Message {
                 text: "Nothing more to do.".into(),
@@ -256,17 +287,26 @@ fn choose(state: &mut State, req: &Request, body: &serde_json::Value) -> (Option
 
 fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::io::Result<()> {
     let req = read_request(&conn)?;
+    if req.method == "HEAD" {
+        // Claude Code probes the base URL before it starts.
+        write!(
+            conn,
+            "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )?;
+        return conn.flush();
+    }
     let body: serde_json::Value =
         serde_json::from_slice(&req.body).unwrap_or(serde_json::Value::Null);
-    let (position, reply) = {
+    let (api, position, reply) = {
         let mut st = state
             .lock()
             .map_err(|_| std::io::Error::other("server state poisoned"))?;
-        let (position, reply) = choose(&mut st, &req, &body);
+        let (api, position, reply) = choose(&mut st, &req, &body);
         let served = match &reply {
             Reply::Answer(_) => "answer".to_string(),
             Reply::Fault(f) => f.name().to_string(),
             Reply::Extra => "extra".to_string(),
+            Reply::CountTokens => "count_tokens".to_string(),
             Reply::NotFound => "not_found".to_string(),
         };
         let entry = LoggedRequest {
@@ -280,59 +320,70 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
             let _ = writeln!(f, "{}", serde_json::to_string(&entry).unwrap_or_default());
         }
         st.log.push(entry);
-        (position, reply)
+        (api, position, reply)
     };
     let wait_for_stop = || {
         while !stop.load(Ordering::SeqCst) {
             thread::sleep(Duration::from_millis(50));
         }
     };
-    match reply {
-        Reply::NotFound => responses::error(&mut conn, 404, "not_found", "no such endpoint", None),
-        Reply::Fault(Fault::RateLimit) => responses::error(
-            &mut conn,
-            429,
-            "rate_limit_exceeded",
-            "Rate limit reached for the scripted model. Please try again in 1s.",
-            Some(1),
-        ),
-        Reply::Fault(Fault::ServerError) => responses::error(
-            &mut conn,
-            500,
-            "server_error",
-            "The scripted model had an internal error.",
-            None,
-        ),
-        Reply::Fault(Fault::Hang) => {
+    let pos = position.unwrap_or(0);
+    let model = body["model"].as_str().unwrap_or("scripted").to_string();
+    match (api, reply) {
+        (_, Reply::NotFound) | (None, _) => {
+            responses::error(&mut conn, 404, "not_found", "no such endpoint", None)
+        }
+        (_, Reply::CountTokens) => anthropic::count_tokens(&mut conn, &body),
+        (Some(api), Reply::Fault(fault @ (Fault::RateLimit | Fault::ServerError))) => {
+            let limited = fault == Fault::RateLimit;
+            let message = if limited {
+                "Rate limit reached for the scripted model. Please try again in 1s."
+            } else {
+                "The scripted model had an internal error."
+            };
+            let (status, retry) = if limited { (429, Some(1)) } else { (500, None) };
+            match api {
+                Api::OpenAi => {
+                    let code = if limited {
+                        "rate_limit_exceeded"
+                    } else {
+                        "server_error"
+                    };
+                    responses::error(&mut conn, status, code, message, retry)
+                }
+                Api::Anthropic => anthropic::error(&mut conn, status, message, retry),
+            }
+        }
+        (_, Reply::Fault(Fault::Hang)) => {
             wait_for_stop();
             Ok(())
         }
-        Reply::Fault(Fault::Stall) => {
-            let mut sse = responses::Stream::start(&mut conn, position.unwrap_or(0))?;
-            sse.preamble()?;
-            wait_for_stop();
-            Ok(())
+        (Some(api), Reply::Fault(fault @ (Fault::Stall | Fault::Drop))) => {
+            match api {
+                Api::OpenAi => responses::Stream::start(&mut conn, pos)?.preamble()?,
+                Api::Anthropic => anthropic::Stream::start(&mut conn, pos)?.preamble(&model)?,
+            }
+            if fault == Fault::Stall {
+                wait_for_stop();
+                Ok(())
+            } else {
+                conn.shutdown(std::net::Shutdown::Both)
+            }
         }
-        Reply::Fault(Fault::Drop) => {
-            let mut sse = responses::Stream::start(&mut conn, position.unwrap_or(0))?;
-            sse.preamble()?;
-            drop(sse);
-            conn.shutdown(std::net::Shutdown::Both)
+        (Some(api), Reply::Extra) => {
+            let answer = Answer::Message {
+                text: "ok".into(),
+                repeat: 1,
+            };
+            match api {
+                Api::OpenAi => responses::Stream::start(&mut conn, 0)?.respond(&body, &answer),
+                Api::Anthropic => anthropic::Stream::start(&mut conn, 0)?.respond(&body, &answer),
+            }
         }
-        Reply::Extra => {
-            let mut sse = responses::Stream::start(&mut conn, 0)?;
-            sse.respond(
-                &body,
-                &Answer::Message {
-                    text: "ok".into(),
-                    repeat: 1,
-                },
-            )
-        }
-        Reply::Answer(answer) => {
-            let mut sse = responses::Stream::start(&mut conn, position.unwrap_or(0))?;
-            sse.respond(&body, &answer)
-        }
+        (Some(api), Reply::Answer(answer)) => match api {
+            Api::OpenAi => responses::Stream::start(&mut conn, pos)?.respond(&body, &answer),
+            Api::Anthropic => anthropic::Stream::start(&mut conn, pos)?.respond(&body, &answer),
+        },
     }
 }
 

@@ -163,6 +163,8 @@ impl<'a> Stream<'a> {
                 })
                 .collect(),
             Answer::Shell(command) => vec![shell_call(command)],
+            // codex reads files with its shell when it wants to; nothing to do here.
+            Answer::Read(paths) => vec![shell_call(&format!("cat -- {}", paths.join(" ")))],
             Answer::Patch(patch) => {
                 let patch = if patch.ends_with('\n') { patch.clone() } else { format!("{patch}\n") };
                 if offers("custom", "apply_patch") {

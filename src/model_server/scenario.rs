@@ -102,6 +102,9 @@ pub enum Answer {
     Shell(String),
     /// A final message, `repeat` times in one response.
     Message { text: String, repeat: u32 },
+    /// Read these files first (agents whose edit tools require it; not written in
+    /// scenarios, but made from a patch for them).
+    Read(Vec<String>),
 }
 
 /// A fault attached to a turn position.
@@ -121,7 +124,40 @@ pub struct Scenario {
     pub trailing_faults: Vec<PendingFault>,
 }
 
+/// Which wire protocol a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    OpenAi,
+    Anthropic,
+}
+
 impl Scenario {
+    /// The turns as one client sees them: for Claude Code, whose Edit tool refuses a
+    /// file it has not read, a patch is preceded by a turn reading the files it updates.
+    pub fn steps(&self, api: Api) -> Vec<(Vec<PendingFault>, Answer)> {
+        let mut steps = vec![];
+        for (faults, answer) in &self.turns {
+            match (api, answer) {
+                (Api::Anthropic, Answer::Patch(p)) => {
+                    let mut files: Vec<String> = super::patch::parse(p)
+                        .into_iter()
+                        .filter(|op| matches!(op, super::patch::EditOp::Update { .. }))
+                        .map(|op| op.path().to_string())
+                        .collect();
+                    files.dedup();
+                    if files.is_empty() {
+                        steps.push((faults.clone(), answer.clone()));
+                    } else {
+                        steps.push((faults.clone(), Answer::Read(files)));
+                        steps.push((vec![], answer.clone()));
+                    }
+                }
+                _ => steps.push((faults.clone(), answer.clone())),
+            }
+        }
+        steps
+    }
+
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.display().to_string(),

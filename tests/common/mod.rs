@@ -333,6 +333,38 @@ impl Bench {
     }
 }
 
+/// The real Claude Code CLI, which must be installed: a missing one fails the test.
+#[track_caller]
+pub fn require_claude() -> PathBuf {
+    let claude = agents_bin().join("claude");
+    assert!(
+        claude.is_file(),
+        "the claude CLI is not installed at {}; run `npm ci --prefix tests/agents` (scripts/test.sh does)",
+        claude.display()
+    );
+    claude
+}
+
+impl Bench {
+    /// Starts the scripted model on `scenario` and points baton's claude at it.
+    pub fn scripted_claude(&self, scenario: &str) -> baton::model_server::ModelServer {
+        require_claude();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/scenarios")
+            .join(format!("{scenario}.toml"));
+        let scenario = baton::model_server::Scenario::load(&path).unwrap();
+        let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
+        let url = format!("http://127.0.0.1:{}", server.port());
+        let config = format!(
+            "[agents.claude]\nenv = {{ ANTHROPIC_BASE_URL = \"{url}\", ANTHROPIC_API_KEY = \"scripted\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\", CLAUDE_CODE_MAX_RETRIES = \"0\" }}\n"
+        );
+        let dir = self.home.join(".config/baton");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        server
+    }
+}
+
 /// The fix for the python-calc fixture's bug, as a `cmd:` agent.
 pub const FIX_ADD: &str = "cmd:sed -i '0,/return a - b/s//return a + b/' calc.py";
 pub const PYTEST: &str = "python3 -m pytest -q";

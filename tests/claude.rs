@@ -1,0 +1,101 @@
+//! Delegation to the real Claude Code CLI (`@anthropic-ai/claude-code`, pinned in
+//! tests/agents), offline: claude talks to baton's scripted model server on 127.0.0.1
+//! (the Anthropic Messages API), which plays the same scenarios as for codex.
+
+mod common;
+
+use common::{Bench, PYTEST};
+
+fn run_claude(bench: &Bench, extra: &[&str]) -> common::Ran {
+    let mut args = vec![
+        "run",
+        "--task",
+        "Fix add() so it adds",
+        "--agent",
+        "claude",
+        "--scope",
+        "calc.py",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    bench.baton(&args)
+}
+
+#[test]
+fn claude_fixes_the_bug_and_the_verified_commit_lands() {
+    let bench = Bench::with_fixture("python-calc");
+    let model = bench.scripted_claude("fix-add");
+    let ran = run_claude(&bench, &["--check", PYTEST]);
+    ran.expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert!(
+        bench
+            .git(&["log", "-1", "--format=%B"])
+            .contains("Baton-Agent: claude")
+    );
+    bench.assert_clean();
+    let report = ran.json();
+    assert_eq!(report["agent_result"]["status"], "succeeded");
+    assert!(
+        report["agent_result"]["session"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let sent = model
+        .requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect::<String>();
+    assert!(
+        sent.contains(report["worktree"].as_str().unwrap()),
+        "claude worked in the worktree"
+    );
+    let run = bench.only_run();
+    let events = bench.journal_file(&run, "events.jsonl");
+    assert!(
+        events.contains("\"event\":\"agent.file_change\""),
+        "no file change event"
+    );
+}
+
+#[test]
+fn claude_editing_outside_the_scope_is_stashed_with_exit_3() {
+    let bench = Bench::with_fixture("python-calc");
+    let files = bench.files();
+    let _model = bench.scripted_claude("out-of-scope");
+    run_claude(&bench, &["--check", PYTEST]).expect(3);
+    assert_eq!(bench.files(), files);
+    bench.git(&["stash", "apply"]);
+    assert_eq!(
+        bench.read("docs/notes.md"),
+        "Notes rewritten by the agent.\n"
+    );
+}
+
+#[test]
+fn a_rate_limited_model_fails_the_claude_run_with_the_error_in_the_report() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_claude("rate-limit");
+    let ran = run_claude(&bench, &["--timeout", "2m"]);
+    ran.expect(4);
+    let report = ran.json();
+    assert_eq!(report["agent_result"]["status"], "failed");
+    assert!(
+        report["agent_result"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("429"),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_claude() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_claude("edit-then-hang");
+    let ran = run_claude(&bench, &["--timeout", "8s"]);
+    ran.expect(4);
+    assert_eq!(ran.json()["agent_result"]["status"], "timed_out");
+    bench.git(&["stash", "apply"]);
+    assert!(bench.read("calc.py").contains("return a + b"));
+}
