@@ -99,3 +99,31 @@ fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_claude() {
     bench.git(&["stash", "apply"]);
     assert!(bench.read("calc.py").contains("return a + b"));
 }
+
+#[test]
+fn resume_continues_the_same_claude_session_and_lands_the_fix() {
+    let bench = Bench::with_fixture("python-calc");
+    let model = bench.scripted_claude("resume");
+    let first = run_claude(&bench, &["--check", PYTEST, "--on-fail", "keep"]);
+    first.expect(1);
+    let session = first.json()["agent_result"]["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = bench.only_run();
+
+    let resumed = bench.baton(&["resume", &run, "--json"]);
+    resumed.expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert_eq!(resumed.json()["agent_result"]["session"], session.as_str());
+    bench.assert_clean();
+    // The resumed conversation carried the earlier turns and the failing check.
+    let last = model
+        .requests()
+        .into_iter()
+        .filter(|r| r.position.is_some())
+        .last()
+        .unwrap();
+    assert!(last.position.unwrap() >= 3, "{:?}", last.position);
+    assert!(last.body.to_string().contains("python3 -m pytest -q"));
+}
