@@ -75,6 +75,9 @@ pub struct Spec {
     pub idle_timeout: Option<Duration>,
     pub grace: Duration,
     pub log: Option<PathBuf>,
+    /// Set by the caller (from `on_line`) once the child has said its last word, for
+    /// a child that lingers after it (Gemini CLI, about 18 s after an error).
+    pub finished: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +99,8 @@ pub enum Stopped {
     Timeout,
     Idle,
     Interrupted,
+    /// It had reported its result and lingered; see [`Spec::finished`].
+    AfterResult,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +240,13 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
         if exit.is_none() && stopped.is_none() {
             let reason = if interrupted() {
                 Some(Stopped::Interrupted)
+            } else if spec
+                .finished
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst))
+                && now - last_activity >= LINGER
+            {
+                Some(Stopped::AfterResult)
             } else if spec.timeout.is_some_and(|t| now - start >= t) {
                 Some(Stopped::Timeout)
             } else if spec.idle_timeout.is_some_and(|t| now - last_activity >= t) {

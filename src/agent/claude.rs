@@ -96,6 +96,7 @@ impl Backend for ClaudeBackend {
             idle_timeout: ctx.idle_timeout,
             grace: ctx.kill_grace,
             log: Some(ctx.log.clone()),
+            finished: None,
         };
         let mut got = Gathered::default();
         let done = process::run(&spec, &mut |stream, line| match stream {

@@ -6,6 +6,7 @@
 mod claude;
 mod cmd;
 mod codex;
+mod gemini;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -49,6 +50,7 @@ pub enum AgentSpec {
     Cmd(String),
     Codex,
     Claude,
+    Gemini,
 }
 
 impl AgentSpec {
@@ -63,7 +65,8 @@ impl AgentSpec {
         match text {
             "codex" => Ok(AgentSpec::Codex),
             "claude" => Ok(AgentSpec::Claude),
-            "gemini" | "auto" => Err(AgentError::NotAvailable(text.into())),
+            "gemini" => Ok(AgentSpec::Gemini),
+            "auto" => Err(AgentError::NotAvailable(text.into())),
             _ => Err(AgentError::Unknown(text.into())),
         }
     }
@@ -73,6 +76,7 @@ impl AgentSpec {
             AgentSpec::Cmd(c) => format!("cmd:{c}"),
             AgentSpec::Codex => "codex".into(),
             AgentSpec::Claude => "claude".into(),
+            AgentSpec::Gemini => "gemini".into(),
         }
     }
 
@@ -82,6 +86,7 @@ impl AgentSpec {
             AgentSpec::Cmd(c) => Box::new(cmd::CmdBackend::new(c.clone())),
             AgentSpec::Codex => Box::new(codex::CodexBackend::new(config.agent("codex"))?),
             AgentSpec::Claude => Box::new(claude::ClaudeBackend::new(config.agent("claude"))?),
+            AgentSpec::Gemini => Box::new(gemini::GeminiBackend::new(config.agent("gemini"))?),
         })
     }
 }
@@ -214,6 +219,8 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
         Some(process::Stopped::Timeout) => AgentStatus::TimedOut,
         Some(process::Stopped::Idle) => AgentStatus::Idle,
         Some(process::Stopped::Interrupted) => AgentStatus::Interrupted,
+        // The backend reported its result; it decides success from that result.
+        Some(process::Stopped::AfterResult) => AgentStatus::Succeeded,
         None if done.success() => AgentStatus::Succeeded,
         None => AgentStatus::Failed,
     };
@@ -238,6 +245,7 @@ pub fn find_executable(name: &str, configured: Option<&Path>) -> Result<PathBuf,
     let package = match name {
         "codex" => format!("{CODEX_PACKAGE}@{CODEX_VERSION}"),
         "claude" => format!("{}@{}", claude::CLAUDE_PACKAGE, claude::CLAUDE_VERSION),
+        "gemini" => format!("{}@{}", gemini::GEMINI_PACKAGE, gemini::GEMINI_VERSION),
         other => other.to_string(),
     };
     if let Some(p) = configured {

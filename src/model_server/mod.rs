@@ -1,7 +1,8 @@
 //! The scripted model server: a stand-in for the model provider, on 127.0.0.1 at an
 //! ephemeral port, so that the real agent CLIs can be driven offline and
 //! deterministically (by the tests, `baton demo` and `baton doctor`). It speaks the
-//! OpenAI Responses API with server-sent events well enough for `codex exec`, answers
+//! OpenAI Responses API (for `codex exec`), the Anthropic Messages API (for Claude
+//! Code) and the Gemini API (for Gemini CLI), streaming as each client expects, answers
 //! each request from a [`Scenario`], can fail on purpose (429, 500, a response that
 //! never starts, a stream that stalls, a dropped connection), and logs every request.
 //!
@@ -9,6 +10,7 @@
 //! agent CLI, git, baton — is real.
 
 mod anthropic;
+mod gemini;
 mod patch;
 mod responses;
 pub mod scenario;
@@ -226,6 +228,9 @@ fn api_of(req: &Request) -> Option<Api> {
     match (req.method.as_str(), path) {
         ("POST", p) if p.ends_with("/responses") => Some(Api::OpenAi),
         ("POST", p) if p.ends_with("/messages") => Some(Api::Anthropic),
+        ("POST", p) if p.ends_with(":generateContent") || p.ends_with(":streamGenerateContent") => {
+            Some(Api::Gemini)
+        }
         _ => None,
     }
 }
@@ -239,6 +244,9 @@ fn choose(
     if req.method == "POST" && path.ends_with("/messages/count_tokens") {
         return (Some(Api::Anthropic), None, Reply::CountTokens);
     }
+    if req.method == "POST" && path.ends_with(":countTokens") {
+        return (Some(Api::Gemini), None, Reply::CountTokens);
+    }
     let Some(api) = api_of(req) else {
         return (None, None, Reply::NotFound);
     };
@@ -249,8 +257,9 @@ fn choose(
             .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
             .and_then(|m| m["request_kind"].as_str().map(str::to_string))
             .is_some_and(|k| k != "turn"),
-        // Claude Code's side requests (titles, summaries) offer no tools.
-        Api::Anthropic => body["tools"].as_array().is_none_or(|t| t.is_empty()),
+        // Claude Code's and Gemini CLI's side requests (titles, summaries, model
+        // routing) offer no tools.
+        Api::Anthropic | Api::Gemini => body["tools"].as_array().is_none_or(|t| t.is_empty()),
     };
     if extra {
         return (Some(api), None, Reply::Extra);
@@ -258,8 +267,9 @@ fn choose(
     let pos = match api {
         Api::OpenAi => position(body),
         Api::Anthropic => anthropic::position(body),
+        Api::Gemini => gemini::position(body),
     };
-    let steps = state.scenario.steps(api);
+    let steps = state.scenario.steps(api, gemini::offers_shell(body));
     let (faults, answer) = match steps.get(pos) {
         Some((f, a)) => (f.clone(), Some(a.clone())),
         None => (state.scenario.trailing_faults.clone(), None),
@@ -328,11 +338,13 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
         }
     };
     let pos = position.unwrap_or(0);
+    let streaming = req.path.contains(":streamGenerateContent");
     let model = body["model"].as_str().unwrap_or("scripted").to_string();
     match (api, reply) {
         (_, Reply::NotFound) | (None, _) => {
             responses::error(&mut conn, 404, "not_found", "no such endpoint", None)
         }
+        (Some(Api::Gemini), Reply::CountTokens) => gemini::count_tokens(&mut conn, &body),
         (_, Reply::CountTokens) => anthropic::count_tokens(&mut conn, &body),
         (Some(api), Reply::Fault(fault @ (Fault::RateLimit | Fault::ServerError))) => {
             let limited = fault == Fault::RateLimit;
@@ -352,6 +364,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
                     responses::error(&mut conn, status, code, message, retry)
                 }
                 Api::Anthropic => anthropic::error(&mut conn, status, message, retry),
+                Api::Gemini => gemini::error(&mut conn, status, message),
             }
         }
         (_, Reply::Fault(Fault::Hang)) => {
@@ -362,6 +375,7 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
             match api {
                 Api::OpenAi => responses::Stream::start(&mut conn, pos)?.preamble()?,
                 Api::Anthropic => anthropic::Stream::start(&mut conn, pos)?.preamble(&model)?,
+                Api::Gemini => gemini::partial(&mut conn)?,
             }
             if fault == Fault::Stall {
                 wait_for_stop();
@@ -378,11 +392,13 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
             match api {
                 Api::OpenAi => responses::Stream::start(&mut conn, 0)?.respond(&body, &answer),
                 Api::Anthropic => anthropic::Stream::start(&mut conn, 0)?.respond(&body, &answer),
+                Api::Gemini => gemini::side_reply(&mut conn, &body, streaming),
             }
         }
         (Some(api), Reply::Answer(answer)) => match api {
             Api::OpenAi => responses::Stream::start(&mut conn, pos)?.respond(&body, &answer),
             Api::Anthropic => anthropic::Stream::start(&mut conn, pos)?.respond(&body, &answer),
+            Api::Gemini => gemini::respond(&mut conn, &body, &answer, streaming),
         },
     }
 }

@@ -129,15 +129,19 @@ pub struct Scenario {
 pub enum Api {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 impl Scenario {
     /// The turns as one client sees them: for Claude Code, whose Edit tool refuses a
     /// file it has not read, a patch is preceded by a turn reading the files it updates.
-    pub fn steps(&self, api: Api) -> Vec<(Vec<PendingFault>, Answer)> {
+    /// Gemini CLI offers no shell tool unless it runs in yolo mode (`shell` false):
+    /// shell turns are then left out.
+    pub fn steps(&self, api: Api, shell: bool) -> Vec<(Vec<PendingFault>, Answer)> {
         let mut steps = vec![];
         for (faults, answer) in &self.turns {
             match (api, answer) {
+                (Api::Gemini, Answer::Shell(_)) if !shell => {}
                 (Api::Anthropic, Answer::Patch(p)) => {
                     let mut files: Vec<String> = super::patch::parse(p)
                         .into_iter()

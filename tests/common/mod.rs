@@ -365,6 +365,46 @@ impl Bench {
     }
 }
 
+/// The real Gemini CLI, which must be installed: a missing one fails the test.
+#[track_caller]
+pub fn require_gemini() -> PathBuf {
+    let gemini = agents_bin().join("gemini");
+    assert!(
+        gemini.is_file(),
+        "the gemini CLI is not installed at {}; run `npm ci --prefix tests/agents` (scripts/test.sh does)",
+        gemini.display()
+    );
+    gemini
+}
+
+impl Bench {
+    /// Starts the scripted model on `scenario` and points baton's gemini at it: the
+    /// base URL and key in `[agents.gemini] env`, and in the (test) user's
+    /// `~/.gemini/settings.json` the API-key auth and no retries.
+    pub fn scripted_gemini(&self, scenario: &str) -> baton::model_server::ModelServer {
+        require_gemini();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/scenarios")
+            .join(format!("{scenario}.toml"));
+        let scenario = baton::model_server::Scenario::load(&path).unwrap();
+        let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
+        let url = format!("http://127.0.0.1:{}", server.port());
+        std::fs::create_dir_all(self.home.join(".gemini")).unwrap();
+        std::fs::write(
+            self.home.join(".gemini/settings.json"),
+            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"general":{"maxAttempts":1}}"#,
+        )
+        .unwrap();
+        let config = format!(
+            "[agents.gemini]\nenv = {{ GOOGLE_GEMINI_BASE_URL = \"{url}\", GEMINI_API_KEY = \"scripted\" }}\n"
+        );
+        let dir = self.home.join(".config/baton");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        server
+    }
+}
+
 /// The fix for the python-calc fixture's bug, as a `cmd:` agent.
 pub const FIX_ADD: &str = "cmd:sed -i '0,/return a - b/s//return a + b/' calc.py";
 pub const PYTEST: &str = "python3 -m pytest -q";

@@ -1,0 +1,94 @@
+//! Delegation to the real Gemini CLI (`@google/gemini-cli`, pinned in tests/agents),
+//! offline: gemini talks to baton's scripted model server on 127.0.0.1 (the Gemini
+//! API), which plays the same scenarios as for codex and claude.
+
+mod common;
+
+use common::{Bench, PYTEST};
+
+fn run_gemini(bench: &Bench, extra: &[&str]) -> common::Ran {
+    let mut args = vec![
+        "run",
+        "--task",
+        "Fix add() so it adds",
+        "--agent",
+        "gemini",
+        "--scope",
+        "calc.py",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    bench.baton(&args)
+}
+
+#[test]
+fn gemini_fixes_the_bug_and_the_verified_commit_lands() {
+    let bench = Bench::with_fixture("python-calc");
+    let model = bench.scripted_gemini("fix-add");
+    let ran = run_gemini(&bench, &["--check", PYTEST, "--timeout", "3m"]);
+    ran.expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert!(
+        bench
+            .git(&["log", "-1", "--format=%B"])
+            .contains("Baton-Agent: gemini")
+    );
+    bench.assert_clean();
+    let report = ran.json();
+    assert_eq!(report["agent_result"]["status"], "succeeded");
+    assert!(
+        report["agent_result"]["session"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let sent = model
+        .requests()
+        .iter()
+        .map(|r| r.body.to_string())
+        .collect::<String>();
+    assert!(
+        sent.contains(report["worktree"].as_str().unwrap()),
+        "gemini worked in the worktree"
+    );
+}
+
+#[test]
+fn gemini_editing_outside_the_scope_is_stashed_with_exit_3() {
+    let bench = Bench::with_fixture("python-calc");
+    let files = bench.files();
+    let _model = bench.scripted_gemini("out-of-scope");
+    run_gemini(&bench, &["--check", PYTEST, "--timeout", "3m"]).expect(3);
+    assert_eq!(bench.files(), files);
+    bench.git(&["stash", "apply"]);
+    assert_eq!(
+        bench.read("docs/notes.md"),
+        "Notes rewritten by the agent.\n"
+    );
+}
+
+#[test]
+fn a_rate_limited_model_fails_the_gemini_run_with_the_error_in_the_report() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_gemini("rate-limit");
+    let ran = run_gemini(&bench, &["--timeout", "3m"]);
+    ran.expect(4);
+    let report = ran.json();
+    assert_eq!(report["agent_result"]["status"], "failed");
+    assert!(
+        report["agent_result"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_gemini() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_gemini("edit-then-hang");
+    let ran = run_gemini(&bench, &["--timeout", "10s"]);
+    ran.expect(4);
+    assert_eq!(ran.json()["agent_result"]["status"], "timed_out");
+    bench.git(&["stash", "apply"]);
+    assert!(bench.read("calc.py").contains("return a + b"));
+}
