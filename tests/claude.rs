@@ -121,8 +121,7 @@ fn resume_continues_the_same_claude_session_and_lands_the_fix() {
     let last = model
         .requests()
         .into_iter()
-        .filter(|r| r.position.is_some())
-        .last()
+        .rfind(|r| r.position.is_some())
         .unwrap();
     assert!(last.position.unwrap() >= 3, "{:?}", last.position);
     assert!(last.body.to_string().contains("python3 -m pytest -q"));

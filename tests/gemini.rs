@@ -92,3 +92,24 @@ fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_gemini() {
     bench.git(&["stash", "apply"]);
     assert!(bench.read("calc.py").contains("return a + b"));
 }
+
+#[test]
+fn resume_continues_the_same_gemini_session_and_lands_the_fix() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_gemini("resume");
+    let first = run_gemini(
+        &bench,
+        &["--check", PYTEST, "--on-fail", "keep", "--timeout", "3m"],
+    );
+    first.expect(1);
+    let session = first.json()["agent_result"]["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = bench.only_run();
+    let resumed = bench.baton(&["resume", &run, "--json"]);
+    resumed.expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert_eq!(resumed.json()["agent_result"]["session"], session.as_str());
+    bench.assert_clean();
+}
