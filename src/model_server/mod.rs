@@ -269,10 +269,10 @@ fn choose(
         Api::Anthropic => anthropic::position(body),
         Api::Gemini => gemini::position(body),
     };
-    let steps = state.scenario.steps(api, gemini::offers_shell(body));
+    let (steps, trailing) = state.scenario.steps(api, gemini::offers_shell(body));
     let (faults, answer) = match steps.get(pos) {
         Some((f, a)) => (f.clone(), Some(a.clone())),
-        None => (state.scenario.trailing_faults.clone(), None),
+        None => (trailing, None),
     };
     for (i, f) in faults.iter().enumerate() {
         let served = state.faults_served.entry((pos, i)).or_insert(0);

@@ -82,6 +82,7 @@ struct RawTurn {
     fault: Option<Fault>,
     times: Option<u32>,
     repeat: Option<u32>,
+    only: Option<Api>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,17 +116,28 @@ pub struct PendingFault {
     pub times: Option<u32>,
 }
 
-/// A parsed scenario: for each turn position, the faults served first, then the answer.
+/// One entry of a scenario, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Fault(PendingFault),
+    Answer(Answer),
+}
+
+/// A parsed scenario: its entries, each for every client or for one API only.
 #[derive(Debug, Clone, Default)]
 pub struct Scenario {
     pub description: String,
-    pub turns: Vec<(Vec<PendingFault>, Answer)>,
-    /// Faults after the last answer: served when the conversation runs past the script.
-    pub trailing_faults: Vec<PendingFault>,
+    pub entries: Vec<(Option<Api>, Entry)>,
 }
 
-/// Which wire protocol a request speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The turns one client sees: for each position the faults served first, then the
+/// answer; and the faults after the last answer.
+pub type Steps = (Vec<(Vec<PendingFault>, Answer)>, Vec<PendingFault>);
+
+/// Which wire protocol a request speaks (and, in a scenario, `only = "openai"` for a
+/// turn that only that client's conversation has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Api {
     OpenAi,
     Anthropic,
@@ -135,11 +147,24 @@ pub enum Api {
 impl Scenario {
     /// The turns as one client sees them: for Claude Code, whose Edit tool refuses a
     /// file it has not read, a patch is preceded by a turn reading the files it updates.
-    /// Gemini CLI offers no shell tool unless it runs in yolo mode (`shell` false):
-    /// shell turns are then left out.
-    pub fn steps(&self, api: Api, shell: bool) -> Vec<(Vec<PendingFault>, Answer)> {
+    /// The turns as one client sees them. Turns marked `only` for another API are left
+    /// out. For Claude Code, whose Edit tool refuses a file it has not read, a patch is
+    /// preceded by a turn reading the files it updates. Gemini CLI offers no shell tool
+    /// unless it runs in yolo mode (`shell` false): shell turns are then left out.
+    pub fn steps(&self, api: Api, shell: bool) -> Steps {
         let mut steps = vec![];
-        for (faults, answer) in &self.turns {
+        let mut faults = vec![];
+        for (only, entry) in &self.entries {
+            if only.is_some_and(|o| o != api) {
+                continue;
+            }
+            let answer = match entry {
+                Entry::Fault(f) => {
+                    faults.push(f.clone());
+                    continue;
+                }
+                Entry::Answer(a) => a,
+            };
             match (api, answer) {
                 (Api::Gemini, Answer::Shell(_)) if !shell => {}
                 (Api::Anthropic, Answer::Patch(p)) => {
@@ -150,16 +175,16 @@ impl Scenario {
                         .collect();
                     files.dedup();
                     if files.is_empty() {
-                        steps.push((faults.clone(), answer.clone()));
+                        steps.push((std::mem::take(&mut faults), answer.clone()));
                     } else {
-                        steps.push((faults.clone(), Answer::Read(files)));
+                        steps.push((std::mem::take(&mut faults), Answer::Read(files)));
                         steps.push((vec![], answer.clone()));
                     }
                 }
-                _ => steps.push((faults.clone(), answer.clone())),
+                _ => steps.push((std::mem::take(&mut faults), answer.clone())),
             }
         }
-        steps
+        (steps, faults)
     }
 
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -179,7 +204,6 @@ impl Scenario {
             description: raw.description,
             ..Scenario::default()
         };
-        let mut faults = vec![];
         for (i, t) in raw.turn.into_iter().enumerate() {
             let n = i + 1;
             if let Some(fault) = t.fault {
@@ -188,10 +212,13 @@ impl Scenario {
                         "turn {n}: a fault turn has no patch, shell or message"
                     ));
                 }
-                faults.push(PendingFault {
-                    fault,
-                    times: t.times,
-                });
+                scenario.entries.push((
+                    t.only,
+                    Entry::Fault(PendingFault {
+                        fault,
+                        times: t.times,
+                    }),
+                ));
                 continue;
             }
             let answer = match (t.patch, t.shell, t.message) {
@@ -207,9 +234,8 @@ impl Scenario {
                     ));
                 }
             };
-            scenario.turns.push((std::mem::take(&mut faults), answer));
+            scenario.entries.push((t.only, Entry::Answer(answer)));
         }
-        scenario.trailing_faults = faults;
         Ok(scenario)
     }
 }
@@ -234,22 +260,30 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(s.turns.len(), 2);
+        let (turns, trailing) = s.steps(Api::OpenAi, true);
+        assert_eq!(turns.len(), 2);
         assert_eq!(
-            s.turns[0].0,
+            turns[0].0,
             [PendingFault {
                 fault: Fault::RateLimit,
                 times: Some(2)
             }]
         );
         assert_eq!(
-            s.turns[1].1,
+            turns[1].1,
             Answer::Message {
                 text: "done".into(),
                 repeat: 1
             }
         );
-        assert_eq!(s.trailing_faults[0].fault, Fault::Hang);
+        assert_eq!(trailing[0].fault, Fault::Hang);
+        // A turn for one client only.
+        let only = Scenario::parse(
+            "[[turn]]\nfault = \"rate_limit\"\nonly = \"openai\"\n[[turn]]\nmessage = \"hi\"\n",
+        )
+        .unwrap();
+        assert!(only.steps(Api::Anthropic, true).0[0].0.is_empty());
+        assert_eq!(only.steps(Api::OpenAi, true).0[0].0.len(), 1);
         assert!(Scenario::parse("[[turn]]\nshell='a'\nmessage='b'\n").is_err());
     }
 }
