@@ -127,6 +127,14 @@ pub struct Defaults {
     pub on_pass: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_fail: Option<String>,
+    /// What hands a run to the next agent of its fallback chain: failure classes
+    /// (`rate_limited`, `server_error`, `network`, `timeout`, `idle`, `crashed`,
+    /// `no_change`, `auth`, `config`) and verdicts (`checks_failed`, `scope_violated`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_on: Option<Vec<String>>,
+    /// Retries of a transient failure on the same agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
     /// Denied globs added to every run's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
@@ -222,6 +230,8 @@ impl Config {
                 kill_grace: o.kill_grace.or(d.kill_grace),
                 on_pass: o.on_pass.or(d.on_pass),
                 on_fail: o.on_fail.or(d.on_fail),
+                fallback_on: o.fallback_on.or(d.fallback_on),
+                retries: o.retries.or(d.retries),
                 deny,
             },
             worktree: WorktreeConfig {

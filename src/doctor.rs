@@ -98,6 +98,9 @@ fn scripted_run(cfg: &AgentConfig, scenario: &str, scope: &str) -> Result<RunRep
         kill_grace: Duration::from_secs(2),
         worktrees_dir: scratch.path().join("worktrees"),
         config,
+        fallback: vec![],
+        fallback_on: vec![],
+        retries: 0,
     };
     run::run(&repo, opts, &mut |r| run::default_policy(r))
 }

@@ -63,10 +63,74 @@ pub enum AgentStatus {
     Interrupted,
 }
 
+/// How an agent attempt ended, decided from its exit, its event stream and its stderr
+/// together. Transient classes are retried; every class but `ok` can hand the task to
+/// the next agent of a fallback chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    #[default]
+    Ok,
+    RateLimited,
+    ServerError,
+    Network,
+    Auth,
+    Config,
+    Timeout,
+    Idle,
+    Crashed,
+    NoChange,
+    Interrupted,
+}
+
+impl FailureClass {
+    /// Worth trying again on the same backend.
+    pub fn transient(self) -> bool {
+        matches!(
+            self,
+            FailureClass::RateLimited | FailureClass::ServerError | FailureClass::Network
+        )
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::Ok => "ok",
+            FailureClass::RateLimited => "rate_limited",
+            FailureClass::ServerError => "server_error",
+            FailureClass::Network => "network",
+            FailureClass::Auth => "auth",
+            FailureClass::Config => "config",
+            FailureClass::Timeout => "timeout",
+            FailureClass::Idle => "idle",
+            FailureClass::Crashed => "crashed",
+            FailureClass::NoChange => "no_change",
+            FailureClass::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One agent attempt of a run (a run has several with retries or a fallback chain).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    pub agent: String,
+    pub class: FailureClass,
+    pub verdict: Verdict,
+    pub duration_ms: u64,
+    pub branch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Where a set-aside attempt's change was kept (a stash), if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentReport {
     pub agent: String,
     pub status: AgentStatus,
+    #[serde(default)]
+    pub class: FailureClass,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -231,6 +295,9 @@ pub struct RunReport {
     pub interrupted: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Every agent attempt, in order (one unless retried or fallen back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
     /// How many times the agent's session was resumed (`baton resume`).
     #[serde(default)]
     pub resumes: u32,

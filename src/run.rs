@@ -18,7 +18,8 @@ use crate::handoff::Handoff;
 use crate::journal::{self, Journal};
 use crate::outcome::{self, Landing};
 use crate::report::{
-    AgentStatus, FORMAT_VERSION, OutcomeReport, Policy, RunReport, RunSettings, Stage, Verdict,
+    AgentStatus, FORMAT_VERSION, FailureClass, OutcomeReport, Policy, RunReport, RunSettings,
+    Stage, Verdict,
 };
 use crate::scope::{JudgedPath, PathVerdict, Scope};
 use crate::{exit, process, ui, worktree};
@@ -41,6 +42,11 @@ pub struct RunOptions {
     pub kill_grace: Duration,
     pub worktrees_dir: PathBuf,
     pub config: Config,
+    /// The agents tried next, in order, when an attempt ends in `fallback_on`.
+    pub fallback: Vec<AgentSpec>,
+    pub fallback_on: Vec<String>,
+    /// Retries of a transient failure (rate limit, server error, network) per agent.
+    pub retries: u32,
 }
 
 /// Decides the outcome when the user asked to be asked; otherwise the policy stands.
@@ -109,7 +115,11 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
     };
     repo.check_identity()?;
     Scope::compile(&opts.scope, &opts.deny)?;
-    let backend = opts.agent.backend(&opts.config)?;
+    // Every agent of the chain must be there before anything starts.
+    opts.agent.backend(&opts.config)?;
+    for fallback in &opts.fallback {
+        fallback.backend(&opts.config)?;
+    }
     let (run_id, journal) = journal_for_new_run(repo)?;
     let wt_path = match worktree::location(&opts.worktrees_dir, repo, &run_id) {
         Ok(p) => p,
@@ -160,6 +170,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         interrupted: false,
         warnings: vec![],
         error: None,
+        attempts: vec![],
         resumes: 0,
         exit_code: None,
     };
@@ -173,15 +184,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         format!("{run_id}: {}", task.lines().next().unwrap_or("")),
     );
 
-    let result = stages(
-        repo,
-        &opts,
-        backend,
-        decide,
-        &journal,
-        &mut report,
-        handoff_path,
-    );
+    let result = stages(repo, &opts, decide, &journal, &mut report, handoff_path);
     match result {
         Ok(()) => Ok(report),
         Err(e) => {
@@ -205,7 +208,6 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
 fn stages(
     repo: &Repo,
     opts: &RunOptions,
-    backend: Box<dyn Backend>,
     decide: Decide,
     journal: &Journal,
     report: &mut RunReport,
@@ -225,37 +227,181 @@ fn stages(
             report.include_dirty = false;
         }
     }
-    let wt = worktree::create(repo, &wt_path, &run_id, &report.base)?;
-    journal.event(
-        "worktree.created",
-        json!({ "path": wt.path, "branch": wt.branch, "base": wt.base }),
-    )?;
-    ui::progress(
-        "worktree",
-        format!("{} at {}", wt.branch, wt.path.display()),
-    );
-
     let prompt = journal.write_file(journal::PROMPT_FILE, opts.handoff.body.as_bytes())?;
-    let work = Work {
-        backend: backend.as_ref(),
-        ctx: AgentContext {
-            run_id: run_id.clone(),
-            worktree: wt.path.clone(),
-            handoff: handoff_path,
-            prompt,
-            resume: None,
-            timeout: opts.timeout,
-            idle_timeout: opts.idle_timeout,
-            kill_grace: opts.kill_grace,
-            log: journal.path(journal::AGENT_LOG),
-        },
-        scope,
-        checks: &opts.checks,
-        check_timeout: opts.check_timeout,
-        kill_grace: opts.kill_grace,
-        apply: opts.apply,
+    let chain: Vec<&AgentSpec> = std::iter::once(&opts.agent).chain(&opts.fallback).collect();
+    let mut number = 0u32;
+    'agents: for (position, agent) in chain.iter().enumerate() {
+        let backend = agent.backend(&opts.config)?;
+        let mut retries = 0;
+        loop {
+            number += 1;
+            if number > 1 {
+                // A fresh worktree from the same base: attempts never mix.
+                report.branch = format!("{}-a{number}", worktree::branch_name(&run_id));
+                report.worktree = PathBuf::from(format!("{}-a{number}", wt_path.display()));
+                report.agent = agent.label();
+                report.checks.clear();
+                report.scope = None;
+                report.verdict = Verdict::Pending;
+            }
+            let name = report.branch.trim_start_matches("baton/").to_string();
+            let wt = worktree::create(repo, &report.worktree, &name, &report.base)?;
+            journal.event(
+                "worktree.created",
+                json!({ "path": wt.path, "branch": wt.branch, "base": wt.base, "attempt": number }),
+            )?;
+            ui::progress(
+                "worktree",
+                format!("{} at {}", wt.branch, wt.path.display()),
+            );
+            let log = if number == 1 {
+                journal.path(journal::AGENT_LOG)
+            } else {
+                journal.path(&format!("agent-{number}.log"))
+            };
+            let work = Work {
+                backend: backend.as_ref(),
+                ctx: AgentContext {
+                    run_id: run_id.clone(),
+                    worktree: wt.path.clone(),
+                    handoff: handoff_path.clone(),
+                    prompt: prompt.clone(),
+                    resume: None,
+                    timeout: opts.timeout,
+                    idle_timeout: opts.idle_timeout,
+                    kill_grace: opts.kill_grace,
+                    log,
+                },
+                scope: scope.clone(),
+                checks: &opts.checks,
+                check_timeout: opts.check_timeout,
+                kill_grace: opts.kill_grace,
+            };
+            judge_attempt(repo, journal, report, work)?;
+            let class = report
+                .agent_result
+                .as_ref()
+                .map(|a| a.class)
+                .unwrap_or_default();
+            report.attempts.push(crate::report::Attempt {
+                number,
+                agent: agent.label(),
+                class,
+                verdict: report.verdict,
+                duration_ms: report
+                    .agent_result
+                    .as_ref()
+                    .map(|a| a.duration_ms)
+                    .unwrap_or(0),
+                branch: report.branch.clone(),
+                error: report.agent_result.as_ref().and_then(|a| a.error.clone()),
+                kept: None,
+            });
+            journal.event("attempt", json!({ "attempt": report.attempts.last() }))?;
+            if report.verdict.passed() || report.interrupted {
+                break 'agents;
+            }
+            let retry = class.transient() && retries < opts.retries;
+            let next =
+                position + 1 < chain.len() && falls_back(&opts.fallback_on, class, report.verdict);
+            if !retry && !next {
+                break 'agents;
+            }
+            set_aside(repo, journal, report)?;
+            if retry {
+                retries += 1;
+                let wait = Duration::from_secs(1 << (retries - 1).min(5));
+                ui::progress(
+                    "retry",
+                    format!(
+                        "{} ({}): again in {}",
+                        agent.label(),
+                        class.name(),
+                        crate::duration::format(wait)
+                    ),
+                );
+                std::thread::sleep(wait);
+                continue;
+            }
+            ui::progress(
+                "fallback",
+                format!(
+                    "{} ended {}; handing the task to {}",
+                    agent.label(),
+                    class.name(),
+                    chain[position + 1].label()
+                ),
+            );
+            continue 'agents;
+        }
+    }
+    conclude(repo, journal, report, opts.apply, decide)
+}
+
+/// The default triggers of a fallback: every failure of the agent, and a change that
+/// failed its checks or left its scope.
+pub const DEFAULT_FALLBACK_ON: &[&str] = &[
+    "rate_limited",
+    "server_error",
+    "network",
+    "timeout",
+    "idle",
+    "crashed",
+    "no_change",
+    "checks_failed",
+    "scope_violated",
+];
+
+fn falls_back(on: &[String], class: FailureClass, verdict: Verdict) -> bool {
+    let verdict_name = match verdict {
+        Verdict::ChecksFailed => "checks_failed",
+        Verdict::ScopeViolated => "scope_violated",
+        _ => "",
     };
-    work_and_judge(repo, journal, report, work, decide)
+    on.iter()
+        .any(|t| t == class.name() || (!verdict_name.is_empty() && t == verdict_name))
+}
+
+/// Keeps a failed attempt's change (its patch in the journal, and a stash when it
+/// changed anything) and drops its worktree, before the next attempt starts afresh.
+fn set_aside(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<()> {
+    let number = report.attempts.len();
+    if let Ok(patch) = std::fs::read(journal.path(journal::PATCH_FILE)) {
+        journal.write_file(&format!("attempt-{number}.patch"), &patch)?;
+    }
+    let tree = report.tree.clone().unwrap_or_default();
+    let message = commit_message(report);
+    let task = format!(
+        "{} (attempt {number}, {})",
+        report.task.lines().next().unwrap_or(""),
+        report.agent
+    );
+    let landing = Landing {
+        repo,
+        run_id: &report.run_id,
+        task: &task,
+        base: &report.base,
+        tree: &tree,
+        branch: &report.branch,
+        worktree: &report.worktree,
+        include_dirty: report.include_dirty,
+        message: &message,
+    };
+    let changed = repo
+        .tree_of(&report.base)
+        .map(|t| t != tree)
+        .unwrap_or(true);
+    let kept = if changed {
+        Some(outcome::stash(&landing)?.stash.unwrap_or_default())
+    } else {
+        outcome::discard(&landing)?;
+        None
+    };
+    if let Some(a) = report.attempts.last_mut() {
+        a.kept = kept;
+    }
+    journal.write_state(report)?;
+    Ok(())
 }
 
 /// What the agent stage onwards needs, for a new run or a resumed one.
@@ -266,17 +412,10 @@ struct Work<'a> {
     checks: &'a [String],
     check_timeout: Duration,
     kill_grace: Duration,
-    apply: bool,
 }
 
-/// agent → snapshot → checklist → scope → verdict → outcome, in an existing worktree.
-fn work_and_judge(
-    repo: &Repo,
-    journal: &Journal,
-    report: &mut RunReport,
-    w: Work,
-    decide: Decide,
-) -> Result<()> {
+/// agent → snapshot → checklist → scope → verdict, in an existing worktree.
+fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work) -> Result<()> {
     // agent
     enter(journal, report, Stage::Agent)?;
     let wt_path = report.worktree.clone();
@@ -308,6 +447,8 @@ fn work_and_judge(
         );
     }
     report.interrupted |= agent_report.status == AgentStatus::Interrupted;
+    let mut agent_report = agent_report;
+    agent_report.class = crate::agent::classify(&agent_report);
     report.agent_result = Some(agent_report);
 
     // scope (judged before the checks run, so the tree judged is the agent's alone)
@@ -353,6 +494,13 @@ fn work_and_judge(
         .as_ref()
         .is_some_and(|a| a.status == AgentStatus::Succeeded);
     let has_change = !scope_report.paths.is_empty();
+    if let Some(a) = report
+        .agent_result
+        .as_mut()
+        .filter(|a| a.class == FailureClass::Ok && !has_change)
+    {
+        a.class = FailureClass::NoChange;
+    }
 
     // checklist
     if agent_ok && has_change && !report.interrupted {
@@ -416,16 +564,24 @@ fn work_and_judge(
     report.scope = Some(scope_report);
     journal.event("verdict", json!({ "verdict": report.verdict }))?;
 
-    // outcome
+    Ok(())
+}
+
+/// The outcome of a judged run, by policy (or by asking).
+fn conclude(
+    repo: &Repo,
+    journal: &Journal,
+    report: &mut RunReport,
+    apply: bool,
+    decide: Decide,
+) -> Result<()> {
     enter(journal, report, Stage::Outcome)?;
-    let policy = if report.verdict.passed() {
-        decide(report)
-    } else if report.verdict == Verdict::NoChange {
+    let policy = if report.verdict == Verdict::NoChange {
         Policy::Revert
     } else {
         decide(report)
     };
-    let outcome = land(repo, report, journal, policy, w.apply)?;
+    let outcome = land(repo, report, journal, policy, apply)?;
     finish(journal, report, outcome)?;
     Ok(())
 }
@@ -777,10 +933,10 @@ pub fn resume(
         checks: &s.checks,
         check_timeout: Duration::from_millis(s.check_timeout_ms),
         kill_grace: Duration::from_millis(s.kill_grace_ms),
-        apply: report.apply,
     };
     let apply = report.apply;
-    let result = work_and_judge(repo, journal, &mut report, work, decide);
+    let result = judge_attempt(repo, journal, &mut report, work)
+        .and_then(|()| conclude(repo, journal, &mut report, apply, decide));
     if let Err(e) = result {
         report.error = Some(e.to_string());
         let _ = journal.write_state(&report);

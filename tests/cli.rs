@@ -289,8 +289,8 @@ fn an_unknown_agent_a_not_yet_available_one_and_a_missing_codex_are_refused() {
     refused(&ran, &["unknown agent", "foo", "cmd:"]);
     assert_untouched(&bench, &before);
 
-    let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "claude"]);
-    refused(&ran, &["claude", "not available", "cmd:"]);
+    let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "auto"]);
+    refused(&ran, &["auto", "not available", "cmd:"]);
     assert_untouched(&bench, &before);
 
     // codex configured at a path where it is not: the fix is named.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::config::{AgentConfig, Config};
 use crate::process::{self, Stream};
-use crate::report::{AgentReport, AgentStatus};
+use crate::report::{AgentReport, AgentStatus, FailureClass};
 
 pub use claude::pointed_at as claude_pointed_at;
 pub use codex::{CODEX_PACKAGE, CODEX_VERSION, pointed_at};
@@ -227,6 +227,7 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
     AgentReport {
         agent,
         status,
+        class: FailureClass::Ok,
         exit_code,
         signal,
         duration_ms: done.duration.as_millis() as u64,
@@ -236,6 +237,98 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
         error: None,
         last_message: None,
         usage: None,
+    }
+}
+
+/// The class of a finished attempt, from its status, exit, error and output tail.
+/// Words are matched on the model's or CLI's own error (and the HTTP status in it),
+/// never on a friendly summary alone; a non-zero exit without a model error is a
+/// crash.
+pub fn classify(report: &AgentReport) -> FailureClass {
+    match report.status {
+        AgentStatus::Succeeded => return FailureClass::Ok,
+        AgentStatus::TimedOut => return FailureClass::Timeout,
+        AgentStatus::Idle => return FailureClass::Idle,
+        AgentStatus::Interrupted => return FailureClass::Interrupted,
+        AgentStatus::Failed => {}
+    }
+    if report.signal.is_some() {
+        return FailureClass::Crashed;
+    }
+    let text = format!(
+        "{} {}",
+        report.error.clone().unwrap_or_default(),
+        report.tail.join(" ")
+    )
+    .to_lowercase();
+    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    // Gemini CLI exits with the HTTP status modulo 256: 429 → 173, 500 → 244, 401 → 145,
+    // 403 → 147; 41 is its "invalid auth method", 55 an untrusted folder.
+    let gemini_exit = if report.agent == "gemini" {
+        report.exit_code
+    } else {
+        None
+    };
+    if has(&[
+        "429",
+        "too many requests",
+        "rate limit",
+        "rate_limit",
+        "resource_exhausted",
+        "quota",
+    ]) || gemini_exit == Some(173)
+    {
+        FailureClass::RateLimited
+    } else if has(&[
+        "401",
+        "403",
+        "unauthorized",
+        "forbidden",
+        "invalid api key",
+        "invalid_api_key",
+        "authentication",
+        "invalid auth",
+        "permission_denied",
+    ]) || matches!(gemini_exit, Some(145 | 147 | 41))
+    {
+        FailureClass::Auth
+    } else if has(&[
+        "500",
+        "502",
+        "503",
+        "529",
+        "internal server error",
+        "high demand",
+        "overloaded",
+        "api_error",
+        "server_error",
+        "internal",
+    ]) || gemini_exit == Some(244)
+    {
+        FailureClass::ServerError
+    } else if has(&[
+        "stream disconnected",
+        "connection",
+        "network",
+        "econnrefused",
+        "econnreset",
+        "fetch failed",
+        "timed out",
+        "idle timeout",
+    ]) {
+        FailureClass::Network
+    } else if has(&[
+        "config",
+        "codex_home",
+        "not found",
+        "unknown variant",
+        "invalid value",
+        "untrusted",
+    ]) || gemini_exit == Some(55)
+    {
+        FailureClass::Config
+    } else {
+        FailureClass::Crashed
     }
 }
 

@@ -104,6 +104,9 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
         worktrees_dir: scratch.worktrees.clone(),
         handoff,
         config,
+        fallback: vec![],
+        fallback_on: vec![],
+        retries: 0,
     };
     let report = run::run(&repo, opts, &mut |r| run::default_policy(r))?;
     ui::summary(&report);

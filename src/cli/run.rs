@@ -25,9 +25,15 @@ pub struct RunArgs {
     task: Option<String>,
     #[command(flatten)]
     fields: HandoffFields,
-    /// The agent: cmd:<shell command>.
+    /// The agent: codex, claude, gemini, or cmd:<shell command>.
     #[arg(long)]
     agent: Option<String>,
+    /// An agent to hand the task to when the previous one fails (repeatable, in order).
+    #[arg(long = "fallback", value_name = "AGENT")]
+    fallback: Vec<String>,
+    /// Retry a rate-limited, server-error or network failure this many times per agent.
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
     /// A glob of paths the change may touch (repeatable; `*` does not cross `/`).
     /// Replaces the handoff's scope.
     #[arg(long, value_name = "GLOB")]
@@ -113,6 +119,17 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
     let agent = AgentSpec::parse(&agent_text)?;
     // Refuses an agent whose CLI is missing before anything is created.
     agent.backend(&config)?;
+    let fallback_names = if args.fallback.is_empty() {
+        c.fallback.clone()
+    } else {
+        args.fallback.clone()
+    };
+    let mut fallback = vec![];
+    for name in &fallback_names {
+        let spec = AgentSpec::parse(name)?;
+        spec.backend(&config)?;
+        fallback.push(spec);
+    }
     let scope = if args.scope.is_empty() {
         c.scope.clone()
     } else {
@@ -172,6 +189,14 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
             .unwrap_or(config::DEFAULT_CHECK_TIMEOUT),
         kill_grace: d.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE),
         worktrees_dir: config.worktrees_dir(),
+        fallback,
+        fallback_on: d.fallback_on.clone().unwrap_or_else(|| {
+            run::DEFAULT_FALLBACK_ON
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        }),
+        retries: args.retries.or(d.retries).unwrap_or(0),
         handoff,
         config,
     })

@@ -51,6 +51,9 @@ pub struct Contract {
     pub template: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// Agents tried next when the first fails, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scope: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -272,6 +275,7 @@ pub fn render_new(
             task: new.task.clone(),
             template: Some(new.template.clone()),
             agent: new.agent.clone(),
+            fallback: vec![],
             scope: new.scope.clone(),
             deny: new.deny.clone(),
             checks: new.checks.clone(),
