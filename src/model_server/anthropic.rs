@@ -18,6 +18,7 @@ pub fn error(
 ) -> std::io::Result<()> {
     let (reason, kind) = match status {
         429 => ("Too Many Requests", "rate_limit_error"),
+        401 => ("Unauthorized", "authentication_error"),
         404 => ("Not Found", "not_found_error"),
         _ => ("Internal Server Error", "api_error"),
     };

@@ -15,6 +15,7 @@ use super::patch::{self, EditOp};
 pub fn error(conn: &mut TcpStream, status: u16, message: &str) -> std::io::Result<()> {
     let (reason, code) = match status {
         429 => ("Too Many Requests", "RESOURCE_EXHAUSTED"),
+        401 => ("Unauthorized", "UNAUTHENTICATED"),
         404 => ("Not Found", "NOT_FOUND"),
         _ => ("Internal Server Error", "INTERNAL"),
     };

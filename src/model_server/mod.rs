@@ -346,23 +346,32 @@ fn serve(mut conn: TcpStream, state: &Mutex<State>, stop: &AtomicBool) -> std::i
         }
         (Some(Api::Gemini), Reply::CountTokens) => gemini::count_tokens(&mut conn, &body),
         (_, Reply::CountTokens) => anthropic::count_tokens(&mut conn, &body),
-        (Some(api), Reply::Fault(fault @ (Fault::RateLimit | Fault::ServerError))) => {
-            let limited = fault == Fault::RateLimit;
-            let message = if limited {
-                "Rate limit reached for the scripted model. Please try again in 1s."
-            } else {
-                "The scripted model had an internal error."
+        (
+            Some(api),
+            Reply::Fault(fault @ (Fault::RateLimit | Fault::ServerError | Fault::Auth)),
+        ) => {
+            let (status, retry, code, message) = match fault {
+                Fault::RateLimit => (
+                    429,
+                    Some(1),
+                    "rate_limit_exceeded",
+                    "Rate limit reached for the scripted model. Please try again in 1s.",
+                ),
+                Fault::Auth => (
+                    401,
+                    None,
+                    "invalid_api_key",
+                    "Incorrect API key provided to the scripted model.",
+                ),
+                _ => (
+                    500,
+                    None,
+                    "server_error",
+                    "The scripted model had an internal error.",
+                ),
             };
-            let (status, retry) = if limited { (429, Some(1)) } else { (500, None) };
             match api {
-                Api::OpenAi => {
-                    let code = if limited {
-                        "rate_limit_exceeded"
-                    } else {
-                        "server_error"
-                    };
-                    responses::error(&mut conn, status, code, message, retry)
-                }
+                Api::OpenAi => responses::error(&mut conn, status, code, message, retry),
                 Api::Anthropic => anthropic::error(&mut conn, status, message, retry),
                 Api::Gemini => gemini::error(&mut conn, status, message),
             }

@@ -17,11 +17,14 @@ pub fn error(
     retry_after: Option<u32>,
 ) -> std::io::Result<()> {
     let reason = match status {
+        401 => "Unauthorized",
         404 => "Not Found",
         429 => "Too Many Requests",
         _ => "Internal Server Error",
     };
-    let kind = if status == 429 {
+    let kind = if status == 401 {
+        "invalid_request_error"
+    } else if status == 429 {
         "rate_limit_error"
     } else {
         "server_error"

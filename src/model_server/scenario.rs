@@ -4,7 +4,7 @@
 //! description = "fixes add() in calc.py"
 //!
 //! [[turn]]                  # a fault served before the next real turn
-//! fault = "rate_limit"      # rate_limit | server_error | hang | stall | drop
+//! fault = "rate_limit"      # rate_limit | server_error | auth | hang | stall | drop
 //! times = 2                 # served this many times, then the next turn answers
 //!
 //! [[turn]]
@@ -53,6 +53,8 @@ pub enum Fault {
     RateLimit,
     /// HTTP 500.
     ServerError,
+    /// HTTP 401: the key is refused.
+    Auth,
     /// The request is read and never answered.
     Hang,
     /// The stream starts, then goes quiet for ever.
@@ -66,6 +68,7 @@ impl Fault {
         match self {
             Fault::RateLimit => "rate_limit",
             Fault::ServerError => "server_error",
+            Fault::Auth => "auth",
             Fault::Hang => "hang",
             Fault::Stall => "stall",
             Fault::Drop => "drop",

@@ -405,6 +405,36 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// One scripted model for codex, claude and gemini at once (for fallback chains):
+    /// each agent's config section points at it, and each sees the scenario's turns
+    /// meant for its API.
+    pub fn scripted_all(&self, scenario: &str) -> baton::model_server::ModelServer {
+        require_codex();
+        require_claude();
+        require_gemini();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/scenarios")
+            .join(format!("{scenario}.toml"));
+        let scenario = baton::model_server::Scenario::load(&path).unwrap();
+        let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
+        let root = format!("http://127.0.0.1:{}", server.port());
+        std::fs::create_dir_all(self.home.join(".gemini")).unwrap();
+        std::fs::write(
+            self.home.join(".gemini/settings.json"),
+            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"general":{"maxAttempts":1}}"#,
+        )
+        .unwrap();
+        let config = format!(
+            "[agents.codex]\nmodel = \"gpt-5.5\"\nconfig = [\n  'model_provider=\"scripted\"',\n  'model_providers.scripted.name=\"scripted\"',\n  'model_providers.scripted.base_url=\"{root}/v1\"',\n  'model_providers.scripted.wire_api=\"responses\"',\n  'model_providers.scripted.env_key=\"BATON_TEST_KEY\"',\n  'model_providers.scripted.request_max_retries=0',\n  'model_providers.scripted.stream_max_retries=0',\n]\n\n[agents.claude]\nenv = {{ ANTHROPIC_BASE_URL = \"{root}\", ANTHROPIC_API_KEY = \"scripted\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\", CLAUDE_CODE_MAX_RETRIES = \"0\" }}\n\n[agents.gemini]\nenv = {{ GOOGLE_GEMINI_BASE_URL = \"{root}\", GEMINI_API_KEY = \"scripted\" }}\n"
+        );
+        let dir = self.home.join(".config/baton");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        server
+    }
+}
+
 /// The fix for the python-calc fixture's bug, as a `cmd:` agent.
 pub const FIX_ADD: &str = "cmd:sed -i '0,/return a - b/s//return a + b/' calc.py";
 pub const PYTEST: &str = "python3 -m pytest -q";
