@@ -101,6 +101,7 @@ fn scripted_run(cfg: &AgentConfig, scenario: &str, scope: &str) -> Result<RunRep
         fallback: vec![],
         fallback_on: vec![],
         retries: 0,
+        repair: 0,
     };
     run::run(&repo, opts, &mut |r| run::default_policy(r))
 }

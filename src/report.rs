@@ -113,6 +113,9 @@ impl FailureClass {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Attempt {
     pub number: u32,
+    /// 0 for the attempt itself, then each repair round of it.
+    #[serde(default)]
+    pub round: u32,
     pub agent: String,
     pub class: FailureClass,
     pub verdict: Verdict,

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub fallback_on: Vec<String>,
     /// Retries of a transient failure (rate limit, server error, network) per agent.
     pub retries: u32,
+    /// Repair rounds: resume the agent's session with what failed, up to this many times.
+    pub repair: u32,
 }
 
 /// Decides the outcome when the user asked to be asked; otherwise the policy stands.
@@ -276,27 +278,73 @@ fn stages(
                 checks: &opts.checks,
                 check_timeout: opts.check_timeout,
                 kill_grace: opts.kill_grace,
+                fresh: true,
             };
             judge_attempt(repo, journal, report, work)?;
+            let mut round = 0;
+            while matches!(
+                report.verdict,
+                Verdict::ChecksFailed | Verdict::ScopeViolated
+            ) && round < opts.repair
+            {
+                let Some(session) = report.agent_result.as_ref().and_then(|a| a.session.clone())
+                else {
+                    break;
+                };
+                let class = report
+                    .agent_result
+                    .as_ref()
+                    .map(|a| a.class)
+                    .unwrap_or_default();
+                report
+                    .attempts
+                    .push(attempt_record(report, number, round, class, &agent.label()));
+                round += 1;
+                let text = repair_prompt(report, round, opts.repair)?;
+                let prompt =
+                    journal.write_file(&format!("repair-{number}-{round}.md"), text.as_bytes())?;
+                journal.event(
+                    "repair",
+                    json!({ "attempt": number, "round": round, "session": session }),
+                )?;
+                ui::progress(
+                    "repair",
+                    format!(
+                        "round {round} of {}: {} again, told what failed",
+                        opts.repair,
+                        agent.label()
+                    ),
+                );
+                report.checks.clear();
+                let work = Work {
+                    backend: backend.as_ref(),
+                    ctx: AgentContext {
+                        run_id: run_id.clone(),
+                        worktree: wt.path.clone(),
+                        handoff: handoff_path.clone(),
+                        prompt,
+                        resume: Some(session),
+                        timeout: opts.timeout,
+                        idle_timeout: opts.idle_timeout,
+                        kill_grace: opts.kill_grace,
+                        log: journal.path(&format!("agent-{number}-repair-{round}.log")),
+                    },
+                    scope: scope.clone(),
+                    checks: &opts.checks,
+                    check_timeout: opts.check_timeout,
+                    kill_grace: opts.kill_grace,
+                    fresh: false,
+                };
+                judge_attempt(repo, journal, report, work)?;
+            }
             let class = report
                 .agent_result
                 .as_ref()
                 .map(|a| a.class)
                 .unwrap_or_default();
-            report.attempts.push(crate::report::Attempt {
-                number,
-                agent: agent.label(),
-                class,
-                verdict: report.verdict,
-                duration_ms: report
-                    .agent_result
-                    .as_ref()
-                    .map(|a| a.duration_ms)
-                    .unwrap_or(0),
-                branch: report.branch.clone(),
-                error: report.agent_result.as_ref().and_then(|a| a.error.clone()),
-                kept: None,
-            });
+            report
+                .attempts
+                .push(attempt_record(report, number, round, class, &agent.label()));
             journal.event("attempt", json!({ "attempt": report.attempts.last() }))?;
             if report.verdict.passed() || report.interrupted {
                 break 'agents;
@@ -336,6 +384,76 @@ fn stages(
         }
     }
     conclude(repo, journal, report, opts.apply, decide)
+}
+
+fn attempt_record(
+    report: &RunReport,
+    number: u32,
+    round: u32,
+    class: FailureClass,
+    agent: &str,
+) -> crate::report::Attempt {
+    crate::report::Attempt {
+        number,
+        round,
+        agent: agent.to_string(),
+        class,
+        verdict: report.verdict,
+        duration_ms: report
+            .agent_result
+            .as_ref()
+            .map(|a| a.duration_ms)
+            .unwrap_or(0),
+        branch: report.branch.clone(),
+        error: report.agent_result.as_ref().and_then(|a| a.error.clone()),
+        kept: None,
+    }
+}
+
+/// The follow-up of a repair round (or of `baton resume`): the failing checks with the
+/// tail of their output, and the paths out of scope with the rule.
+pub fn repair_prompt(report: &RunReport, round: u32, rounds: u32) -> Result<String> {
+    let repair = crate::handoff::Repair {
+        task: report.task.lines().next().unwrap_or("").to_string(),
+        round,
+        rounds,
+        checks: report
+            .checks
+            .iter()
+            .filter(|c| !c.status.passed() && c.status != CheckStatus::Skipped)
+            .map(|c| crate::handoff::FailedCheck {
+                command: c.command.clone(),
+                status: match c.status {
+                    CheckStatus::TimedOut => "timed out".into(),
+                    _ => "failed".into(),
+                },
+                exit_code: c.exit_code,
+                tail: c.tail.join("\n"),
+            })
+            .collect(),
+        violations: report
+            .scope
+            .iter()
+            .flat_map(|s| s.paths.iter())
+            .filter(|p| p.verdict.is_violation())
+            .map(|p| crate::handoff::Violation {
+                path: p.path.clone(),
+                reason: p.verdict.describe(),
+            })
+            .collect(),
+        allowed: report
+            .scope
+            .as_ref()
+            .map(|s| s.allowed.clone())
+            .unwrap_or_default(),
+        denied: report
+            .scope
+            .as_ref()
+            .map(|s| s.denied.clone())
+            .unwrap_or_default(),
+    };
+    let templates = crate::config::repo_templates(&report.repo);
+    Ok(crate::handoff::render_repair(&repair, Some(&templates))?)
 }
 
 /// The default triggers of a fallback: every failure of the agent, and a change that
@@ -412,6 +530,8 @@ struct Work<'a> {
     checks: &'a [String],
     check_timeout: Duration,
     kill_grace: Duration,
+    /// The worktree was made for this round (see the snapshot).
+    fresh: bool,
 }
 
 /// agent → snapshot → checklist → scope → verdict, in an existing worktree.
@@ -460,7 +580,10 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
         }
         link_broken = true;
     }
-    let tree = if link_broken {
+    // The checkout's stat data can be trusted only in a worktree nobody but the agent
+    // of this round has touched since it was made; a resumed or repaired worktree
+    // gets git's own (slower, always right) racy-file handling.
+    let tree = if link_broken || !w.fresh {
         repo.snapshot_tree(&wt_path)?
     } else {
         repo.snapshot_tree_since(&wt_path, agent_started)?
@@ -809,47 +932,12 @@ pub struct ResumeOptions {
 
 /// The follow-up a resumed agent gets when the user gives none: what failed, and the
 /// evidence (the failing check's command and output tail, or the paths out of scope).
-pub fn follow_up(report: &RunReport) -> String {
-    let mut text = String::from("The previous attempt was verified and did not pass.\n\n");
-    for c in report
-        .checks
-        .iter()
-        .filter(|c| !c.status.passed() && c.status != CheckStatus::Skipped)
-    {
-        text.push_str(&format!(
-            "The check `{}` {:?} (exit {}). The end of its output:\n\n```\n{}\n```\n\n",
-            c.command,
-            c.status,
-            c.exit_code
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "-".into()),
-            c.tail.join("\n")
-        ));
+pub fn follow_up(report: &RunReport) -> Result<String> {
+    let mut text = repair_prompt(report, 1, 1)?;
+    if let Some(e) = report.agent_result.as_ref().and_then(|a| a.error.as_ref()) {
+        text.push_str(&format!("\nYour last attempt ended with an error: {e}\n"));
     }
-    if let Some(s) = &report.scope {
-        let bad: Vec<String> = s
-            .paths
-            .iter()
-            .filter(|p| p.verdict.is_violation())
-            .map(|p| format!("- `{}`: {}", p.path, p.verdict.describe()))
-            .collect();
-        if !bad.is_empty() {
-            text.push_str(&format!(
-                "These paths are outside what you may change (allowed: {}):\n{}\n\nUndo those changes.\n\n",
-                s.allowed.join(", "),
-                bad.join("\n")
-            ));
-        }
-    }
-    if let Some(a) = &report.agent_result {
-        if let Some(e) = &a.error {
-            text.push_str(&format!("Your last attempt ended with an error: {e}\n\n"));
-        }
-    }
-    text.push_str(
-        "Continue the task until the checks pass, changing only what the scope allows.\n",
-    );
-    text
+    Ok(text)
 }
 
 /// `baton resume RUN`: continues the agent's own session in the run's kept worktree,
@@ -894,7 +982,10 @@ pub fn resume(
     report.on_fail = opts.on_fail.unwrap_or(report.on_fail);
     report.apply = opts.apply || report.apply;
     report.resumes += 1;
-    let text = opts.prompt.clone().unwrap_or_else(|| follow_up(&report));
+    let text = match opts.prompt.clone() {
+        Some(t) => t,
+        None => follow_up(&report)?,
+    };
     let prompt = journal.write_file(&format!("resume-{}.md", report.resumes), text.as_bytes())?;
     report.pid = std::process::id();
     report.verdict = Verdict::Pending;
@@ -933,6 +1024,7 @@ pub fn resume(
         checks: &s.checks,
         check_timeout: Duration::from_millis(s.check_timeout_ms),
         kill_grace: Duration::from_millis(s.kill_grace_ms),
+        fresh: false,
     };
     let apply = report.apply;
     let result = judge_attempt(repo, journal, &mut report, work)

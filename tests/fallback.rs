@@ -192,3 +192,61 @@ fn when_codex_fix_fails_the_checks_claude_gets_a_fresh_worktree_and_lands_its_ow
     );
     bench.assert_clean();
 }
+
+#[test]
+fn the_repair_loop_tells_the_agent_what_failed_and_lands_the_repaired_change() {
+    let bench = Bench::with_fixture("python-calc");
+    let model = bench.scripted_all("repair");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        "codex",
+        "--repair",
+        "2",
+        "--scope",
+        "calc.py",
+        "--check",
+        PYTEST,
+        "--json",
+    ]);
+    ran.expect(0);
+    let report = ran.json();
+    let rounds: Vec<(u64, String)> = report["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["round"].as_u64().unwrap(),
+                a["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rounds,
+        [(0, "checks_failed".to_string()), (1, "passed".to_string())]
+    );
+    assert!(bench.read("calc.py").contains("return a + b"));
+    bench.assert_clean();
+
+    // The repair prompt named the failing check and its output, and went to the same
+    // codex thread.
+    let run = bench.only_run();
+    let prompt = bench.journal_file(&run, "repair-1-1.md");
+    assert!(
+        prompt.contains("python3 -m pytest -q") && prompt.contains("FAILED test_calc.py::test_add"),
+        "{prompt}"
+    );
+    let last = model
+        .requests()
+        .into_iter()
+        .rfind(|r| r.position.is_some())
+        .unwrap();
+    assert!(last.body.to_string().contains("Repair: Fix add()"));
+    assert_eq!(
+        last.body["prompt_cache_key"],
+        report["agent_result"]["session"]
+    );
+}

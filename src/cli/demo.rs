@@ -107,6 +107,7 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
         fallback: vec![],
         fallback_on: vec![],
         retries: 0,
+        repair: 0,
     };
     let report = run::run(&repo, opts, &mut |r| run::default_policy(r))?;
     ui::summary(&report);

@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// Retry a rate-limited, server-error or network failure this many times per agent.
     #[arg(long, value_name = "N")]
     retries: Option<u32>,
+    /// When the checks fail or the scope is violated, resume the agent's session with
+    /// what failed (templates/repair.md.hbs) and verify again, up to N times.
+    #[arg(long, value_name = "N")]
+    repair: Option<u32>,
     /// A glob of paths the change may touch (repeatable; `*` does not cross `/`).
     /// Replaces the handoff's scope.
     #[arg(long, value_name = "GLOB")]
@@ -197,6 +201,7 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
                 .collect()
         }),
         retries: args.retries.or(d.retries).unwrap_or(0),
+        repair: args.repair.unwrap_or(0),
         handoff,
         config,
     })

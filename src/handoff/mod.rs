@@ -188,6 +188,58 @@ const BUILTIN: &[(&str, &str)] = &[
     ("review", include_str!("../../templates/review.md.hbs")),
 ];
 
+/// What a repair round tells the agent: the failing checks and the paths out of scope.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Repair {
+    pub task: String,
+    pub round: u32,
+    pub rounds: u32,
+    pub checks: Vec<FailedCheck>,
+    pub violations: Vec<Violation>,
+    pub allowed: Vec<String>,
+    pub denied: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedCheck {
+    pub command: String,
+    pub status: String,
+    pub exit_code: Option<i32>,
+    pub tail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Violation {
+    pub path: String,
+    pub reason: String,
+}
+
+const REPAIR: &str = include_str!("../../templates/repair.md.hbs");
+
+/// The follow-up prompt of a repair round (`templates/repair.md.hbs`, or the
+/// repository's own `repair.md.hbs`).
+pub fn render_repair(
+    repair: &Repair,
+    repo_templates: Option<&Path>,
+) -> Result<String, HandoffError> {
+    let source = repo_templates
+        .map(|d| d.join("repair.md.hbs"))
+        .filter(|p| p.is_file())
+        .map(|p| {
+            std::fs::read_to_string(&p).map_err(|source| HandoffError::Read { path: p, source })
+        })
+        .transpose()?
+        .unwrap_or_else(|| REPAIR.to_string());
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.render_template(&source, repair)
+        .map_err(|e| HandoffError::Template {
+            template: "repair".into(),
+            message: e.to_string(),
+        })
+}
+
 /// The names of the templates available in a repository (built-in and its own).
 pub fn template_names(repo_templates: Option<&Path>) -> Vec<String> {
     let mut names: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
