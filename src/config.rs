@@ -35,6 +35,9 @@ pub struct Config {
     pub defaults: Defaults,
     #[serde(default)]
     pub worktree: WorktreeConfig,
+    /// Routing rules for `--agent auto`, first match wins (default: route::default_rules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub route: Vec<crate::route::Rule>,
     /// Per-agent settings, `[agents.codex]` and so on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub agents: BTreeMap<String, AgentConfig>,
@@ -196,6 +199,15 @@ fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
 }
 
 impl Config {
+    /// The routing rules in force.
+    pub fn routes(&self) -> Vec<crate::route::Rule> {
+        if self.route.is_empty() {
+            crate::route::default_rules()
+        } else {
+            self.route.clone()
+        }
+    }
+
     /// The settings of agent `name`, or the defaults.
     pub fn agent(&self, name: &str) -> AgentConfig {
         self.agents.get(name).cloned().unwrap_or_default()
@@ -236,6 +248,11 @@ impl Config {
             },
             worktree: WorktreeConfig {
                 dir: over.worktree.dir.or(self.worktree.dir),
+            },
+            route: if over.route.is_empty() {
+                self.route
+            } else {
+                over.route
             },
             agents: {
                 let mut agents = self.agents;

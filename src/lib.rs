@@ -24,6 +24,7 @@ pub mod model_server;
 pub mod outcome;
 pub mod process;
 pub mod report;
+pub mod route;
 pub mod run;
 pub mod scope;
 pub mod ui;

@@ -281,16 +281,12 @@ fn malformed_front_matter_is_refused_whatever_is_wrong_with_it() {
 }
 
 #[test]
-fn an_unknown_agent_a_not_yet_available_one_and_a_missing_codex_are_refused() {
+fn an_unknown_agent_and_a_missing_codex_are_refused() {
     let bench = Bench::with_fixture("python-calc");
     let before = before(&bench);
 
     let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "foo"]);
     refused(&ran, &["unknown agent", "foo", "cmd:"]);
-    assert_untouched(&bench, &before);
-
-    let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "auto"]);
-    refused(&ran, &["auto", "not available", "cmd:"]);
     assert_untouched(&bench, &before);
 
     // codex configured at a path where it is not: the fix is named.
@@ -723,4 +719,51 @@ fn durations_are_checked_when_the_command_is_read() {
         90 * 60 * 1000,
         "1h30m is an hour and a half"
     );
+}
+
+#[test]
+fn auto_routes_the_task_by_the_rules_and_route_says_which_rule_chose() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&["route", "Fix the README typo"]);
+    ran.expect(0);
+    assert!(ran.stdout.starts_with("claude\n"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.contains("rule 1") && ran.stdout.contains("readme"),
+        "{}",
+        ran.stdout
+    );
+    let ran = bench.baton(&["route", "Fix add() so it adds"]);
+    assert!(
+        ran.stdout.starts_with("codex\n") && ran.stdout.contains("default"),
+        "{}",
+        ran.stdout
+    );
+
+    // A repository's own rules: arithmetic goes to a scripted fix.
+    std::fs::create_dir_all(bench.repo.join(".baton")).unwrap();
+    std::fs::write(
+        bench.repo.join(".baton/config.toml"),
+        format!(
+            "[[route]]\nwhen = [\"add\"]\nagent = \"{FIX_ADD}\"\n\n[[route]]\nagent = \"codex\"\n"
+        ),
+    )
+    .unwrap();
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Make add() add",
+        "--agent",
+        "auto",
+        "--check",
+        PYTEST,
+        "--json",
+    ]);
+    ran.expect(0);
+    assert!(
+        ran.stderr.contains("route") && ran.stderr.contains("rule 1"),
+        "{}",
+        ran.stderr
+    );
+    assert!(ran.json()["agent"].as_str().unwrap().starts_with("cmd:sed"));
+    assert!(bench.read("calc.py").contains("return a + b"));
 }

@@ -66,6 +66,7 @@ impl AgentSpec {
             "codex" => Ok(AgentSpec::Codex),
             "claude" => Ok(AgentSpec::Claude),
             "gemini" => Ok(AgentSpec::Gemini),
+            // `auto` is resolved by routing before an agent is parsed.
             "auto" => Err(AgentError::NotAvailable(text.into())),
             _ => Err(AgentError::Unknown(text.into())),
         }

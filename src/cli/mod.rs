@@ -10,6 +10,7 @@ mod handoff;
 mod init;
 mod model_server;
 mod resume;
+mod route;
 mod run;
 mod status;
 
@@ -52,6 +53,7 @@ enum Command {
     Stash(decide::RunRef),
     Clean(clean::CleanArgs),
     Demo(demo::DemoArgs),
+    Route(route::RouteArgs),
     Doctor(doctor::DoctorArgs),
     ModelServer(model_server::ModelServerArgs),
 }
@@ -104,6 +106,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Stash(args) => decide::cmd_stash(&dir, args),
         Command::Clean(args) => clean::cmd_clean(&dir, args),
         Command::Demo(args) => demo::cmd_demo(args),
+        Command::Route(args) => route::cmd_route(&dir, args),
         Command::Doctor(args) => doctor::cmd_doctor(&dir, args),
         Command::ModelServer(args) => model_server::cmd_model_server(args),
     }

@@ -120,6 +120,23 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
                 "no agent given; pass --agent 'cmd:<shell command>' (or set `agent` in the handoff, or `[defaults] agent` in .baton/config.toml)".into(),
             )
         })?;
+    let agent_text = if agent_text.trim() == "auto" {
+        let choice = crate::route::choose(&config.routes(), &handoff.contract.task).ok_or_else(|| {
+            Error::Usage("--agent auto found no route for this task; add a default `[[route]]` (one with no `when`)".into())
+        })?;
+        ui::progress(
+            "route",
+            format!(
+                "{} ({}: {})",
+                choice.agent,
+                format_args!("rule {}", choice.rule),
+                choice.why
+            ),
+        );
+        choice.agent
+    } else {
+        agent_text
+    };
     let agent = AgentSpec::parse(&agent_text)?;
     // Refuses an agent whose CLI is missing before anything is created.
     agent.backend(&config)?;
