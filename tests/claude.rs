@@ -126,3 +126,32 @@ fn resume_continues_the_same_claude_session_and_lands_the_fix() {
     assert!(last.position.unwrap() >= 3, "{:?}", last.position);
     assert!(last.body.to_string().contains("python3 -m pytest -q"));
 }
+
+#[test]
+fn claude_model_faults_end_as_the_documented_classes() {
+    // 500, a model that never answers, a stream that stalls.
+    for (scenario, extra, status, class) in [
+        (
+            "server-error",
+            vec!["--timeout", "2m"],
+            "failed",
+            "server_error",
+        ),
+        ("hang", vec!["--timeout", "5s"], "timed_out", "timeout"),
+        (
+            "stall",
+            vec!["--idle-timeout", "4s", "--timeout", "2m"],
+            "idle",
+            "idle",
+        ),
+    ] {
+        let bench = Bench::with_fixture("python-calc");
+        let _model = bench.scripted_claude(scenario);
+        let ran = run_claude(&bench, &extra);
+        ran.expect(4);
+        let agent = &ran.json()["agent_result"];
+        assert_eq!(agent["status"], status, "{scenario}: {agent}");
+        assert_eq!(agent["class"], class, "{scenario}: {agent}");
+        bench.assert_clean();
+    }
+}
