@@ -68,6 +68,10 @@ pub struct AgentConfig {
     /// claude's `--permission-mode` (default `acceptEdits`: edits inside the worktree only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission_mode: Option<String>,
+    /// Give the agent a private, empty home for the run (codex: `CODEX_HOME`; claude and
+    /// gemini: `HOME`) instead of the user's own configuration and sessions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate: bool,
     /// Environment variables for the agent's process (e.g. `CODEX_HOME`, a key's variable).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
@@ -87,6 +91,7 @@ impl AgentConfig {
             args,
             sandbox: over.sandbox.or(self.sandbox),
             permission_mode: over.permission_mode.or(self.permission_mode),
+            isolate: over.isolate || self.isolate,
             env: {
                 let mut env = self.env;
                 env.extend(over.env);

@@ -153,6 +153,9 @@ pub struct AgentReport {
     pub last_message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// What the model calls cost, as the agent reported it (Claude Code does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
 }
 
 /// Tokens the model used, as the agent reported them.

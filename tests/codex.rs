@@ -274,3 +274,28 @@ fn a_dropped_connection_fails_the_run_with_the_error_in_the_report() {
         "{error}"
     );
 }
+
+#[test]
+fn an_isolated_codex_keeps_its_state_in_the_run_not_in_the_users_codex_home() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_codex("fix-add");
+    let config = bench.home.join(".config/baton/config.toml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[agents.codex]\n", "[agents.codex]\nisolate = true\n");
+    std::fs::write(&config, text).unwrap();
+    run_codex(&bench, &["--check", PYTEST]).expect(0);
+    let run = bench.only_run();
+    assert!(
+        bench
+            .runs_dir()
+            .join(&run)
+            .join("agent-home/sessions")
+            .is_dir(),
+        "codex's session is in the run's journal"
+    );
+    assert!(
+        !bench.home.join(".codex/sessions").exists(),
+        "the user's CODEX_HOME is untouched"
+    );
+}

@@ -69,6 +69,7 @@ struct Gathered {
     error: Option<String>,
     last_message: Option<String>,
     usage: Option<Usage>,
+    cost_usd: Option<f64>,
 }
 
 impl Backend for ClaudeBackend {
@@ -90,6 +91,7 @@ impl Backend for ClaudeBackend {
             env: ctx
                 .env()
                 .into_iter()
+                .chain(ctx.private_home(&self.cfg, "HOME"))
                 .chain(self.cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect(),
             timeout: ctx.timeout,
@@ -119,6 +121,7 @@ impl Backend for ClaudeBackend {
         });
         report.last_message = got.last_message;
         report.usage = got.usage;
+        report.cost_usd = got.cost_usd;
         Ok(report)
     }
 }
@@ -187,6 +190,7 @@ fn parse_line(line: &str, got: &mut Gathered, on_event: &mut dyn FnMut(AgentEven
                 output_tokens: u["output_tokens"].as_u64().unwrap_or(0),
             };
             got.usage = Some(usage);
+            got.cost_usd = v["total_cost_usd"].as_f64();
             on_event(AgentEvent::Usage {
                 input_tokens: usage.input_tokens,
                 output_tokens: usage.output_tokens,

@@ -130,6 +130,7 @@ impl Backend for CodexBackend {
             env: ctx
                 .env()
                 .into_iter()
+                .chain(ctx.private_home(&self.cfg, "CODEX_HOME"))
                 .chain(self.cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect(),
             timeout: ctx.timeout,

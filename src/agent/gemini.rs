@@ -95,6 +95,7 @@ impl Backend for GeminiBackend {
                 .env()
                 .into_iter()
                 .chain([("GEMINI_CLI_TRUST_WORKSPACE".to_string(), "true".to_string())])
+                .chain(ctx.private_home(&self.cfg, "HOME"))
                 .chain(self.cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect(),
             timeout: ctx.timeout,

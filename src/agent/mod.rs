@@ -110,6 +110,17 @@ pub struct AgentContext {
 }
 
 impl AgentContext {
+    /// The environment that gives an isolated agent (`[agents.NAME] isolate`) a private,
+    /// empty home in the run's journal, under `var`.
+    fn private_home(&self, cfg: &AgentConfig, var: &str) -> Vec<(String, String)> {
+        if !cfg.isolate {
+            return vec![];
+        }
+        let dir = self.log.with_file_name("agent-home");
+        let _ = std::fs::create_dir_all(&dir);
+        vec![(var.to_string(), dir.display().to_string())]
+    }
+
     fn env(&self) -> Vec<(String, String)> {
         vec![
             ("BATON_HANDOFF".into(), self.handoff.display().to_string()),
@@ -238,6 +249,7 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
         error: None,
         last_message: None,
         usage: None,
+        cost_usd: None,
     }
 }
 
