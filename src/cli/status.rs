@@ -152,7 +152,29 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
     crate::out!("branch    {}", r.branch);
     crate::out!("worktree  {}", r.worktree.display());
     if let Some(a) = &r.agent_result {
-        crate::out!("agent run {}", a.describe());
+        crate::out!("agent run {} [{}]", a.describe(), a.class.name());
+    }
+    if r.attempts.len() > 1 {
+        for a in &r.attempts {
+            let round = if a.round > 0 {
+                format!(" repair {}", a.round)
+            } else {
+                String::new()
+            };
+            let kept = a
+                .kept
+                .as_ref()
+                .map(|k| format!(", set aside as stash {}", &k[..k.len().min(10)]))
+                .unwrap_or_default();
+            crate::out!(
+                "attempt   {}{round}: {} — {}, {} in {:.1}s{kept}",
+                a.number,
+                a.agent,
+                a.class.name(),
+                a.verdict.describe(),
+                a.duration_ms as f64 / 1000.0
+            );
+        }
     }
     if r.checks.is_empty() {
         crate::out!("checks    none");
