@@ -13,9 +13,9 @@ use std::ffi::OsString;
 
 use serde_json::Value;
 
-use super::{AgentContext, AgentError, AgentEvent, Backend, find_executable, report_from};
+use super::{AgentContext, AgentError, AgentEvent, Backend, Cli, Gathered, find_executable, text};
 use crate::config::AgentConfig;
-use crate::process::{self, Stream};
+use crate::process::Stream;
 use crate::report::{AgentReport, Usage};
 
 /// The npm package and version baton is tested with (and `baton demo` installs).
@@ -102,72 +102,23 @@ pub fn pointed_at(
     cfg
 }
 
-/// What the stream told us, gathered for the report.
-#[derive(Default)]
-struct Gathered {
-    session: Option<String>,
-    error: Option<String>,
-    last_message: Option<String>,
-    usage: Option<Usage>,
-}
-
 impl Backend for CodexBackend {
     fn run(
         &self,
         ctx: &AgentContext,
         on_event: &mut dyn FnMut(AgentEvent<'_>),
     ) -> Result<AgentReport, AgentError> {
-        let argv = self.argv(ctx);
-        let spec = process::Spec {
-            command: argv
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
-            argv: Some(argv),
-            stdin: Some(ctx.prompt.clone()),
-            cwd: ctx.worktree.clone(),
-            env: ctx
-                .env()
-                .into_iter()
-                .chain(ctx.private_home(&self.cfg, "CODEX_HOME"))
-                .chain(self.cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())))
-                .collect(),
-            timeout: ctx.timeout,
-            idle_timeout: ctx.idle_timeout,
-            grace: ctx.kill_grace,
-            log: Some(ctx.log.clone()),
-            finished: None,
-        };
-        let mut got = Gathered::default();
-        let done = process::run(&spec, &mut |stream, line| match stream {
-            Stream::Stdout => parse_line(line, &mut got, on_event),
-            Stream::Stderr => on_event(AgentEvent::Output { stream, line }),
-        })?;
-        let mut report = report_from("codex".into(), &done);
-        report.session = got.session.or_else(|| ctx.resume.clone());
-        // A failure codex did not put in its stream (a bad config, a missing
-        // CODEX_HOME) is explained by the last thing it printed.
-        report.error = got.error.or_else(|| {
-            (report.status == crate::report::AgentStatus::Failed)
-                .then(|| {
-                    report
-                        .tail
-                        .iter()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .cloned()
-                })
-                .flatten()
-        });
-        report.last_message = got.last_message;
-        report.usage = got.usage;
-        Ok(report)
+        Cli {
+            name: "codex",
+            argv: self.argv(ctx),
+            cfg: &self.cfg,
+            home_var: "CODEX_HOME",
+            extra_env: vec![],
+            stop_after_result: false,
+            parse: parse_line,
+        }
+        .run(ctx, on_event)
     }
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_string()
 }
 
 /// One line of `codex exec --json` into events.

@@ -10,15 +10,13 @@
 //! about 18 s after printing its `result`; baton acts on the `result` line.
 
 use std::ffi::OsString;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::Value;
 
-use super::{AgentContext, AgentError, AgentEvent, Backend, find_executable, report_from};
+use super::{AgentContext, AgentError, AgentEvent, Backend, Cli, Gathered, find_executable, text};
 use crate::config::AgentConfig;
-use crate::process::{self, Stream};
-use crate::report::{AgentReport, AgentStatus, Usage};
+use crate::process::Stream;
+use crate::report::{AgentReport, Usage};
 
 /// The npm package and version baton is tested with.
 pub const GEMINI_PACKAGE: &str = "@google/gemini-cli";
@@ -65,87 +63,23 @@ impl GeminiBackend {
     }
 }
 
-#[derive(Default)]
-struct Gathered {
-    session: Option<String>,
-    error: Option<String>,
-    message: String,
-    usage: Option<Usage>,
-    result_ok: Option<bool>,
-}
-
 impl Backend for GeminiBackend {
     fn run(
         &self,
         ctx: &AgentContext,
         on_event: &mut dyn FnMut(AgentEvent<'_>),
     ) -> Result<AgentReport, AgentError> {
-        let argv = self.argv(ctx);
-        let finished = Arc::new(AtomicBool::new(false));
-        let spec = process::Spec {
-            command: argv
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" "),
-            argv: Some(argv),
-            stdin: Some(ctx.prompt.clone()),
-            cwd: ctx.worktree.clone(),
-            env: ctx
-                .env()
-                .into_iter()
-                .chain([("GEMINI_CLI_TRUST_WORKSPACE".to_string(), "true".to_string())])
-                .chain(ctx.private_home(&self.cfg, "HOME"))
-                .chain(self.cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())))
-                .collect(),
-            timeout: ctx.timeout,
-            idle_timeout: ctx.idle_timeout,
-            grace: ctx.kill_grace,
-            log: Some(ctx.log.clone()),
-            finished: Some(finished.clone()),
-        };
-        let mut got = Gathered::default();
-        let done = process::run(&spec, &mut |stream, line| match stream {
-            Stream::Stdout => {
-                parse_line(line, &mut got, on_event);
-                if got.result_ok.is_some() {
-                    finished.store(true, Ordering::SeqCst);
-                }
-            }
-            Stream::Stderr => on_event(AgentEvent::Output { stream, line }),
-        })?;
-        let mut report = report_from("gemini".into(), &done);
-        // The result line is the verdict of the agent's own run, whatever the exit.
-        if report.status == AgentStatus::Succeeded
-            || done.stopped == Some(process::Stopped::AfterResult)
-        {
-            report.status = match got.result_ok {
-                Some(false) => AgentStatus::Failed,
-                _ if !done.success() && done.stopped.is_none() => AgentStatus::Failed,
-                _ => AgentStatus::Succeeded,
-            };
+        Cli {
+            name: "gemini",
+            argv: self.argv(ctx),
+            cfg: &self.cfg,
+            home_var: "HOME",
+            extra_env: vec![("GEMINI_CLI_TRUST_WORKSPACE".into(), "true".into())],
+            stop_after_result: true,
+            parse: parse_line,
         }
-        report.session = got.session.or_else(|| ctx.resume.clone());
-        report.error = got.error.or_else(|| {
-            (report.status == AgentStatus::Failed)
-                .then(|| {
-                    report
-                        .tail
-                        .iter()
-                        .rev()
-                        .find(|l| !l.trim().is_empty())
-                        .cloned()
-                })
-                .flatten()
-        });
-        report.last_message = (!got.message.is_empty()).then_some(got.message);
-        report.usage = got.usage;
-        Ok(report)
+        .run(ctx, on_event)
     }
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v[key].as_str().unwrap_or_default().to_string()
 }
 
 fn parse_line(line: &str, got: &mut Gathered, on_event: &mut dyn FnMut(AgentEvent<'_>)) {
@@ -167,9 +101,11 @@ fn parse_line(line: &str, got: &mut Gathered, on_event: &mut dyn FnMut(AgentEven
             let t = text(&v, "content");
             // Deltas of one answer arrive as several lines; the last answer is kept.
             if v["delta"].as_bool() == Some(true) {
-                got.message.push_str(&t);
+                got.last_message
+                    .get_or_insert_with(String::new)
+                    .push_str(&t);
             } else {
-                got.message = t.clone();
+                got.last_message = Some(t.clone());
             }
             on_event(AgentEvent::Message { text: t });
         }
@@ -190,7 +126,7 @@ fn parse_line(line: &str, got: &mut Gathered, on_event: &mut dyn FnMut(AgentEven
                     data: v.clone(),
                 }),
             }
-            got.message.clear();
+            got.last_message = None;
         }
         "result" => {
             let stats = &v["stats"];

@@ -213,6 +213,117 @@ impl AgentEvent<'_> {
     }
 }
 
+/// What an agent CLI's stream told us, gathered for the report.
+#[derive(Debug, Default)]
+struct Gathered {
+    session: Option<String>,
+    error: Option<String>,
+    last_message: Option<String>,
+    usage: Option<crate::report::Usage>,
+    cost_usd: Option<f64>,
+    /// The CLI's own verdict line, when it prints one (Gemini CLI's `result`).
+    result_ok: Option<bool>,
+}
+
+/// A string field of a JSON event, or "".
+fn text(v: &serde_json::Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// Reads one line of an agent CLI's stdout into events and what the report needs.
+type ParseLine = fn(&str, &mut Gathered, &mut dyn FnMut(AgentEvent<'_>));
+
+/// How one agent CLI is started; the rest of the run is the same for all of them.
+struct Cli<'a> {
+    name: &'static str,
+    argv: Vec<std::ffi::OsString>,
+    cfg: &'a AgentConfig,
+    /// The variable that points the CLI at its state, for `isolate`.
+    home_var: &'static str,
+    extra_env: Vec<(String, String)>,
+    /// Stop the CLI once it printed its verdict (for one that lingers after it).
+    stop_after_result: bool,
+    parse: ParseLine,
+}
+
+impl Cli<'_> {
+    /// Runs the CLI in the worktree with the prompt on stdin, parses its stdout, keeps
+    /// its stderr verbatim, and fills the report from what the stream said.
+    fn run(
+        self,
+        ctx: &AgentContext,
+        on_event: &mut dyn FnMut(AgentEvent<'_>),
+    ) -> Result<AgentReport, AgentError> {
+        let finished = self
+            .stop_after_result
+            .then(|| std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)));
+        let spec = process::Spec {
+            command: self
+                .argv
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" "),
+            argv: Some(self.argv.clone()),
+            stdin: Some(ctx.prompt.clone()),
+            cwd: ctx.worktree.clone(),
+            env: ctx
+                .env()
+                .into_iter()
+                .chain(self.extra_env.iter().cloned())
+                .chain(ctx.private_home(self.cfg, self.home_var))
+                .chain(self.cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .collect(),
+            timeout: ctx.timeout,
+            idle_timeout: ctx.idle_timeout,
+            grace: ctx.kill_grace,
+            log: Some(ctx.log.clone()),
+            finished: finished.clone(),
+        };
+        let mut got = Gathered::default();
+        let done = process::run(&spec, &mut |stream, line| match stream {
+            Stream::Stdout => {
+                (self.parse)(line, &mut got, on_event);
+                if let (Some(f), Some(_)) = (&finished, got.result_ok) {
+                    f.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            Stream::Stderr => on_event(AgentEvent::Output { stream, line }),
+        })?;
+        let mut report = report_from(self.name.into(), &done);
+        // A CLI that prints its own verdict is believed about itself (not about the
+        // work: that is judged from the worktree).
+        if let Some(ok) = got.result_ok {
+            if matches!(report.status, AgentStatus::Succeeded | AgentStatus::Failed) {
+                report.status = if ok {
+                    AgentStatus::Succeeded
+                } else {
+                    AgentStatus::Failed
+                };
+            }
+        }
+        report.session = got.session.or_else(|| ctx.resume.clone());
+        // A failure the CLI did not put in its stream (a bad config, a missing home)
+        // is explained by the last thing it printed.
+        report.error = got.error.or_else(|| {
+            (report.status == AgentStatus::Failed)
+                .then(|| {
+                    report
+                        .tail
+                        .iter()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .cloned()
+                })
+                .flatten()
+        });
+        report.last_message = got.last_message.filter(|m| !m.is_empty());
+        report.usage = got.usage;
+        report.cost_usd = got.cost_usd;
+        Ok(report)
+    }
+}
+
 pub trait Backend {
     fn run(
         &self,
