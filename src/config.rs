@@ -143,6 +143,10 @@ pub struct Defaults {
     /// Retries of a transient failure on the same agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
+    /// baton's default denials (git files, CI configuration, `.env*`, lock files) apply
+    /// unless this is false; a run's scope that names such a path still allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_deny: Option<bool>,
     /// Denied globs added to every run's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
@@ -249,6 +253,7 @@ impl Config {
                 on_fail: o.on_fail.or(d.on_fail),
                 fallback_on: o.fallback_on.or(d.fallback_on),
                 retries: o.retries.or(d.retries),
+                default_deny: o.default_deny.or(d.default_deny),
                 deny,
             },
             worktree: WorktreeConfig {

@@ -157,6 +157,44 @@ fn compile_glob(glob: &str) -> Result<Glob, ScopeError> {
         .map_err(|e| bad(e.kind().to_string()))
 }
 
+/// Paths a change must not touch unless the handoff names them in its scope: git's
+/// own files, CI configuration, secrets, lock files.
+pub const DEFAULT_DENY: &[&str] = &[
+    "**/.git*",
+    ".github/**",
+    ".gitlab-ci.yml",
+    ".circleci/**",
+    ".buildkite/**",
+    "Jenkinsfile",
+    "azure-pipelines.yml",
+    "**/.env",
+    "**/.env.*",
+    "**/*.lock",
+    "**/package-lock.json",
+    "**/pnpm-lock.yaml",
+    "**/go.sum",
+];
+
+/// The default denials that still apply given the scope: a default is dropped when
+/// the scope names it (the same glob), or names a path it would deny (a glob without
+/// wildcards), so that `--scope Cargo.lock` really allows Cargo.lock.
+pub fn default_deny_for(scope: &[String]) -> Vec<String> {
+    let literal = |g: &str| !g.contains(['*', '?', '[', '{']);
+    DEFAULT_DENY
+        .iter()
+        .filter(|d| {
+            let Ok(glob) = compile_glob(d) else {
+                return true;
+            };
+            let matcher = glob.compile_matcher();
+            !scope
+                .iter()
+                .any(|g| g == *d || (literal(g) && matcher.is_match(g.trim_end_matches('/'))))
+        })
+        .map(|d| d.to_string())
+        .collect()
+}
+
 impl Scope {
     /// Compiles the globs; an empty `allow` means everything is allowed.
     pub fn compile(allow: &[String], deny: &[String]) -> Result<Scope, ScopeError> {
@@ -305,6 +343,31 @@ mod tests {
             scope.judge_path("sub/.git/config"),
             PathVerdict::GitInternal
         );
+    }
+
+    #[test]
+    fn default_denials_give_way_to_what_the_scope_names() {
+        let deny = default_deny_for(&s(&["src/**"]));
+        let scope = Scope::compile(&s(&["**"]), &deny).unwrap();
+        for p in [
+            ".gitignore",
+            "sub/.gitmodules",
+            ".github/workflows/ci.yml",
+            "Cargo.lock",
+            ".env",
+            "a/.env.local",
+        ] {
+            assert!(
+                matches!(scope.judge_path(p), PathVerdict::Denied { .. }),
+                "{p}"
+            );
+        }
+        assert!(!scope.judge_path("src/env.rs").is_violation());
+        let named = default_deny_for(&s(&["Cargo.lock", ".github/**", "src/**"]));
+        assert!(
+            !named.contains(&"**/*.lock".to_string()) && !named.contains(&".github/**".to_string())
+        );
+        assert!(named.contains(&"**/.env".to_string()));
     }
 
     #[test]

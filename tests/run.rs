@@ -908,3 +908,38 @@ fn a_merge_onto_a_detached_head_moves_head_only() {
     );
     assert!(bench.read("calc.py").contains("return a + b"));
 }
+
+#[test]
+fn git_files_secrets_and_lock_files_are_denied_by_default_unless_the_scope_names_them() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Tidy",
+        "--agent",
+        "cmd:echo '*.tmp' >> .gitignore && echo KEY=1 > .env && mkdir -p .github && echo on > .github/ci.yml",
+        "--on-fail",
+        "revert",
+        "--json",
+    ]);
+    ran.expect(3);
+    let report = ran.json();
+    for p in report["scope"]["paths"].as_array().unwrap() {
+        assert_eq!(p["verdict"], "denied", "{p}");
+    }
+    assert_eq!(report["scope"]["paths"].as_array().unwrap().len(), 3);
+    bench.assert_clean();
+
+    // Named in the scope, the same edit is allowed.
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Ignore tmp files",
+        "--agent",
+        "cmd:echo '*.tmp' >> .gitignore",
+        "--scope",
+        ".gitignore",
+    ]);
+    ran.expect(0);
+    assert!(bench.read(".gitignore").contains("*.tmp"));
+}

@@ -157,7 +157,12 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
         args.scope.clone()
     };
     let mut deny = c.deny.clone();
-    for g in args.deny.iter().chain(&d.deny) {
+    let defaults = if d.default_deny.unwrap_or(true) {
+        crate::scope::default_deny_for(&scope)
+    } else {
+        vec![]
+    };
+    for g in args.deny.iter().chain(&d.deny).chain(&defaults) {
         if !deny.contains(g) {
             deny.push(g.clone());
         }
