@@ -73,6 +73,7 @@ impl Bench {
         let root = tmp.path().canonicalize().unwrap();
         let home = root.join("home");
         std::fs::create_dir_all(home.join(".codex")).unwrap();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
         Bench {
             repo: root.join("repo"),
             worktrees: root.join("worktrees"),
@@ -114,7 +115,10 @@ impl Bench {
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("BATON_WORKTREES_DIR", &self.worktrees)
             .env("CODEX_HOME", self.home.join(".codex"))
-            .env("BATON_TEST_KEY", "scripted");
+            .env("BATON_TEST_KEY", "scripted")
+            // The agent CLIs drop files in the temporary directory (Gemini CLI's error
+            // reports): keep them in the bench.
+            .env("TMPDIR", self.root.join("tmp"));
         if let Some(v) = std::env::var_os("CARGO_HOME") {
             cmd.env("CARGO_HOME", v);
         }
