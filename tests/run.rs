@@ -943,3 +943,46 @@ fn git_files_secrets_and_lock_files_are_denied_by_default_unless_the_scope_names
     ran.expect(0);
     assert!(bench.read(".gitignore").contains("*.tmp"));
 }
+
+#[test]
+fn a_user_in_the_middle_of_a_merge_is_told_so_and_nothing_is_written() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.git(&["checkout", "-q", "-b", "other"]);
+    bench.write("README.md", "theirs\n");
+    bench.git(&["commit", "-qam", "theirs"]);
+    bench.git(&["checkout", "-q", "main"]);
+    bench.write("README.md", "ours\n");
+    bench.git(&["commit", "-qam", "ours"]);
+    let mut merge = std::process::Command::new("git");
+    merge
+        .args(["merge", "-q", "other"])
+        .current_dir(&bench.repo);
+    bench.hermetic_env(&mut merge);
+    assert!(!merge.status().unwrap().success(), "the merge conflicts");
+    let files = bench.files();
+    let index = bench.index();
+
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        FIX_ADD,
+        "--check",
+        PYTEST,
+    ]);
+    ran.expect(5);
+    assert!(
+        ran.stderr.contains("in the middle of a merge"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        bench.files(),
+        files,
+        "the conflicted tree is as the user left it"
+    );
+    assert_eq!(bench.index(), index);
+    assert!(bench.repo.join(".git/MERGE_HEAD").exists());
+    assert_eq!(bench.baton_branches().len(), 1, "the run is kept for later");
+}

@@ -93,6 +93,11 @@ impl Bench {
         bench
     }
 
+    /// The bench's environment on a command the test builds itself.
+    pub fn hermetic_env(&self, cmd: &mut Command) {
+        self.hermetic(cmd);
+    }
+
     fn hermetic(&self, cmd: &mut Command) {
         let path = std::env::join_paths(std::iter::once(agents_bin()).chain(
             std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
