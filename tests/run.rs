@@ -986,3 +986,25 @@ fn a_user_in_the_middle_of_a_merge_is_told_so_and_nothing_is_written() {
     assert!(bench.repo.join(".git/MERGE_HEAD").exists());
     assert_eq!(bench.baton_branches().len(), 1, "the run is kept for later");
 }
+
+#[test]
+fn an_instant_same_size_edit_is_seen_every_time() {
+    // A shell builtin rewrites the file in place a moment after the checkout: the file
+    // time, from the kernel's coarse clock, can be earlier than the time baton read
+    // when the agent started.
+    let bench = Bench::with_fixture("python-calc");
+    for _ in 0..8 {
+        let ran = bench.baton(&[
+            "run",
+            "--task",
+            "Shout",
+            "--agent",
+            "cmd:printf 'Motes: add and sub take two numbers and return a number.\\n' > docs/notes.md",
+            "--on-pass",
+            "revert",
+            "--json",
+        ]);
+        ran.expect(0);
+        assert_eq!(ran.json()["scope"]["paths"][0]["path"], "docs/notes.md");
+    }
+}

@@ -374,6 +374,11 @@ impl Repo {
             // with a fresh mtime would hide a same-size edit made in the checkout's
             // last second, so by default the copy keeps the original's time.
             let mut mtime = written;
+            // File times come from the kernel's coarse clock, which can lag the clock
+            // `since` was read from by a tick or more: a file written just after
+            // `since` may carry an earlier time. Every comparison below uses `since`
+            // moved back by a margin well above that lag.
+            let since = since.map(|s| s.checked_sub(CLOCK_LAG).unwrap_or(s));
             if let Some(since) = since.filter(|s| written < *s) {
                 // Nobody wrote the index after the checkout, so its stat data is true
                 // up to `since`. Edits after that have a later ctime: those made in
@@ -626,6 +631,9 @@ pub fn log_oneline(dir: &Path, n: usize) -> Result<String> {
     let out = Repo::run_in(dir, &["log", "--oneline", &format!("-{n}")], &[], None)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
+
+/// More than the kernel's file-time clock can lag the real-time clock (a tick: 1–10 ms).
+const CLOCK_LAG: Duration = Duration::from_millis(100);
 
 fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
