@@ -1008,3 +1008,38 @@ fn an_instant_same_size_edit_is_seen_every_time() {
         assert_eq!(ran.json()["scope"]["paths"][0]["path"], "docs/notes.md");
     }
 }
+
+#[test]
+fn ask_lets_the_user_choose_at_a_terminal() {
+    use std::io::Write;
+    let bench = Bench::with_fixture("python-calc");
+    let baton = env!("CARGO_BIN_EXE_baton");
+    // `script` gives baton a terminal; the answer is typed into it.
+    let mut cmd = std::process::Command::new("script");
+    cmd.args([
+        "-qec",
+        &format!("{baton} run --task 'Fix add()' --agent \"{FIX_ADD}\" --check '{PYTEST}' --ask"),
+        "/dev/null",
+    ])
+    .current_dir(&bench.repo)
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped());
+    bench.hermetic_env(&mut cmd);
+    let mut child = cmd.spawn().expect("script (util-linux) runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"k\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("The run passed. [m]erge, [s]tash, [r]evert or [k]eep?"),
+        "{screen}"
+    );
+    let run = bench.only_run();
+    assert_eq!(bench.report(&run)["outcome"]["action"], "kept");
+    assert_eq!(bench.baton_branches(), [format!("baton/{run}")]);
+    assert!(
+        bench.read("calc.py").contains("return a - b"),
+        "nothing landed"
+    );
+}
