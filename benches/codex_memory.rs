@@ -12,6 +12,8 @@
 //!   response of `items` assistant messages of about 2 KB each (a message turn with
 //!   `repeat`). codex prints one `item.completed` JSON line per message, so 100,000
 //!   items are about 200 MB of codex output;
+//! - puts a small pass-through proxy between codex and the server (see "The final
+//!   event" below);
 //! - builds a scratch repository (two files, one commit) with a hermetic environment
 //!   (no global or system git config, a scratch `HOME`, `CODEX_HOME` and XDG
 //!   directories, a fixed identity) and a user config that points baton's codex at the
@@ -23,8 +25,9 @@
 //!   `VmRSS`, `VmHWM` (the kernel's high-water mark of the resident set) and `RssAnon`
 //!   from `/proc/<pid>/status`, keeping the maximum of each;
 //! - reads the journal afterwards: the sizes of `agent.log` (codex's output as
-//!   recorded) and `events.jsonl`, and the number of events, which must be at least the
-//!   number of messages (the journal keeps the events; baton does not).
+//!   recorded) and `events.jsonl`, the number of events, which must be at least the
+//!   number of messages (the journal keeps the events; baton does not), the time of the
+//!   last message, and the agent's status in `report.json`.
 //!
 //! Run it with
 //!
@@ -33,23 +36,32 @@
 //! BATON_MEM_SIZES=1000,10000 cargo bench --bench codex_memory
 //! ```
 //!
-//! `BATON_MEM_SIZES` is a comma-separated list of message counts (default
-//! `1000,10000,100000`); with `BATON_MEM_KEEP=1` the scratch directories (repository,
-//! journal, codex home, baton's stdout and stderr) are kept and their paths printed. It
-//! needs the pinned codex CLI (`npm ci --prefix tests/agents`) and Linux (`/proc`).
+//! - `BATON_MEM_SIZES`: comma-separated message counts (default `1000,10000,100000`);
+//! - `BATON_MEM_TIMEOUT`: baton's `--timeout` for codex (default `30m`);
+//! - `BATON_MEM_TRIM=0`: no proxy, codex reads the server's final event as it is;
+//! - `BATON_MEM_KEEP=1`: keep the scratch directories (repository, journal, codex home,
+//!   baton's stdout and stderr) and print their paths.
 //!
-//! Cost: the time is codex's, not baton's. codex 0.169.0 prints about one message per
-//! 3 ms, then reads the response's final `response.completed` event, which repeats all
-//! the items (about 250 MB in one server-sent event for 100,000 messages) and takes it
-//! minutes; past its default 5-minute stream idle timeout it would fail the turn, so
-//! the benchmark raises that timeout for the scripted provider. The 100,000 size takes
-//! on the order of ten minutes and writes about 1.5 GB under `$TMPDIR` (the journal,
-//! codex's session rollout and its history database), all removed afterwards.
+//! It needs the pinned codex CLI (`npm ci --prefix tests/agents`) and Linux (`/proc`).
+//! The 100,000 size takes a few minutes (codex prints about one message per 1–3 ms) and
+//! writes about 1.5 GB under `$TMPDIR` (the journal, codex's session rollout and its
+//! history database), all removed afterwards.
 //!
-//! The session is one response on purpose: the messages cannot be spread over several
-//! model turns, because a response made only of messages ends codex's turn (`codex
-//! exec` then exits) and a scenario turn is either messages or one tool call, never
-//! both.
+//! The final event: the server ends a response with `response.completed`, which repeats
+//! every output item, as the Responses API does: for 100,000 messages, one server-sent
+//! event of about 215 MB. codex 0.169.0 takes far more than linear time to read such
+//! an event (measured without the proxy, from the last message to codex's exit:
+//! 10,000 messages ~5 s, 20,000 ~75 s, 40,000 ~580 s; with 100,000 it was still
+//! reading 25 minutes later, when baton's 30-minute timeout stopped it). The items
+//! reach codex before, one event each, and codex needs only the response id and the
+//! usage from that event, so the proxy forwards everything as it comes and only
+//! empties that event's `output`; codex then ends the session in seconds, and the
+//! benchmark shows it lost nothing (every message in the journal, the agent
+//! `succeeded`). The messages cannot be spread over several responses instead: a
+//! response made only of messages ends codex's turn (`codex exec` exits), and a
+//! scenario turn is either messages or one tool call, never both. Without the proxy,
+//! codex's stream idle timeout (5 minutes by default) would fail the turn before
+//! baton's timeout, so the benchmark raises it for the scripted provider.
 //!
 //! Reading the result: the "peak RSS" column is baton's `VmHWM`, which the kernel keeps,
 //! so no short peak between two samples is missed (as long as baton is sampled at least
@@ -59,9 +71,11 @@
 //! only the journal's event count and baton's start are asserted.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use baton::model_server::{ModelServer, Scenario};
@@ -75,9 +89,9 @@ const DEFAULT_TIMEOUT: &str = "30m";
 /// How often baton's `/proc/<pid>/status` is read.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 /// codex's stream idle timeout for the scripted provider (its default is 5 minutes).
-/// The server ends each response with `response.completed`, which repeats every output
-/// item: one SSE event of about 250 MB for 100,000 messages, which codex takes longer
-/// than its default to read and parse.
+/// Only matters with `BATON_MEM_TRIM=0`: the server's final `response.completed`
+/// repeats every output item (about 215 MB for 100,000 messages), which codex takes
+/// far longer than its default to read, so baton's `--timeout` decides instead.
 const STREAM_IDLE_MS: u64 = 30 * 60 * 1000;
 /// About how long each message is, in bytes.
 const MESSAGE_BYTES: usize = 2048;
@@ -88,6 +102,7 @@ fn main() {
         .ok()
         .filter(|t| !t.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_TIMEOUT.into());
+    let trim = std::env::var("BATON_MEM_TRIM").map_or(true, |v| v.trim() != "0");
     let codex = codex_bin_dir().join("codex");
     assert!(
         codex.is_file(),
@@ -102,11 +117,19 @@ fn main() {
     println!(
         "  baton -C <repo> run --task \"long session\" --agent codex --timeout {timeout} --on-pass revert --json"
     );
+    println!(
+        "  {}",
+        if trim {
+            "codex <-> proxy (empties response.completed's output) <-> scripted server"
+        } else {
+            "codex <-> scripted server (BATON_MEM_TRIM=0: the full response.completed)"
+        }
+    );
     println!();
 
     let mut results = vec![];
     for &items in &sizes {
-        let r = measure(items, &timeout);
+        let r = measure(items, &timeout, trim);
         println!(
             "  {items} items: exit {} (agent {}), {:.1} s ({:.1} s to the last message), codex output {:.1} MB, {} events, peak RSS {:.1} MB",
             r.exit_code,
@@ -187,7 +210,7 @@ impl Peak {
     }
 }
 
-fn measure(items: usize, timeout: &str) -> Measured {
+fn measure(items: usize, timeout: &str, trim: bool) -> Measured {
     let tmp = tempfile::Builder::new()
         .prefix(&format!("baton-mem-{items}-"))
         .tempdir()
@@ -197,7 +220,12 @@ fn measure(items: usize, timeout: &str) -> Measured {
 
     let scenario = Scenario::parse(&scenario_toml(items)).expect("the scenario parses");
     let server = ModelServer::start(scenario, None).expect("the scripted model server starts");
-    bench.write_config(&server.base_url());
+    let base_url = if trim {
+        format!("http://{}/v1", start_trimmer(server.port()))
+    } else {
+        server.base_url()
+    };
+    bench.write_config(&base_url);
 
     let stdout = fs::File::create(bench.root.join("baton.stdout")).expect("stdout file");
     let stderr = fs::File::create(bench.root.join("baton.stderr")).expect("stderr file");
@@ -233,7 +261,7 @@ fn measure(items: usize, timeout: &str) -> Measured {
         }
         match child.try_wait().expect("waiting for baton") {
             Some(status) => break status,
-            None => std::thread::sleep(SAMPLE_EVERY),
+            None => thread::sleep(SAMPLE_EVERY),
         }
     };
     let wall = start.elapsed();
@@ -492,8 +520,59 @@ fn print_table(results: &[Measured]) {
         results.iter().map(|r| r.samples).max().unwrap_or(0)
     );
     println!(
-        "  streamed: from the run's first event to the last message in the journal; the rest of the wall time is mostly codex reading the final response.completed"
+        "  streamed: from the run's first event to the last message in the journal; after it, codex reads the final response.completed and baton judges the change"
     );
+}
+
+/// Starts a pass-through between codex and the scripted server on `port` that empties
+/// the `output` of every `response.completed` event and forwards everything else as it
+/// comes; returns its address. It serves until the benchmark exits.
+fn start_trimmer(port: u16) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("the trimming proxy binds");
+    let addr = listener
+        .local_addr()
+        .expect("the trimming proxy has an address");
+    let upstream = SocketAddr::from(([127, 0, 0, 1], port));
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let _ = relay(conn, upstream);
+            });
+        }
+    });
+    addr
+}
+
+/// One connection: the request goes up untouched; the response comes back line by
+/// line, flushed at each blank line (the end of the headers and of each event).
+fn relay(client: TcpStream, upstream: SocketAddr) -> std::io::Result<()> {
+    let server = TcpStream::connect(upstream)?;
+    let (mut from_client, mut to_server) = (client.try_clone()?, server.try_clone()?);
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut from_client, &mut to_server);
+    });
+    let mut from_server = BufReader::with_capacity(1 << 20, server);
+    let mut to_client = BufWriter::with_capacity(1 << 20, client.try_clone()?);
+    let mut line = Vec::new();
+    let mut completed = false;
+    loop {
+        line.clear();
+        if from_server.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if completed && line.starts_with(b"data: ") {
+            let mut event: serde_json::Value = serde_json::from_slice(&line[6..])?;
+            event["response"]["output"] = serde_json::json!([]);
+            line = format!("data: {event}\n").into_bytes();
+        }
+        completed = line.starts_with(b"event: response.completed");
+        to_client.write_all(&line)?;
+        if line == b"\n" || line == b"\r\n" {
+            to_client.flush()?;
+        }
+    }
+    to_client.flush()?;
+    client.shutdown(Shutdown::Both)
 }
 
 fn codex_bin_dir() -> PathBuf {

@@ -31,6 +31,8 @@ const GIT_LOCATION_VARS: &[&str] = &[
     "GIT_PREFIX",
 ];
 
+/// Lines read but not yet handled, at most (each up to [`MAX_LINE`]).
+const LINE_QUEUE: usize = 64;
 /// How many lines of output a result keeps for the report.
 const TAIL_LINES: usize = 40;
 /// A line longer than this is cut into pieces, so one endless line cannot fill memory.
@@ -211,7 +213,9 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
     })?;
     let pgid = child.id() as libc::pid_t;
 
-    let (tx, rx) = mpsc::channel();
+    // Bounded: a child that writes faster than the journal takes its lines is slowed
+    // down by its own pipe, instead of its output piling up in baton's memory.
+    let (tx, rx) = mpsc::sync_channel(LINE_QUEUE);
     let mut readers = 0;
     if let Some(out) = child.stdout.take() {
         spawn_reader(out, Stream::Stdout, tx.clone());
@@ -332,7 +336,11 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
     })
 }
 
-fn spawn_reader(mut pipe: impl Read + Send + 'static, stream: Stream, tx: mpsc::Sender<Message>) {
+fn spawn_reader(
+    mut pipe: impl Read + Send + 'static,
+    stream: Stream,
+    tx: mpsc::SyncSender<Message>,
+) {
     thread::spawn(move || {
         let mut buf = vec![0u8; 16 * 1024];
         let mut line: Vec<u8> = Vec::new();
