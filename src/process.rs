@@ -312,6 +312,12 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
             Err(mpsc::RecvTimeoutError::Disconnected) => open = 0,
         }
     }
+    // Whatever is left in the group once the leader is gone (a daemon that closed its
+    // output, a `cmd &`) was started by the child and outlives it: stop it.
+    if stopped.is_none() && group_outlives(pgid, Duration::from_millis(300)) {
+        lingering = true;
+        kill_group(pgid, libc::SIGKILL);
+    }
     if let Some(log) = log.as_mut() {
         log.flush().map_err(|source| ProcessError::Log {
             path: spec.log.clone().unwrap_or_default(),
@@ -375,6 +381,43 @@ fn spawn_reader(
         }
         let _ = tx.send(Message::Closed);
     });
+}
+
+/// True while a live process is left in the group. Zombies do not count: an agent
+/// that did not reap a child leaves one behind, and where nothing reaps orphans (a
+/// container without an init) it stays, harmless, until the machine's end.
+fn group_alive(pgid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 to a group only checks that it has members.
+    if unsafe { libc::kill(-pgid, 0) } != 0 {
+        return false;
+    }
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    procs.flatten().any(|p| {
+        let Ok(stat) = std::fs::read_to_string(p.path().join("stat")) else {
+            return false;
+        };
+        // "pid (comm) state ppid pgrp ...": comm may hold spaces, so read after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        matches!((fields.first(), fields.get(2)), (Some(state), Some(pgrp)) if *state != "Z" && pgrp.parse::<libc::pid_t>() == Ok(pgid))
+    })
+}
+
+/// True when the group still has live members after `wait` (members that are only
+/// exiting are gone by then).
+fn group_outlives(pgid: libc::pid_t, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while group_alive(pgid) {
+        if Instant::now() >= deadline {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    false
 }
 
 fn kill_group(pgid: libc::pid_t, signal: libc::c_int) {

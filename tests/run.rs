@@ -1043,3 +1043,33 @@ fn ask_lets_the_user_choose_at_a_terminal() {
         "nothing landed"
     );
 }
+
+#[test]
+fn a_background_process_left_by_the_agent_is_killed_and_reported() {
+    let bench = Bench::with_fixture("python-calc");
+    let marker = bench.root.join("still-alive");
+    let agent = format!(
+        "cmd:{} && (sleep 3; touch {}) > /dev/null 2>&1 & echo started",
+        &FIX_ADD[4..],
+        marker.display()
+    );
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        &agent,
+        "--check",
+        PYTEST,
+        "--json",
+    ]);
+    ran.expect(0);
+    let warnings = ran.json()["warnings"].to_string();
+    assert!(warnings.contains("background process"), "{warnings}");
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        !marker.exists(),
+        "the agent's background process outlived the run"
+    );
+    assert!(bench.read("calc.py").contains("return a + b"));
+}
