@@ -368,6 +368,16 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
 /// Words are matched on the model's or CLI's own error (and the HTTP status in it),
 /// never on a friendly summary alone; a non-zero exit without a model error is a
 /// crash.
+/// `word` in `text`, not as part of a longer word or number (`429` is not in `a4293f`).
+fn contains_word(text: &str, word: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
+}
+
 pub fn classify(report: &AgentReport) -> FailureClass {
     match report.status {
         AgentStatus::Succeeded => return FailureClass::Ok,
@@ -379,13 +389,13 @@ pub fn classify(report: &AgentReport) -> FailureClass {
     if report.signal.is_some() {
         return FailureClass::Crashed;
     }
-    let text = format!(
-        "{} {}",
-        report.error.clone().unwrap_or_default(),
-        report.tail.join(" ")
-    )
-    .to_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    // The agent's own error when it gave one; its last output only when it did not
+    // (the output also holds paths, ids and ports, where any digits can turn up).
+    let text = match &report.error {
+        Some(e) => e.to_lowercase(),
+        None => report.tail.join(" ").to_lowercase(),
+    };
+    let has = |words: &[&str]| words.iter().any(|w| contains_word(&text, w));
     // Gemini CLI exits with the HTTP status modulo 256: 429 → 173, 500 → 244, 401 → 145,
     // 403 → 147; 41 is its "invalid auth method", 55 an untrusted folder.
     let gemini_exit = if report.agent == "gemini" {
@@ -400,6 +410,7 @@ pub fn classify(report: &AgentReport) -> FailureClass {
         "rate_limit",
         "resource_exhausted",
         "quota",
+        "rate_limit_error",
     ]) || gemini_exit == Some(173)
     {
         FailureClass::RateLimited
@@ -411,6 +422,7 @@ pub fn classify(report: &AgentReport) -> FailureClass {
         "invalid api key",
         "invalid_api_key",
         "authentication",
+        "authentication_error",
         "invalid auth",
         "permission_denied",
     ]) || matches!(gemini_exit, Some(145 | 147 | 41))
@@ -427,6 +439,7 @@ pub fn classify(report: &AgentReport) -> FailureClass {
         "api_error",
         "server_error",
         "internal",
+        "overloaded_error",
     ]) || gemini_exit == Some(244)
     {
         FailureClass::ServerError
@@ -443,6 +456,7 @@ pub fn classify(report: &AgentReport) -> FailureClass {
         FailureClass::Network
     } else if has(&[
         "config",
+        "configuration",
         "codex_home",
         "not found",
         "unknown variant",
@@ -520,4 +534,49 @@ pub fn describe(cfg: &AgentConfig) -> String {
         parts.push(format!("{} overrides", cfg.config.len()));
     }
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(error: Option<&str>, tail: &[&str]) -> AgentReport {
+        let mut r = report_from(
+            "claude".into(),
+            &process::Finished {
+                ended: process::Ended::Exited(1),
+                stopped: None,
+                duration: Duration::ZERO,
+                tail: tail.iter().map(|t| t.to_string()).collect(),
+                lingering: false,
+            },
+        );
+        r.error = error.map(str::to_string);
+        r
+    }
+
+    #[test]
+    fn classes_come_from_the_error_not_from_digits_in_ids() {
+        let r = failed(
+            Some("API error 500: the model had an internal error"),
+            &["session c4013f-429a"],
+        );
+        assert_eq!(classify(&r), FailureClass::ServerError);
+        assert_eq!(
+            classify(&failed(
+                Some("exceeded retry limit, last status: 429 Too Many Requests"),
+                &[]
+            )),
+            FailureClass::RateLimited
+        );
+        assert_eq!(
+            classify(&failed(Some("API error 401: invalid x-api-key"), &[])),
+            FailureClass::Auth
+        );
+        assert_eq!(
+            classify(&failed(None, &["uuid 4013a429-500b"])),
+            FailureClass::Crashed
+        );
+        assert!(contains_word("status: 429.", "429") && !contains_word("a4293f", "429"));
+    }
 }
