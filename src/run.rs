@@ -261,14 +261,17 @@ fn stages(
             } else {
                 journal.path(&format!("agent-{number}.log"))
             };
-            let work = Work {
+            // The attempt's first round in its fresh worktree, then repair rounds that
+            // resume the agent's session there.
+            let work = |prompt: PathBuf, resume: Option<String>, log: PathBuf| Work {
                 backend: backend.as_ref(),
+                fresh: resume.is_none(),
                 ctx: AgentContext {
                     run_id: run_id.clone(),
                     worktree: wt.path.clone(),
                     handoff: handoff_path.clone(),
-                    prompt: prompt.clone(),
-                    resume: None,
+                    prompt,
+                    resume,
                     timeout: opts.timeout,
                     idle_timeout: opts.idle_timeout,
                     kill_grace: opts.kill_grace,
@@ -278,9 +281,8 @@ fn stages(
                 checks: &opts.checks,
                 check_timeout: opts.check_timeout,
                 kill_grace: opts.kill_grace,
-                fresh: true,
             };
-            judge_attempt(repo, journal, report, work)?;
+            judge_attempt(repo, journal, report, work(prompt.clone(), None, log))?;
             let mut round = 0;
             while matches!(
                 report.verdict,
@@ -291,14 +293,9 @@ fn stages(
                 else {
                     break;
                 };
-                let class = report
-                    .agent_result
-                    .as_ref()
-                    .map(|a| a.class)
-                    .unwrap_or_default();
                 report
                     .attempts
-                    .push(attempt_record(report, number, round, class, &agent.label()));
+                    .push(attempt_record(report, number, round, &agent.label()));
                 round += 1;
                 let text = repair_prompt(report, round, opts.repair)?;
                 let prompt =
@@ -316,26 +313,8 @@ fn stages(
                     ),
                 );
                 report.checks.clear();
-                let work = Work {
-                    backend: backend.as_ref(),
-                    ctx: AgentContext {
-                        run_id: run_id.clone(),
-                        worktree: wt.path.clone(),
-                        handoff: handoff_path.clone(),
-                        prompt,
-                        resume: Some(session),
-                        timeout: opts.timeout,
-                        idle_timeout: opts.idle_timeout,
-                        kill_grace: opts.kill_grace,
-                        log: journal.path(&format!("agent-{number}-repair-{round}.log")),
-                    },
-                    scope: scope.clone(),
-                    checks: &opts.checks,
-                    check_timeout: opts.check_timeout,
-                    kill_grace: opts.kill_grace,
-                    fresh: false,
-                };
-                judge_attempt(repo, journal, report, work)?;
+                let log = journal.path(&format!("agent-{number}-repair-{round}.log"));
+                judge_attempt(repo, journal, report, work(prompt, Some(session), log))?;
             }
             let class = report
                 .agent_result
@@ -344,7 +323,7 @@ fn stages(
                 .unwrap_or_default();
             report
                 .attempts
-                .push(attempt_record(report, number, round, class, &agent.label()));
+                .push(attempt_record(report, number, round, &agent.label()));
             journal.event("attempt", json!({ "attempt": report.attempts.last() }))?;
             if report.verdict.passed() || report.interrupted {
                 break 'agents;
@@ -390,9 +369,13 @@ fn attempt_record(
     report: &RunReport,
     number: u32,
     round: u32,
-    class: FailureClass,
     agent: &str,
 ) -> crate::report::Attempt {
+    let class = report
+        .agent_result
+        .as_ref()
+        .map(|a| a.class)
+        .unwrap_or_default();
     crate::report::Attempt {
         number,
         round,
@@ -673,21 +656,32 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
     }
     ui::progress("scope", scope_report.summary());
     journal.event("scope.judged", json!({ "scope": scope_report }))?;
-    report.verdict = if !agent_ok {
-        Verdict::AgentFailed
-    } else if !has_change {
-        Verdict::NoChange
-    } else if !scope_report.clean() {
-        Verdict::ScopeViolated
-    } else if report.checks.iter().any(|c| !c.status.passed()) {
-        Verdict::ChecksFailed
-    } else {
-        Verdict::Passed
-    };
+    report.verdict = verdict(agent_ok, has_change, scope_report.clean(), &report.checks);
     report.scope = Some(scope_report);
     journal.event("verdict", json!({ "verdict": report.verdict }))?;
 
     Ok(())
+}
+
+/// The worst thing that is true of a judged change, in the order the exit statuses
+/// rank them: the agent failed, it changed nothing, it left its scope, a check failed.
+fn verdict(
+    agent_ok: bool,
+    has_change: bool,
+    in_scope: bool,
+    checks: &[crate::checklist::CheckResult],
+) -> Verdict {
+    if !agent_ok {
+        Verdict::AgentFailed
+    } else if !has_change {
+        Verdict::NoChange
+    } else if !in_scope {
+        Verdict::ScopeViolated
+    } else if checks.iter().any(|c| !c.status.passed()) {
+        Verdict::ChecksFailed
+    } else {
+        Verdict::Passed
+    }
 }
 
 /// The outcome of a judged run, by policy (or by asking).
@@ -896,15 +890,12 @@ fn reverify(repo: &Repo, journal: &Journal, report: &mut RunReport, tree: String
             format!("{} — {:?}", r.command, r.status).to_lowercase(),
         );
     })?;
-    report.verdict = if changes.is_empty() {
-        Verdict::NoChange
-    } else if !scope_report.clean() {
-        Verdict::ScopeViolated
-    } else if report.checks.iter().any(|c| !c.status.passed()) {
-        Verdict::ChecksFailed
-    } else {
-        Verdict::Passed
-    };
+    report.verdict = verdict(
+        true,
+        !changes.is_empty(),
+        scope_report.clean(),
+        &report.checks,
+    );
     report.scope = Some(scope_report);
     report.tree = Some(tree);
     Ok(())

@@ -308,139 +308,102 @@ pub fn agents_bin() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agents/node_modules/.bin")
 }
 
-/// The real codex CLI, which must be installed: a missing one fails the test.
+/// The real agent CLI `name`, which must be installed: a missing one fails the test.
+#[track_caller]
+pub fn require_cli(name: &str) -> PathBuf {
+    let cli = agents_bin().join(name);
+    assert!(
+        cli.is_file(),
+        "the {name} CLI is not installed at {}; run `npm ci --prefix tests/agents` (scripts/test.sh does)",
+        cli.display()
+    );
+    cli
+}
+
 #[track_caller]
 pub fn require_codex() -> PathBuf {
-    let codex = agents_bin().join("codex");
-    assert!(
-        codex.is_file(),
-        "the codex CLI is not installed at {}; run `npm ci --prefix tests/agents` (scripts/test.sh does)",
-        codex.display()
-    );
-    codex
+    require_cli("codex")
+}
+
+/// The agents a scripted model can stand behind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Agent {
+    Codex,
+    Claude,
+    Gemini,
+}
+
+impl Agent {
+    /// The agent's section of baton's user config, pointing it at the server on
+    /// `root` (`http://127.0.0.1:PORT`) as a user would point it at any provider.
+    fn config(self, root: &str) -> String {
+        match self {
+            Agent::Codex => format!(
+                "[agents.codex]\nmodel = \"gpt-5.5\"\nconfig = [\n  'model_provider=\"scripted\"',\n  'model_providers.scripted.name=\"scripted\"',\n  'model_providers.scripted.base_url=\"{root}/v1\"',\n  'model_providers.scripted.wire_api=\"responses\"',\n  'model_providers.scripted.env_key=\"BATON_TEST_KEY\"',\n  'model_providers.scripted.request_max_retries=0',\n  'model_providers.scripted.stream_max_retries=0',\n]\n"
+            ),
+            Agent::Claude => format!(
+                "[agents.claude]\nenv = {{ ANTHROPIC_BASE_URL = \"{root}\", ANTHROPIC_API_KEY = \"scripted\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\", CLAUDE_CODE_MAX_RETRIES = \"0\" }}\n"
+            ),
+            Agent::Gemini => format!(
+                "[agents.gemini]\nenv = {{ GOOGLE_GEMINI_BASE_URL = \"{root}\", GEMINI_API_KEY = \"scripted\" }}\n"
+            ),
+        }
+    }
+
+    fn cli(self) -> &'static str {
+        match self {
+            Agent::Codex => "codex",
+            Agent::Claude => "claude",
+            Agent::Gemini => "gemini",
+        }
+    }
 }
 
 impl Bench {
     /// Starts the scripted model on `scenario` (a file of fixtures/scenarios/) and
-    /// points baton's codex at it through the user's baton config, as a user would
-    /// point it at any provider.
-    pub fn scripted_codex(&self, scenario: &str) -> baton::model_server::ModelServer {
-        require_codex();
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios")
-            .join(format!("{scenario}.toml"));
-        let scenario = baton::model_server::Scenario::load(&path).unwrap();
-        let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
-        let url = server.base_url();
-        let config = format!(
-            "[agents.codex]\nmodel = \"gpt-5.5\"\nconfig = [\n  'model_provider=\"scripted\"',\n  'model_providers.scripted.name=\"scripted\"',\n  'model_providers.scripted.base_url=\"{url}\"',\n  'model_providers.scripted.wire_api=\"responses\"',\n  'model_providers.scripted.env_key=\"BATON_TEST_KEY\"',\n  'model_providers.scripted.request_max_retries=0',\n  'model_providers.scripted.stream_max_retries=0',\n]\n"
-        );
-        let dir = self.home.join(".config/baton");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        server
-    }
-}
-
-/// The real Claude Code CLI, which must be installed: a missing one fails the test.
-#[track_caller]
-pub fn require_claude() -> PathBuf {
-    let claude = agents_bin().join("claude");
-    assert!(
-        claude.is_file(),
-        "the claude CLI is not installed at {}; run `npm ci --prefix tests/agents` (scripts/test.sh does)",
-        claude.display()
-    );
-    claude
-}
-
-impl Bench {
-    /// Starts the scripted model on `scenario` and points baton's claude at it.
-    pub fn scripted_claude(&self, scenario: &str) -> baton::model_server::ModelServer {
-        require_claude();
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios")
-            .join(format!("{scenario}.toml"));
-        let scenario = baton::model_server::Scenario::load(&path).unwrap();
-        let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
-        let url = format!("http://127.0.0.1:{}", server.port());
-        let config = format!(
-            "[agents.claude]\nenv = {{ ANTHROPIC_BASE_URL = \"{url}\", ANTHROPIC_API_KEY = \"scripted\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\", CLAUDE_CODE_MAX_RETRIES = \"0\" }}\n"
-        );
-        let dir = self.home.join(".config/baton");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        server
-    }
-}
-
-/// The real Gemini CLI, which must be installed: a missing one fails the test.
-#[track_caller]
-pub fn require_gemini() -> PathBuf {
-    let gemini = agents_bin().join("gemini");
-    assert!(
-        gemini.is_file(),
-        "the gemini CLI is not installed at {}; run `npm ci --prefix tests/agents` (scripts/test.sh does)",
-        gemini.display()
-    );
-    gemini
-}
-
-impl Bench {
-    /// Starts the scripted model on `scenario` and points baton's gemini at it: the
-    /// base URL and key in `[agents.gemini] env`, and in the (test) user's
-    /// `~/.gemini/settings.json` the API-key auth and no retries.
-    pub fn scripted_gemini(&self, scenario: &str) -> baton::model_server::ModelServer {
-        require_gemini();
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios")
-            .join(format!("{scenario}.toml"));
-        let scenario = baton::model_server::Scenario::load(&path).unwrap();
-        let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
-        let url = format!("http://127.0.0.1:{}", server.port());
-        std::fs::create_dir_all(self.home.join(".gemini")).unwrap();
-        std::fs::write(
-            self.home.join(".gemini/settings.json"),
-            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"general":{"maxAttempts":1}}"#,
-        )
-        .unwrap();
-        let config = format!(
-            "[agents.gemini]\nenv = {{ GOOGLE_GEMINI_BASE_URL = \"{url}\", GEMINI_API_KEY = \"scripted\" }}\n"
-        );
-        let dir = self.home.join(".config/baton");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), config).unwrap();
-        server
-    }
-}
-
-impl Bench {
-    /// One scripted model for codex, claude and gemini at once (for fallback chains):
-    /// each agent's config section points at it, and each sees the scenario's turns
-    /// meant for its API.
-    pub fn scripted_all(&self, scenario: &str) -> baton::model_server::ModelServer {
-        require_codex();
-        require_claude();
-        require_gemini();
+    /// points each of `agents` at it through the (test) user's baton config; gemini
+    /// also gets the API-key auth and no retries in its `~/.gemini/settings.json`.
+    pub fn scripted(&self, agents: &[Agent], scenario: &str) -> baton::model_server::ModelServer {
+        for a in agents {
+            require_cli(a.cli());
+        }
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/scenarios")
             .join(format!("{scenario}.toml"));
         let scenario = baton::model_server::Scenario::load(&path).unwrap();
         let server = baton::model_server::ModelServer::start(scenario, None).unwrap();
         let root = format!("http://127.0.0.1:{}", server.port());
-        std::fs::create_dir_all(self.home.join(".gemini")).unwrap();
-        std::fs::write(
-            self.home.join(".gemini/settings.json"),
-            r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"general":{"maxAttempts":1}}"#,
-        )
-        .unwrap();
-        let config = format!(
-            "[agents.codex]\nmodel = \"gpt-5.5\"\nconfig = [\n  'model_provider=\"scripted\"',\n  'model_providers.scripted.name=\"scripted\"',\n  'model_providers.scripted.base_url=\"{root}/v1\"',\n  'model_providers.scripted.wire_api=\"responses\"',\n  'model_providers.scripted.env_key=\"BATON_TEST_KEY\"',\n  'model_providers.scripted.request_max_retries=0',\n  'model_providers.scripted.stream_max_retries=0',\n]\n\n[agents.claude]\nenv = {{ ANTHROPIC_BASE_URL = \"{root}\", ANTHROPIC_API_KEY = \"scripted\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\", CLAUDE_CODE_MAX_RETRIES = \"0\" }}\n\n[agents.gemini]\nenv = {{ GOOGLE_GEMINI_BASE_URL = \"{root}\", GEMINI_API_KEY = \"scripted\" }}\n"
-        );
+        if agents.contains(&Agent::Gemini) {
+            std::fs::create_dir_all(self.home.join(".gemini")).unwrap();
+            std::fs::write(
+                self.home.join(".gemini/settings.json"),
+                r#"{"security":{"auth":{"selectedType":"gemini-api-key"}},"general":{"maxAttempts":1}}"#,
+            )
+            .unwrap();
+        }
+        let config: Vec<String> = agents.iter().map(|a| a.config(&root)).collect();
         let dir = self.home.join(".config/baton");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.toml"), config).unwrap();
+        std::fs::write(dir.join("config.toml"), config.join("\n")).unwrap();
         server
+    }
+
+    pub fn scripted_codex(&self, scenario: &str) -> baton::model_server::ModelServer {
+        self.scripted(&[Agent::Codex], scenario)
+    }
+
+    pub fn scripted_claude(&self, scenario: &str) -> baton::model_server::ModelServer {
+        self.scripted(&[Agent::Claude], scenario)
+    }
+
+    pub fn scripted_gemini(&self, scenario: &str) -> baton::model_server::ModelServer {
+        self.scripted(&[Agent::Gemini], scenario)
+    }
+
+    /// One scripted model behind codex, claude and gemini at once (fallback chains):
+    /// each sees the scenario's turns meant for its API.
+    pub fn scripted_all(&self, scenario: &str) -> baton::model_server::ModelServer {
+        self.scripted(&[Agent::Codex, Agent::Claude, Agent::Gemini], scenario)
     }
 }
 
