@@ -44,6 +44,12 @@ pub fn for_decision(report: &RunReport, policy: Policy) -> i32 {
     }
 }
 
+/// The status for `baton recover`: 0 when every run was finished or rolled back, 5
+/// when one needs the user to look (baton could not tell its work from theirs).
+pub fn for_recovery(needs_you: bool) -> i32 {
+    if needs_you { CONFLICT } else { OK }
+}
+
 /// The status for a finished run: the worst verdict wins, then the landing.
 pub fn for_report(report: &RunReport) -> i32 {
     if report.interrupted {

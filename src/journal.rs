@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::report::RunReport;
@@ -46,6 +48,9 @@ pub const HANDOFF_FILE: &str = "handoff.md";
 pub const PROMPT_FILE: &str = "prompt.md";
 pub const PATCH_FILE: &str = "diff.patch";
 pub const AGENT_LOG: &str = "agent.log";
+/// What baton is about to do to the user's repository, written (durably) before it
+/// does it and removed once the run's report says it was done; see `outcome::Intent`.
+pub const INTENT_FILE: &str = "landing.json";
 
 pub fn now() -> u64 {
     SystemTime::now()
@@ -164,12 +169,46 @@ impl Journal {
 
     /// Rewrites `state.json` atomically.
     pub fn write_state(&self, report: &RunReport) -> Result<()> {
-        write_atomic(&self.path(STATE_FILE), report)
+        write_atomic(&self.path(STATE_FILE), report, false)
     }
 
-    pub fn write_report(&self, report: &RunReport) -> Result<()> {
-        write_atomic(&self.path(REPORT_FILE), report)?;
-        write_atomic(&self.path(STATE_FILE), report)
+    /// The run's last state, as `report.json` and `state.json`. `durable` syncs both to
+    /// the disk, for a report that records a change to the user's repository.
+    pub fn write_report(&self, report: &RunReport, durable: bool) -> Result<()> {
+        write_atomic(&self.path(REPORT_FILE), report, durable)?;
+        write_atomic(&self.path(STATE_FILE), report, durable)
+    }
+
+    /// Records what baton is about to do to the user's repository, on the disk (file
+    /// and directory synced) before anything is done: after a crash or a power cut,
+    /// `baton recover` reads it to finish or undo that one thing.
+    pub fn begin<T: Serialize>(&self, intent: &T) -> Result<()> {
+        write_atomic(&self.path(INTENT_FILE), intent, true)
+    }
+
+    /// The intent of a landing that has not been recorded as done, if any.
+    pub fn intent<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let path = self.path(INTENT_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(JournalError::Read { path, source }),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| JournalError::Damaged {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Forgets the intent, once the report records its result.
+    pub fn done(&self) -> Result<()> {
+        let path = self.path(INTENT_FILE);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_err(&path)(e)),
+            _ => Ok(()),
+        }
     }
 
     pub fn read_state(&self) -> Result<RunReport> {
@@ -185,22 +224,32 @@ impl Journal {
     }
 }
 
-fn write_atomic(path: &Path, report: &RunReport) -> Result<()> {
+fn write_atomic<T: Serialize + ?Sized>(path: &Path, value: &T, durable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err(path))?;
-    let text = serde_json::to_vec_pretty(report).map_err(|e| JournalError::Damaged {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| JournalError::Damaged {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
     tmp.write_all(&text).map_err(write_err(path))?;
-    // No fsync: the rename makes the replacement atomic for any reader and any crash
-    // of baton itself. An fsync here would, on ext4's ordered mode, also force out the
-    // worktree checkout's dirty pages (often for files about to be removed) and cost
-    // more than the whole run; surviving a power cut is the recovery work's business.
+    // Without `durable`, no fsync: the rename makes the replacement atomic for any
+    // reader and any crash of baton itself. An fsync would, on ext4's ordered mode,
+    // also force out the worktree checkout's dirty pages and cost more than a whole
+    // run; a state file lost to a power cut only makes `recover` see an earlier stage,
+    // which it handles the same way. What precedes a change to the user's repository
+    // is synced.
+    if durable {
+        tmp.as_file().sync_all().map_err(write_err(path))?;
+    }
     tmp.persist(path).map_err(|e| JournalError::Write {
         path: path.to_path_buf(),
         source: e.error,
     })?;
+    if durable {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(write_err(path))?;
+    }
     Ok(())
 }
 
@@ -229,9 +278,21 @@ pub struct RepoLock {
 
 impl RepoLock {
     pub fn acquire(common_dir: &Path) -> Result<RepoLock> {
+        Self::acquire_file(common_dir, "lock")
+    }
+
+    /// A second lock, for adding and removing linked worktrees only: `git worktree
+    /// add` reads every other worktree's records and fails on one that another git is
+    /// still writing, and `git worktree prune` could take it for stale. Taken after
+    /// the repository lock when both are needed, never before.
+    pub fn worktrees(common_dir: &Path) -> Result<RepoLock> {
+        Self::acquire_file(common_dir, "worktrees.lock")
+    }
+
+    fn acquire_file(common_dir: &Path, name: &str) -> Result<RepoLock> {
         let dir = common_dir.join("baton");
         std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
-        let path = dir.join("lock");
+        let path = dir.join(name);
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

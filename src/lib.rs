@@ -3,7 +3,8 @@
 //! A run is a straight line of stages, one module each:
 //! [`handoff`] (what) → [`worktree`] (where) → [`agent`] (do) → [`checklist`] (verify)
 //! → [`scope`] (judge) → [`outcome`] (merge, revert, stash or keep), recorded by the
-//! [`journal`] and driven by [`run`]. All git access is in [`git`], all child-process
+//! [`journal`] and driven by [`run`]; [`recover`] finishes or rolls back what a
+//! killed run left in flight. All git access is in [`git`], all child-process
 //! control in [`process`], all printing for people in [`ui`], and the command line in
 //! [`cli`].
 
@@ -23,6 +24,7 @@ pub mod journal;
 pub mod model_server;
 pub mod outcome;
 pub mod process;
+pub mod recover;
 pub mod report;
 pub mod route;
 pub mod run;

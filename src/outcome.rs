@@ -2,15 +2,20 @@
 //! applied as uncommitted changes, reverted, stashed, or kept. Landing is computed in
 //! memory first; a conflict, an overlap with the user's uncommitted work, or a branch
 //! that moved meanwhile writes nothing and keeps the run (a verdict, not an error).
-//! Every change to the user's repository happens under the per-repository lock.
+//! Every change to the user's repository happens under the per-repository lock, and
+//! is written to the journal as an [`Intent`] before it is made, so that a baton
+//! killed halfway (SIGKILL, a power cut) leaves something [`resolve`] can finish or
+//! undo: never a half-applied merge, never a lost change.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::git::{Change, ChangeKind, GitError, Repo, TreeMerge};
-use crate::journal::{JournalError, RepoLock};
+use serde::{Deserialize, Serialize};
+
+use crate::git::{Change, ChangeKind, Entry, GitError, Repo, TreeMerge};
+use crate::journal::{Journal, JournalError, RepoLock};
 use crate::report::{OutcomeAction, OutcomeReport};
-use crate::worktree;
+use crate::{process, worktree};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutcomeError {
@@ -18,6 +23,8 @@ pub enum OutcomeError {
     Git(#[from] GitError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Worktree(#[from] worktree::WorktreeError),
 }
 
 type Result<T> = std::result::Result<T, OutcomeError>;
@@ -38,6 +45,76 @@ pub struct Landing<'a> {
     pub include_dirty: bool,
     /// The commit message, trailers included.
     pub message: &'a str,
+    /// Where the intent of each change to the user's repository is recorded first.
+    pub journal: &'a Journal,
+}
+
+/// One change to the user's repository, as recorded before it is made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Operation {
+    /// The user's index and tree go from `from` to `to` at `paths` (`read-tree -m
+    /// -u`), then `target` moves from `old` to `new` (compare and swap).
+    Merge {
+        target: String,
+        old: String,
+        new: String,
+        from: String,
+        to: String,
+        paths: Vec<String>,
+    },
+    /// The user's index and tree go from `from` to `to` at `paths`; no ref moves.
+    Apply {
+        from: String,
+        to: String,
+        paths: Vec<String>,
+    },
+    /// Files of the user's working tree go from their content in `from` (the user's
+    /// work when the run began) to their content in `to`; the index is not touched.
+    ApplyDirty {
+        from: String,
+        to: String,
+        paths: Vec<String>,
+    },
+    /// The stash commit `stash` (already made) goes into the stash list.
+    Stash {
+        stash: String,
+        message: String,
+    },
+    /// Only baton's worktree and branch go.
+    Revert,
+    Discard,
+}
+
+/// An [`Operation`] and the process that set out to do it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Intent {
+    pub pid: u32,
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    #[serde(flatten)]
+    pub op: Operation,
+}
+
+impl Intent {
+    /// True while the process that recorded it still runs (it may yet finish it).
+    pub fn in_progress(&self) -> bool {
+        self.pid != std::process::id() && process::running(self.pid, self.pid_start)
+    }
+}
+
+fn begin(l: &Landing, op: Operation) -> Result<()> {
+    l.journal.begin(&Intent {
+        pid: std::process::id(),
+        pid_start: process::own_start_time(),
+        op,
+    })?;
+    Ok(())
+}
+
+/// Forgets an intent that was not carried out (a refusal after it was recorded).
+fn abandon(l: &Landing) {
+    let _ = l.journal.done();
 }
 
 fn report(action: OutcomeAction, message: String) -> OutcomeReport {
@@ -173,12 +250,23 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
     }
 
     if apply {
+        begin(
+            l,
+            Operation::Apply {
+                from: head_tree.clone(),
+                to: merged.clone(),
+                paths: paths.clone(),
+            },
+        )?;
+        process::crash_point("landing.intent");
         if let Err(e) = repo.switch_tree(&head_tree, &merged) {
+            abandon(l);
             return Ok(conflict(
                 format!("git refused to update your tree ({e}); {retry}"),
                 paths,
             ));
         }
+        process::crash_point("landing.switched");
         worktree::remove(repo, l.worktree, l.branch)?;
         return Ok(OutcomeReport {
             paths,
@@ -197,13 +285,27 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
         let message = format!("{}Baton-Verified-Commit: {verified}\n", l.message);
         repo.commit_tree(&merged, &[&head.commit], &message)?
     };
+    let target_ref = head.branch.clone().unwrap_or_else(|| "HEAD".to_string());
+    begin(
+        l,
+        Operation::Merge {
+            target: target_ref.clone(),
+            old: head.commit.clone(),
+            new: landed.clone(),
+            from: head_tree.clone(),
+            to: merged.clone(),
+            paths: paths.clone(),
+        },
+    )?;
+    process::crash_point("landing.intent");
     if let Err(e) = repo.switch_tree(&head_tree, &merged) {
+        abandon(l);
         return Ok(conflict(
             format!("git refused to update your tree ({e}); {retry}"),
             paths,
         ));
     }
-    let target_ref = head.branch.clone().unwrap_or_else(|| "HEAD".to_string());
+    process::crash_point("landing.switched");
     let reflog = format!("baton: land run {}", l.run_id);
     if repo
         .update_ref(&target_ref, &landed, &head.commit, &reflog)
@@ -211,6 +313,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
     {
         // The branch moved between our check and our update: put the tree back.
         let _ = repo.switch_tree(&merged, &head_tree);
+        abandon(l);
         return Ok(conflict(
             format!(
                 "{} moved while baton was landing; {retry}",
@@ -219,7 +322,9 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
             vec![],
         ));
     }
+    process::crash_point("landing.ref");
     worktree::remove(repo, l.worktree, l.branch)?;
+    process::crash_point("landing.removed");
     Ok(OutcomeReport {
         commit: Some(landed.clone()),
         target: Some(target_name(&head.branch)),
@@ -263,28 +368,17 @@ fn apply_onto_dirty(l: &Landing, retry: &str) -> Result<OutcomeReport> {
             overlap,
         ));
     }
-    let written: Vec<String> = changes
-        .iter()
-        .filter(|c| c.kind != ChangeKind::Deleted)
-        .map(|c| c.path.clone())
-        .collect();
-    repo.write_paths_from_tree(l.tree, &written)?;
-    for c in &changes {
-        let gone = match c.kind {
-            ChangeKind::Deleted => Some(&c.path),
-            ChangeKind::Renamed => c.old_path.as_ref(),
-            _ => None,
-        };
-        if let Some(p) = gone {
-            let path = repo.root.join(p);
-            if std::fs::symlink_metadata(&path).is_ok() {
-                std::fs::remove_file(&path).map_err(|source| GitError::Io {
-                    context: format!("could not remove {}", path.display()),
-                    source,
-                })?;
-            }
-        }
-    }
+    begin(
+        l,
+        Operation::ApplyDirty {
+            from: start_tree.clone(),
+            to: l.tree.to_string(),
+            paths: paths.clone(),
+        },
+    )?;
+    process::crash_point("landing.intent");
+    write_files(repo, l.tree, &paths)?;
+    process::crash_point("landing.switched");
     worktree::remove(repo, l.worktree, l.branch)?;
     Ok(OutcomeReport {
         paths,
@@ -295,6 +389,28 @@ fn apply_onto_dirty(l: &Landing, retry: &str) -> Result<OutcomeReport> {
     })
 }
 
+/// Makes the working tree's files at `paths` what they are in `tree` (written, or
+/// removed where `tree` has none), leaving the index alone.
+fn write_files(repo: &Repo, tree: &str, paths: &[String]) -> Result<()> {
+    let wanted = repo.tree_entries(tree, paths)?;
+    let present: Vec<String> = paths
+        .iter()
+        .filter(|p| wanted.contains_key(*p))
+        .cloned()
+        .collect();
+    repo.write_paths_from_tree(tree, &present)?;
+    for p in paths.iter().filter(|p| !wanted.contains_key(*p)) {
+        let path = repo.root.join(p);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            std::fs::remove_file(&path).map_err(|source| GitError::Io {
+                context: format!("could not remove {}", path.display()),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Saves the change as a stash entry of the user's repository, then drops the worktree.
 pub fn stash(l: &Landing) -> Result<OutcomeReport> {
     let _lock = RepoLock::acquire(&l.repo.common_dir)?;
@@ -303,41 +419,65 @@ pub fn stash(l: &Landing) -> Result<OutcomeReport> {
         l.run_id,
         l.task.lines().next().unwrap_or("")
     );
-    let stash = l.repo.stash_store(l.base, l.tree, &message)?;
+    let stash = l.repo.stash_commit(l.base, l.tree, &message)?;
+    begin(
+        l,
+        Operation::Stash {
+            stash: stash.clone(),
+            message: message.clone(),
+        },
+    )?;
+    process::crash_point("stash.intent");
+    l.repo.stash_record(&stash, &message)?;
+    process::crash_point("stash.recorded");
     worktree::remove(l.repo, l.worktree, l.branch)?;
-    Ok(OutcomeReport {
-        stash: Some(stash.clone()),
+    Ok(stashed(&stash, &message))
+}
+
+fn stashed(stash: &str, message: &str) -> OutcomeReport {
+    OutcomeReport {
+        stash: Some(stash.to_string()),
         ..report(
             OutcomeAction::Stashed,
             format!(
                 "saved as stash \"{message}\" ({}); `git stash apply` brings it back",
-                short(&stash)
+                short(stash)
             ),
         )
-    })
+    }
 }
 
 /// Drops the worktree and branch; the patch stays in the journal.
-pub fn revert(l: &Landing, journal_dir: &Path) -> Result<OutcomeReport> {
+pub fn revert(l: &Landing) -> Result<OutcomeReport> {
     let _lock = RepoLock::acquire(&l.repo.common_dir)?;
+    begin(l, Operation::Revert)?;
     worktree::remove(l.repo, l.worktree, l.branch)?;
-    Ok(report(
+    Ok(reverted(l))
+}
+
+fn reverted(l: &Landing) -> OutcomeReport {
+    report(
         OutcomeAction::Reverted,
         format!(
             "discarded; the patch stays in {}",
-            journal_dir.join(crate::journal::PATCH_FILE).display()
+            l.journal.path(crate::journal::PATCH_FILE).display()
         ),
-    ))
+    )
 }
 
 /// Drops the worktree and branch of a run that changed nothing.
 pub fn discard(l: &Landing) -> Result<OutcomeReport> {
     let _lock = RepoLock::acquire(&l.repo.common_dir)?;
+    begin(l, Operation::Discard)?;
     worktree::remove(l.repo, l.worktree, l.branch)?;
-    Ok(report(
+    Ok(discarded())
+}
+
+fn discarded() -> OutcomeReport {
+    report(
         OutcomeAction::Discarded,
         "nothing changed; worktree removed".into(),
-    ))
+    )
 }
 
 pub fn keep(l: &Landing) -> OutcomeReport {
@@ -350,4 +490,164 @@ pub fn keep(l: &Landing) -> OutcomeReport {
             l.run_id
         ),
     )
+}
+
+/// What became of a landing that baton was stopped in the middle of.
+#[derive(Debug)]
+pub enum Resolution {
+    /// It had gone through, or has now been finished: its outcome.
+    Done(OutcomeReport),
+    /// Nothing of it stands in the user's tree or branch (what had been written is
+    /// put back); the run's change is still on its branch and in its worktree.
+    Undone,
+    /// The user's tree has changed since in a way baton cannot tell apart from the
+    /// landing; nothing was touched, and the message says what to look at.
+    Stuck(String),
+}
+
+/// Finishes or undoes the recorded `intent` of a baton that was stopped halfway,
+/// under the repository lock. A change already in the user's tree is finished (one
+/// compare-and-swap ref update, which touches no file); one not yet written there is
+/// undone, putting back exactly the files that hold baton's half-written content.
+pub fn resolve(l: &Landing, intent: &Operation) -> Result<Resolution> {
+    let repo = l.repo;
+    let _lock = RepoLock::acquire(&repo.common_dir)?;
+    let gone = |outcome: OutcomeReport| -> Result<Resolution> {
+        worktree::remove(repo, l.worktree, l.branch)?;
+        Ok(Resolution::Done(outcome))
+    };
+    match intent {
+        Operation::Merge {
+            target,
+            old,
+            new,
+            from,
+            to,
+            paths,
+        } => {
+            let name = target_name(&Some(target.clone()).filter(|t| t != "HEAD"));
+            let merged = |how: &str| OutcomeReport {
+                commit: Some(new.clone()),
+                target: Some(name.clone()),
+                paths: paths.clone(),
+                ..report(
+                    OutcomeAction::Merged,
+                    format!("committed onto {name} as {}{how}", short(new)),
+                )
+            };
+            let now = repo.ref_target(target);
+            if now
+                .as_deref()
+                .is_some_and(|n| n == new || repo.is_ancestor(new, n))
+            {
+                return gone(merged(""));
+            }
+            match tree_state(repo, from, to, paths)? {
+                TreeState::Switched if now.as_deref() == Some(old.as_str()) => {
+                    let reflog = format!("baton: land run {} (recovered)", l.run_id);
+                    repo.update_ref(target, new, old, &reflog)?;
+                    gone(merged(" (finished by `baton recover`)"))
+                }
+                TreeState::Untouched => Ok(Resolution::Undone),
+                _ => Ok(Resolution::Stuck(format!(
+                    "baton was stopped while landing onto {name}, and the tree or branch has changed since; the change is safe on branch {}: look at `git status`, then `baton merge|stash {}`",
+                    l.branch, l.run_id
+                ))),
+            }
+        }
+        Operation::Apply { from, to, paths } => match tree_state(repo, from, to, paths)? {
+            TreeState::Switched => gone(OutcomeReport {
+                paths: paths.clone(),
+                ..report(
+                    OutcomeAction::Applied,
+                    "applied to your working tree and index, not committed (finished by `baton recover`)".into(),
+                )
+            }),
+            TreeState::Untouched => Ok(Resolution::Undone),
+            TreeState::Mixed => Ok(Resolution::Stuck(format!(
+                "baton was stopped while applying the change, and your index has changed since; the change is safe on branch {}: look at `git status`, then `baton merge --apply {}`",
+                l.branch, l.run_id
+            ))),
+        },
+        Operation::ApplyDirty { from, to, paths } => {
+            let before = repo.tree_entries(from, paths)?;
+            let after = repo.tree_entries(to, paths)?;
+            let (mut ours, mut theirs, mut pending) = (vec![], vec![], vec![]);
+            for p in paths {
+                let now = repo.worktree_entry(p);
+                if now.as_ref() == after.get(p) {
+                    ours.push(p.clone());
+                } else if now.as_ref() == before.get(p) {
+                    pending.push(p.clone());
+                } else {
+                    theirs.push(p.clone());
+                }
+            }
+            if theirs.is_empty() {
+                // Every file is either written or still as the run found it: finish.
+                write_files(repo, to, &pending)?;
+                return gone(OutcomeReport {
+                    paths: paths.clone(),
+                    ..report(
+                        OutcomeAction::Applied,
+                        "applied to your working tree as uncommitted changes (finished by `baton recover`)".into(),
+                    )
+                });
+            }
+            // The user edited some of these files since: take back what was written,
+            // so that nothing is half applied, and leave their edits alone.
+            write_files(repo, from, &ours)?;
+            Ok(Resolution::Undone)
+        }
+        Operation::Stash { stash, message } => {
+            if !repo.stash_has(stash) {
+                repo.stash_record(stash, message)?;
+            }
+            gone(stashed(stash, message))
+        }
+        Operation::Revert => gone(reverted(l)),
+        Operation::Discard => gone(discarded()),
+    }
+}
+
+/// Where the user's index and tree stand between two trees, at the paths a landing
+/// changes.
+enum TreeState {
+    /// The index is as in `from`; working files that hold the `to` content (written
+    /// by a `read-tree` that did not get to write the index) have been put back.
+    Untouched,
+    /// The index is as in `to`.
+    Switched,
+    /// Neither: the user has changed the index since.
+    Mixed,
+}
+
+fn tree_state(repo: &Repo, from: &str, to: &str, paths: &[String]) -> Result<TreeState> {
+    let index = repo.index_entries(paths)?;
+    let before: BTreeMap<String, Entry> = repo.tree_entries(from, paths)?;
+    let after: BTreeMap<String, Entry> = repo.tree_entries(to, paths)?;
+    if index == after {
+        return Ok(TreeState::Switched);
+    }
+    if index != before {
+        return Ok(TreeState::Mixed);
+    }
+    let half_written: Vec<String> = paths
+        .iter()
+        .filter(|p| after.get(*p) != before.get(*p))
+        .filter(|p| repo.worktree_entry(p).as_ref() == after.get(*p))
+        .cloned()
+        .collect();
+    let (restore, remove): (Vec<String>, Vec<String>) = half_written
+        .into_iter()
+        .partition(|p| before.contains_key(p));
+    repo.restore_from_index(&restore)?;
+    for p in remove {
+        let path = repo.root.join(&p);
+        std::fs::remove_file(&path).map_err(|source| GitError::Io {
+            context: format!("could not remove {}", path.display()),
+            source,
+        })?;
+    }
+    Ok(TreeState::Untouched)
 }

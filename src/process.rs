@@ -7,6 +7,8 @@
 //!
 //! This module also owns baton's reaction to Ctrl-C and SIGTERM: the signal sets a
 //! flag, the running child's group is stopped, and the caller decides what to keep.
+//! A SIGKILL cannot be caught, so while a child runs its group is recorded next to its
+//! log (`<log>.pgid`): `baton recover` stops what a killed baton left running.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -212,6 +214,14 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
         source,
     })?;
     let pgid = child.id() as libc::pid_t;
+    let group_file = spec.log.as_ref().map(|log| group_file_for(log));
+    if let Some(path) = &group_file {
+        let record = format!("{pgid} {}\n", start_time(pgid as u32).unwrap_or(0));
+        std::fs::write(path, record).map_err(|source| ProcessError::Log {
+            path: path.clone(),
+            source,
+        })?;
+    }
 
     // Bounded: a child that writes faster than the journal takes its lines is slowed
     // down by its own pipe, instead of its output piling up in baton's memory.
@@ -323,6 +333,9 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
             path: spec.log.clone().unwrap_or_default(),
             source,
         })?;
+    }
+    if let Some(path) = &group_file {
+        let _ = std::fs::remove_file(path);
     }
     let status = exit.map(|(s, _)| s);
     let ended = match status {
@@ -470,6 +483,92 @@ pub fn interrupted() -> bool {
 
 fn interrupt_count() -> usize {
     INTERRUPTS.load(Ordering::SeqCst)
+}
+
+/// When the process `pid` started, in clock ticks since boot (from /proc): with the
+/// pid, it names one process for good, where a pid alone is reused.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 22; "pid (comm) state ..." — comm may hold spaces, so count after ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The start time of this process, for the journal.
+pub fn own_start_time() -> Option<u64> {
+    start_time(std::process::id())
+}
+
+/// True while the process `pid` that started at `started` (when known) still runs;
+/// a pid reused by another process does not count.
+pub fn running(pid: u32, started: Option<u64>) -> bool {
+    if !alive(pid) {
+        return false;
+    }
+    match (started, start_time(pid)) {
+        (Some(recorded), Some(now)) => recorded == now,
+        _ => true,
+    }
+}
+
+fn group_file_for(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(".pgid");
+    PathBuf::from(name)
+}
+
+/// Stops the process groups that children of a killed baton left running, as recorded
+/// under `dir` (a run's journal). Returns the groups it stopped.
+pub fn stop_orphaned_groups(dir: &Path, grace: Duration) -> Vec<u32> {
+    let mut files = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "pgid") {
+                files.push(path);
+            }
+        }
+    }
+    let mut stopped = vec![];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+        if let (Some(Some(pgid)), Some(Some(started))) = (fields.next(), fields.next()) {
+            let leader = pgid as u32;
+            // A group id is its leader's pid. While the leader lives it must be the
+            // process we started (not a reuse of its pid); once it is gone, no new group
+            // can take its id, so whoever is left in it is ours.
+            let ours = match start_time(leader) {
+                Some(now) => started == 0 || now == started,
+                None => true,
+            };
+            if ours && pgid > 1 && group_alive(pgid as libc::pid_t) {
+                kill_group(pgid as libc::pid_t, libc::SIGTERM);
+                let _ = group_outlives(pgid as libc::pid_t, grace);
+                kill_group(pgid as libc::pid_t, libc::SIGKILL);
+                stopped.push(leader);
+            }
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+    stopped
+}
+
+/// A crash on purpose, for the fault-matrix tests: when `BATON_CRASH_AT` names this
+/// point, baton kills itself with SIGKILL here, as a power cut or the OOM killer
+/// would. Outside the tests the variable is unset and this does nothing.
+pub fn crash_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("BATON_CRASH_AT").ok());
+    if at.as_deref() == Some(name) {
+        // SAFETY: signalling ourselves; nothing after this runs.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
 }
 
 /// True when a process with this id exists (it may belong to another user).

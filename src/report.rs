@@ -268,6 +268,10 @@ pub struct RunReport {
     pub agent: String,
     pub stage: Stage,
     pub pid: u32,
+    /// When that process started (clock ticks since boot), so a reused pid is not
+    /// taken for the run's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
     /// Seconds since the Unix epoch.
     pub started_at: u64,
     pub updated_at: u64,

@@ -18,8 +18,8 @@ use crate::handoff::Handoff;
 use crate::journal::{self, Journal};
 use crate::outcome::{self, Landing};
 use crate::report::{
-    AgentStatus, FORMAT_VERSION, FailureClass, OutcomeReport, Policy, RunReport, RunSettings,
-    Stage, Verdict,
+    AgentStatus, FORMAT_VERSION, FailureClass, OutcomeAction, OutcomeReport, Policy, RunReport,
+    RunSettings, Stage, Verdict,
 };
 use crate::scope::{JudgedPath, PathVerdict, Scope};
 use crate::{exit, process, ui, worktree};
@@ -141,6 +141,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         agent: opts.agent.label(),
         stage: Stage::Created,
         pid: std::process::id(),
+        pid_start: process::own_start_time(),
         started_at: journal::now(),
         updated_at: journal::now(),
         repo: repo.root.clone(),
@@ -487,6 +488,7 @@ fn set_aside(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<(
         worktree: &report.worktree,
         include_dirty: report.include_dirty,
         message: &message,
+        journal,
     };
     let changed = repo
         .tree_of(&report.base)
@@ -502,6 +504,7 @@ fn set_aside(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<(
         a.kept = kept;
     }
     journal.write_state(report)?;
+    journal.done()?;
     Ok(())
 }
 
@@ -776,6 +779,7 @@ pub fn land(
         worktree: &report.worktree,
         include_dirty: report.include_dirty,
         message: &message,
+        journal,
     };
     if report.verdict == Verdict::NoChange {
         return Ok(outcome::discard(&landing)?);
@@ -790,7 +794,7 @@ pub fn land(
             });
         }
         Policy::Stash => outcome::stash(&landing)?,
-        Policy::Revert => outcome::revert(&landing, &journal.dir)?,
+        Policy::Revert => outcome::revert(&landing)?,
         Policy::Keep => outcome::keep(&landing),
     };
     Ok(result)
@@ -808,7 +812,16 @@ pub fn finish(journal: &Journal, report: &mut RunReport, outcome: OutcomeReport)
         "run.finished",
         json!({ "exit_code": report.exit_code, "verdict": report.verdict }),
     )?;
-    journal.write_report(report)?;
+    // A report of a change to the user's repository is synced before the intent that
+    // preceded it is forgotten.
+    let touched_user = report.outcome.as_ref().is_some_and(|o| {
+        matches!(
+            o.action,
+            OutcomeAction::Merged | OutcomeAction::Applied | OutcomeAction::Stashed
+        )
+    });
+    journal.write_report(report, touched_user)?;
+    journal.done()?;
     Ok(())
 }
 
@@ -845,6 +858,9 @@ pub fn decide_later(
             journal.path(journal::PATCH_FILE).display()
         )));
     }
+    // This decision is a new act of the user's: whether the run it decides on was once
+    // interrupted (it is in the warnings and attempts) no longer sets its status.
+    report.interrupted = false;
     let tree = repo.snapshot_tree(&report.worktree)?;
     if report.tree.as_deref() != Some(tree.as_str()) {
         ui::progress(
@@ -890,6 +906,10 @@ fn reverify(repo: &Repo, journal: &Journal, report: &mut RunReport, tree: String
             format!("{} — {:?}", r.command, r.status).to_lowercase(),
         );
     })?;
+    report.interrupted |= report
+        .checks
+        .iter()
+        .any(|c| c.status == CheckStatus::Interrupted);
     report.verdict = verdict(
         true,
         !changes.is_empty(),
@@ -979,6 +999,7 @@ pub fn resume(
     };
     let prompt = journal.write_file(&format!("resume-{}.md", report.resumes), text.as_bytes())?;
     report.pid = std::process::id();
+    report.pid_start = process::own_start_time();
     report.verdict = Verdict::Pending;
     report.checks.clear();
     report.outcome = None;

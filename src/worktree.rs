@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::git::{GitError, Repo};
+use crate::journal::RepoLock;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorktreeError {
@@ -14,8 +15,12 @@ pub enum WorktreeError {
     Unwritable { dir: PathBuf },
     #[error("could not create the run's worktree")]
     Create(#[source] GitError),
+    #[error("could not remove the run's worktree")]
+    Remove(#[source] GitError),
     #[error("could not snapshot your uncommitted changes")]
     Snapshot(#[source] GitError),
+    #[error(transparent)]
+    Lock(#[from] crate::journal::JournalError),
 }
 
 /// A run's worktree, as created.
@@ -82,6 +87,7 @@ pub fn create(
 ) -> Result<Worktree, WorktreeError> {
     let branch = branch_name(run_id);
     let reason = format!("baton run {run_id} (pid {})", std::process::id());
+    let _lock = RepoLock::worktrees(&repo.common_dir)?;
     repo.worktree_add(path, &branch, base, &reason)
         .map_err(WorktreeError::Create)?;
     Ok(Worktree {
@@ -92,11 +98,12 @@ pub fn create(
 }
 
 /// Removes a run's worktree and branch. The caller has saved what it wanted to keep.
-pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), GitError> {
-    repo.worktree_remove(path)?;
+pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), WorktreeError> {
+    let _lock = RepoLock::worktrees(&repo.common_dir)?;
+    repo.worktree_remove(path).map_err(WorktreeError::Remove)?;
     if let Err(e) = repo.branch_delete(branch) {
         if repo.branch_exists(branch) {
-            return Err(e);
+            return Err(WorktreeError::Remove(e));
         }
     }
     if let Some(parent) = path.parent() {
@@ -104,6 +111,12 @@ pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), GitError> {
         let _ = std::fs::remove_dir(parent);
     }
     Ok(())
+}
+
+/// Drops git's records of worktrees whose directories are gone.
+pub fn prune(repo: &Repo) -> Result<(), WorktreeError> {
+    let _lock = RepoLock::worktrees(&repo.common_dir)?;
+    repo.prune_worktrees().map_err(WorktreeError::Remove)
 }
 
 /// The content of the worktree's `.git` file, which ties it to the repository. An

@@ -4,53 +4,81 @@ use std::path::Path;
 
 use clap::Args;
 
-use super::status::{all_runs, outcome_of, state_of};
+use super::status::{outcome_of, state_of, stopped_halfway};
 use crate::error::Result;
-use crate::journal::RepoLock;
+use crate::journal::{self, Journal, RepoLock};
 use crate::report::Stage;
-use crate::{exit, process, ui, worktree};
+use crate::{exit, process, recover, ui, worktree};
 
-/// Remove the worktrees and branches of finished runs. A kept run's unlanded work, or
-/// an interrupted run's, is only removed with --force (its patch stays in the journal).
+/// Remove the worktrees and branches of finished runs. A kept run's unlanded work is
+/// only removed with --force (its patch stays in the journal); a run stopped halfway
+/// (its baton was killed) is left to `baton recover`, or recovered first with --force.
 #[derive(Debug, Args)]
 pub struct CleanArgs {
-    /// Also remove kept and interrupted runs' worktrees and branches.
+    /// Also remove kept runs' worktrees and branches, and recover (saving their
+    /// work) and remove runs that were stopped halfway.
     #[arg(long)]
     force: bool,
 }
 
 pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
     let repo = super::open_repo(dir)?;
-    let _lock = RepoLock::acquire(&repo.common_dir)?;
     let mut removed = 0;
-    for r in all_runs(&repo.common_dir)? {
+    for id in journal::list_ids(&repo.common_dir)? {
+        let journal = Journal::open(&repo.common_dir, &id)?;
+        let mut r = journal.read_state()?;
+        if r.stage != Stage::Finished && r.error.is_none() && process::running(r.pid, r.pid_start) {
+            ui::progress("clean", format!("{}: still running, left alone", r.run_id));
+            continue;
+        }
+        if recover::needs_recovery(&r, &journal) {
+            if !args.force {
+                let why = if stopped_halfway(&r) {
+                    format!(
+                        "stopped halfway at the {:?} stage (baton, pid {}, is gone and its lock is stale)",
+                        r.stage, r.pid
+                    )
+                    .to_lowercase()
+                } else {
+                    "stopped while landing".to_string()
+                };
+                ui::progress(
+                    "clean",
+                    format!(
+                        "{}: {why}; left alone — `baton recover` finishes or rolls it back",
+                        r.run_id
+                    ),
+                );
+                continue;
+            }
+            if let Some(done) = recover::recover(&repo, &journal)? {
+                ui::progress(
+                    "clean",
+                    format!("{}: recovered first: {}", r.run_id, done.message),
+                );
+            }
+            r = journal.read_state()?;
+        }
         let has_worktree = r.worktree.exists();
         let has_branch = repo.branch_exists(&r.branch);
         if !has_worktree && !has_branch {
             continue;
         }
-        let finished = r.stage == Stage::Finished;
-        if !finished && r.error.is_none() && process::alive(r.pid) {
-            ui::progress("clean", format!("{}: still running, left alone", r.run_id));
-            continue;
-        }
         let pending = r.outcome.as_ref().is_some_and(|o| o.action.is_pending());
-        if (pending || !finished) && !args.force {
+        if pending && !args.force {
             ui::progress(
                 "clean",
                 format!(
-                    "{}: {} with unlanded work, left alone (decide with `baton merge|stash|revert {}`, or `baton clean --force`)",
+                    "{}: {} ({}) with unlanded work, left alone (decide with `baton merge|stash|revert {}`, or `baton clean --force`)",
                     r.run_id,
-                    if pending {
-                        outcome_of(&r)
-                    } else {
-                        state_of(&r)
-                    },
+                    outcome_of(&r),
+                    state_of(&r),
                     r.run_id
                 ),
             );
             continue;
         }
+        let _lock = RepoLock::acquire(&repo.common_dir)?;
         worktree::remove(&repo, &r.worktree, &r.branch)?;
         removed += 1;
         ui::progress(

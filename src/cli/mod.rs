@@ -9,6 +9,7 @@ mod doctor;
 mod handoff;
 mod init;
 mod model_server;
+mod recover;
 mod resume;
 mod route;
 mod run;
@@ -51,6 +52,7 @@ enum Command {
     Merge(decide::MergeArgs),
     Revert(decide::RunRef),
     Stash(decide::RunRef),
+    Recover(recover::RecoverArgs),
     Clean(clean::CleanArgs),
     Demo(demo::DemoArgs),
     Route(route::RouteArgs),
@@ -104,6 +106,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Merge(args) => decide::cmd_merge(&dir, args),
         Command::Revert(args) => decide::cmd_revert(&dir, args),
         Command::Stash(args) => decide::cmd_stash(&dir, args),
+        Command::Recover(args) => recover::cmd_recover(&dir, args),
         Command::Clean(args) => clean::cmd_clean(&dir, args),
         Command::Demo(args) => demo::cmd_demo(args),
         Command::Route(args) => route::cmd_route(&dir, args),

@@ -33,16 +33,24 @@ pub struct ShowArgs {
 /// A person's word for where a run is: its verdict once judged, else its stage.
 pub fn state_of(r: &RunReport) -> String {
     if r.stage == Stage::Finished {
+        if r.verdict == crate::report::Verdict::Pending {
+            return "interrupted".into();
+        }
         return r.verdict.describe().to_string();
     }
     if r.error.is_some() {
         return format!("failed ({:?})", r.stage).to_lowercase();
     }
-    if process::alive(r.pid) {
+    if process::running(r.pid, r.pid_start) {
         format!("running ({:?})", r.stage).to_lowercase()
     } else {
         format!("interrupted ({:?})", r.stage).to_lowercase()
     }
+}
+
+/// Stopped halfway by something baton could not catch: its process is gone.
+pub fn stopped_halfway(r: &RunReport) -> bool {
+    r.stage != Stage::Finished && !process::running(r.pid, r.pid_start)
 }
 
 /// What became of a run, or `-` while it has no outcome.
@@ -113,6 +121,12 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
             r.scope_summary(),
             outcome_of(r),
             age(r.started_at)
+        );
+    }
+    let stopped = runs.iter().filter(|r| stopped_halfway(r)).count();
+    if stopped > 0 {
+        crate::out!(
+            "\n{stopped} run(s) stopped halfway (their process is gone; their worktree locks are stale): `baton recover` finishes or rolls them back"
         );
     }
     Ok(exit::OK)

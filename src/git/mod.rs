@@ -11,6 +11,7 @@ mod diff;
 
 pub use diff::{Change, ChangeKind};
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -268,6 +269,11 @@ impl Repo {
             // Someone removed the directory: drop git's record of it.
             self.run(&["worktree", "prune"]).map(drop)
         }
+    }
+
+    /// Drops git's records of worktrees whose directories are gone.
+    pub fn prune_worktrees(&self) -> Result<()> {
+        self.run(&["worktree", "prune"]).map(drop)
     }
 
     pub fn worktrees(&self) -> Result<Vec<WorktreeEntry>> {
@@ -600,14 +606,143 @@ impl Repo {
         .map(drop)
     }
 
-    /// Writes a stash entry whose working-tree state is `tree` on top of `base`, and
-    /// records it in the stash reflog, as `git stash` would. The user's tree is untouched.
-    pub fn stash_store(&self, base: &str, tree: &str, message: &str) -> Result<String> {
+    /// Makes (but does not record) a stash commit whose working-tree state is `tree` on
+    /// top of `base`, shaped as `git stash` makes them.
+    pub fn stash_commit(&self, base: &str, tree: &str, message: &str) -> Result<String> {
         let base_tree = self.tree_of(base)?;
         let index_commit = self.commit_tree(&base_tree, &[base], &format!("index on {message}"))?;
-        let stash = self.commit_tree(tree, &[base, &index_commit], message)?;
-        self.run(&["stash", "store", "-m", message, &stash])?;
-        Ok(stash)
+        self.commit_tree(tree, &[base, &index_commit], message)
+    }
+
+    /// Records a stash commit in the stash reflog, where `git stash list` shows it.
+    pub fn stash_record(&self, stash: &str, message: &str) -> Result<()> {
+        self.run(&["stash", "store", "-m", message, stash])
+            .map(drop)
+    }
+
+    /// True when the stash list holds `stash`.
+    pub fn stash_has(&self, stash: &str) -> bool {
+        self.run_text(&["log", "-g", "--format=%H", "refs/stash", "--"])
+            .map(|out| out.lines().any(|l| l == stash))
+            .unwrap_or(false)
+    }
+
+    /// The commit a ref points at now (`HEAD` included), if it exists.
+    pub fn ref_target(&self, refname: &str) -> Option<String> {
+        self.run_text(&["rev-parse", "--verify", "--quiet", refname])
+            .ok()
+            .filter(|s| !s.is_empty())
+    }
+
+    /// True when `ancestor` is `commit` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, commit: &str) -> bool {
+        self.run(&["merge-base", "--is-ancestor", ancestor, commit])
+            .is_ok()
+    }
+
+    /// The user's index entries (mode and blob) at `paths`; a path not in the index is
+    /// absent from the map. Conflicted (unmerged) entries count as absent.
+    pub fn index_entries(&self, paths: &[String]) -> Result<BTreeMap<String, Entry>> {
+        let out = self.run(&["ls-files", "--stage", "-z"])?;
+        let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
+        let mut entries = BTreeMap::new();
+        for record in out.split(|&b| b == 0) {
+            // "<mode> <oid> <stage>\t<path>"
+            let record = String::from_utf8_lossy(record);
+            let Some((meta, path)) = record.split_once('\t') else {
+                continue;
+            };
+            let fields: Vec<&str> = meta.split(' ').collect();
+            if let [mode, oid, "0"] = fields[..] {
+                if wanted.contains(path) {
+                    entries.insert(path.to_string(), Entry::new(mode, oid));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// The entries of `tree` at `paths`, as [`Repo::index_entries`] gives them.
+    pub fn tree_entries(&self, tree: &str, paths: &[String]) -> Result<BTreeMap<String, Entry>> {
+        let out = self.run(&["ls-tree", "-r", "-z", "--full-tree", tree])?;
+        let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
+        let mut entries = BTreeMap::new();
+        for record in out.split(|&b| b == 0) {
+            // "<mode> <type> <oid>\t<path>"
+            let record = String::from_utf8_lossy(record);
+            let Some((meta, path)) = record.split_once('\t') else {
+                continue;
+            };
+            let fields: Vec<&str> = meta.split(' ').collect();
+            if let [mode, _, oid] = fields[..] {
+                if wanted.contains(path) {
+                    entries.insert(path.to_string(), Entry::new(mode, oid));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// What stands in this checkout's working tree at `path`, hashed as git would
+    /// store it (no content filters applied); `None` when nothing is there.
+    pub fn worktree_entry(&self, path: &str) -> Option<Entry> {
+        use std::os::unix::fs::PermissionsExt;
+        let full = self.root.join(path);
+        let meta = std::fs::symlink_metadata(&full).ok()?;
+        let (mode, bytes) = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&full).ok()?;
+            ("120000", target.into_os_string().into_encoded_bytes())
+        } else if meta.is_file() {
+            let exec = meta.permissions().mode() & 0o111 != 0;
+            let mode = if exec { "100755" } else { "100644" };
+            (mode, std::fs::read(&full).ok()?)
+        } else {
+            return Some(Entry::new("040000", "directory"));
+        };
+        let oid = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).ok()?;
+        Some(Entry::new(mode, &oid.to_string()))
+    }
+
+    /// Puts the index's content back into the working tree at `paths`.
+    pub fn restore_from_index(&self, paths: &[String]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let mut list = Vec::new();
+        for p in paths {
+            list.extend_from_slice(p.as_bytes());
+            list.push(0);
+        }
+        Self::run_in(
+            &self.root,
+            &["checkout-index", "-f", "-q", "-z", "--stdin"],
+            &[],
+            Some(&list),
+        )
+        .map(drop)
+    }
+
+    /// A lock file git left in the repository (a git process killed while it held it),
+    /// if there is one: while it stands, git refuses to change the index.
+    pub fn index_lock(&self) -> Option<PathBuf> {
+        let lock = self.git_dir.join("index.lock");
+        lock.exists().then_some(lock)
+    }
+}
+
+/// One entry of a tree, an index or a working tree: its mode and object id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub mode: String,
+    pub oid: String,
+}
+
+impl Entry {
+    fn new(mode: &str, oid: &str) -> Entry {
+        Entry {
+            mode: mode.to_string(),
+            oid: oid.to_string(),
+        }
     }
 }
 
