@@ -150,6 +150,19 @@ pub struct Defaults {
     /// Denied globs added to every run's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
+    /// Largest file the change may write: bytes, or `512k`, `10M` (default 10M; 0 is no limit).
+    #[serde(
+        default,
+        with = "crate::scope::size_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_file_size: Option<u64>,
+    /// Most files the change may touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
+    /// Most lines the change may add and remove, together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lines: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -255,6 +268,9 @@ impl Config {
                 retries: o.retries.or(d.retries),
                 default_deny: o.default_deny.or(d.default_deny),
                 deny,
+                max_file_size: o.max_file_size.or(d.max_file_size),
+                max_files: o.max_files.or(d.max_files),
+                max_lines: o.max_lines.or(d.max_lines),
             },
             worktree: WorktreeConfig {
                 dir: over.worktree.dir.or(self.worktree.dir),

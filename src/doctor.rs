@@ -92,6 +92,7 @@ fn scripted_run(cfg: &AgentConfig, scenario: &str, scope: &str) -> Result<RunRep
         scope: vec![scope.into()],
         deny: vec![],
         checks: vec![],
+        limits: Default::default(),
         timeout: Some(Duration::from_secs(120)),
         idle_timeout: None,
         check_timeout: Duration::from_secs(60),

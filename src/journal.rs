@@ -186,6 +186,16 @@ impl Journal {
         write_atomic(&self.path(INTENT_FILE), intent, true)
     }
 
+    /// Forces a journal file to the disk.
+    pub fn sync(&self, name: &str) -> Result<()> {
+        let path = self.path(name);
+        match File::open(&path) {
+            Ok(f) => f.sync_all().map_err(write_err(&path)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(write_err(&path)(e)),
+        }
+    }
+
     /// The intent of a landing that has not been recorded as done, if any.
     pub fn intent<T: DeserializeOwned>(&self) -> Result<Option<T>> {
         let path = self.path(INTENT_FILE);

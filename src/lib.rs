@@ -18,6 +18,7 @@ pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod git;
+pub mod guard;
 pub mod handoff;
 pub mod init;
 pub mod journal;

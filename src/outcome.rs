@@ -49,7 +49,8 @@ pub struct Landing<'a> {
     pub journal: &'a Journal,
 }
 
-/// One change to the user's repository, as recorded before it is made.
+/// One change to the user's repository (or the end of a run's only record of its
+/// change), as recorded before it is made.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Operation {
@@ -77,13 +78,9 @@ pub enum Operation {
         paths: Vec<String>,
     },
     /// The stash commit `stash` (already made) goes into the stash list.
-    Stash {
-        stash: String,
-        message: String,
-    },
+    Stash { stash: String, message: String },
     /// Only baton's worktree and branch go.
     Revert,
-    Discard,
 }
 
 /// An [`Operation`] and the process that set out to do it.
@@ -450,6 +447,8 @@ fn stashed(stash: &str, message: &str) -> OutcomeReport {
 /// Drops the worktree and branch; the patch stays in the journal.
 pub fn revert(l: &Landing) -> Result<OutcomeReport> {
     let _lock = RepoLock::acquire(&l.repo.common_dir)?;
+    // The journal's patch is all that will be left of the change: on the disk first.
+    l.journal.sync(crate::journal::PATCH_FILE)?;
     begin(l, Operation::Revert)?;
     worktree::remove(l.repo, l.worktree, l.branch)?;
     Ok(reverted(l))
@@ -468,7 +467,8 @@ fn reverted(l: &Landing) -> OutcomeReport {
 /// Drops the worktree and branch of a run that changed nothing.
 pub fn discard(l: &Landing) -> Result<OutcomeReport> {
     let _lock = RepoLock::acquire(&l.repo.common_dir)?;
-    begin(l, Operation::Discard)?;
+    // No intent: there is nothing to lose, and a run stopped here is found with its
+    // worktree unchanged, which recovery discards all the same.
     worktree::remove(l.repo, l.worktree, l.branch)?;
     Ok(discarded())
 }
@@ -606,7 +606,6 @@ pub fn resolve(l: &Landing, intent: &Operation) -> Result<Resolution> {
             gone(stashed(stash, message))
         }
         Operation::Revert => gone(reverted(l)),
-        Operation::Discard => gone(discarded()),
     }
 }
 

@@ -252,6 +252,8 @@ pub struct RunSettings {
     pub scope: Vec<String>,
     pub deny: Vec<String>,
     pub checks: Vec<String>,
+    #[serde(default)]
+    pub limits: crate::scope::Limits,
     pub check_timeout_ms: u64,
     pub kill_grace_ms: u64,
     #[serde(default)]

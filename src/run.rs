@@ -14,6 +14,7 @@ use crate::checklist::{CheckStatus, Checklist};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::git::{Change, Repo};
+use crate::guard::Guard;
 use crate::handoff::Handoff;
 use crate::journal::{self, Journal};
 use crate::outcome::{self, Landing};
@@ -21,7 +22,7 @@ use crate::report::{
     AgentStatus, FORMAT_VERSION, FailureClass, OutcomeAction, OutcomeReport, Policy, RunReport,
     RunSettings, Stage, Verdict,
 };
-use crate::scope::{JudgedPath, PathVerdict, Scope};
+use crate::scope::{JudgedPath, PathVerdict, Scope, ScopeReport};
 use crate::{exit, process, ui, worktree};
 
 /// Everything a run needs, resolved and validated by the caller.
@@ -36,6 +37,7 @@ pub struct RunOptions {
     pub scope: Vec<String>,
     pub deny: Vec<String>,
     pub checks: Vec<String>,
+    pub limits: crate::scope::Limits,
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
     pub check_timeout: Duration,
@@ -159,6 +161,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
             scope: opts.scope.clone(),
             deny: opts.deny.clone(),
             checks: opts.checks.clone(),
+            limits: opts.limits,
             check_timeout_ms: opts.check_timeout.as_millis() as u64,
             kill_grace_ms: opts.kill_grace.as_millis() as u64,
             timeout_ms: opts.timeout.map(|d| d.as_millis() as u64),
@@ -219,7 +222,7 @@ fn stages(
     let run_id = report.run_id.clone();
     let base_commit = report.base.clone();
     let wt_path = report.worktree.clone();
-    let scope = Scope::compile(&opts.scope, &opts.deny)?;
+    let scope = Scope::compile(&opts.scope, &opts.deny)?.with_limits(opts.limits);
     // worktree
     enter(journal, report, Stage::Worktree)?;
     if opts.include_dirty {
@@ -528,8 +531,12 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
     let run_id = report.run_id.clone();
     let git_link = worktree::git_link(&wt_path);
     ui::progress("agent", format!("{} working", report.agent));
+    let guard = Guard::before(repo, &wt_path, &report.branch)?;
     let mut journal_failure = None;
-    let agent_started = std::time::SystemTime::now();
+    let agent_started = worktree::file_clock(&wt_path).map_err(|source| Error::Io {
+        context: format!("could not write next to {}", wt_path.display()),
+        source,
+    })?;
     let agent_report = w.backend.run(&w.ctx, &mut |event| {
         if let AgentEvent::Message { text } = &event {
             ui::progress(
@@ -552,6 +559,11 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
             "the agent left a background process running; baton killed its process group".into(),
         );
     }
+    let trespass = guard.after(repo)?;
+    for w in &trespass.warnings {
+        ui::warn(w);
+    }
+    report.warnings.extend(trespass.warnings);
     report.interrupted |= agent_report.status == AgentStatus::Interrupted;
     let mut agent_report = agent_report;
     agent_report.class = crate::agent::classify(&agent_report);
@@ -585,16 +597,24 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
         )
     };
     journal.write_file(journal::PATCH_FILE, &patch)?;
-    let mut scope_report = w.scope.judge(&changes, &symlink_targets(repo, &changes)?);
-    if link_broken {
+    let mut scope_report = judge_change(repo, &w.scope, &changes)?;
+    // Writes outside the tree that the snapshot cannot show: the worktree's link to
+    // the repository, and the git directory's config, hooks and info.
+    let outside = link_broken
+        .then(|| ".git".to_string())
+        .into_iter()
+        .chain(trespass.restored);
+    for path in outside {
         scope_report.paths.push(JudgedPath {
-            path: ".git".into(),
+            path,
             old_path: None,
             change: crate::git::ChangeKind::Modified,
             mode: None,
             verdict: PathVerdict::GitInternal,
             added: None,
             removed: None,
+            size: None,
+            binary: false,
         });
         scope_report.violations += 1;
     }
@@ -655,7 +675,15 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
         .iter()
         .filter(|p| p.verdict.is_violation())
     {
-        ui::progress("scope", format!("{}: {}", p.path, p.verdict.describe()));
+        let size = p
+            .size
+            .filter(|_| matches!(p.verdict, PathVerdict::TooLarge { .. }))
+            .map(|n| format!(" ({})", crate::scope::human_size(n)))
+            .unwrap_or_default();
+        ui::progress(
+            "scope",
+            format!("{}{size}: {}", p.path, p.verdict.describe()),
+        );
     }
     ui::progress("scope", scope_report.summary());
     journal.event("scope.judged", json!({ "scope": scope_report }))?;
@@ -706,8 +734,9 @@ fn conclude(
     Ok(())
 }
 
-/// Reads the target of every symlink the change adds or modifies.
-fn symlink_targets(repo: &Repo, changes: &[Change]) -> Result<BTreeMap<String, String>> {
+/// Judges a change by the scope, after reading what the judgement needs from git: the
+/// target of every symlink it adds or modifies, and the size of every file it writes.
+fn judge_change(repo: &Repo, scope: &Scope, changes: &[Change]) -> Result<ScopeReport> {
     let mut targets = BTreeMap::new();
     for c in changes
         .iter()
@@ -719,7 +748,17 @@ fn symlink_targets(repo: &Repo, changes: &[Change]) -> Result<BTreeMap<String, S
             String::from_utf8_lossy(&target).into_owned(),
         );
     }
-    Ok(targets)
+    let written: Vec<&Change> = changes
+        .iter()
+        .filter(|c| c.kind != crate::git::ChangeKind::Deleted && c.new_mode != Change::GITLINK_MODE)
+        .collect();
+    let oids: Vec<String> = written.iter().map(|c| c.new_oid.clone()).collect();
+    let by_oid = repo.blob_sizes(&oids)?;
+    let sizes = written
+        .iter()
+        .filter_map(|c| Some((c.path.clone(), *by_oid.get(&c.new_oid)?)))
+        .collect();
+    Ok(scope.judge(changes, &targets, &sizes))
 }
 
 /// The verified commit's message: the task, then trailers carrying the evidence.
@@ -888,11 +927,11 @@ pub fn decide_later(
 
 fn reverify(repo: &Repo, journal: &Journal, report: &mut RunReport, tree: String) -> Result<()> {
     let s = report.settings.clone();
-    let scope = Scope::compile(&s.scope, &s.deny)?;
+    let scope = Scope::compile(&s.scope, &s.deny)?.with_limits(s.limits);
     let base_tree = repo.tree_of(&report.base)?;
     let changes = repo.diff_trees(&base_tree, &tree)?;
     journal.write_file(journal::PATCH_FILE, &repo.patch(&base_tree, &tree)?)?;
-    let scope_report = scope.judge(&changes, &symlink_targets(repo, &changes)?);
+    let scope_report = judge_change(repo, &scope, &changes)?;
     let checklist = Checklist {
         commands: &s.checks,
         worktree: &report.worktree,
@@ -988,7 +1027,7 @@ pub fn resume(
     let agent = AgentSpec::parse(&report.agent)?;
     let backend = agent.backend(&opts.config)?;
     let s = report.settings.clone();
-    let scope = Scope::compile(&s.scope, &s.deny)?;
+    let scope = Scope::compile(&s.scope, &s.deny)?.with_limits(s.limits);
     report.on_pass = opts.on_pass.unwrap_or(report.on_pass);
     report.on_fail = opts.on_fail.unwrap_or(report.on_fail);
     report.apply = opts.apply || report.apply;

@@ -1,7 +1,9 @@
 //! The scope stage: judges every path of a run's change against the allowed and
-//! denied globs and against the rules no glob can lift (nothing under `.git`, no
-//! symlink that leaves the repository, no nested repository). Pure: it takes the
-//! change and the symlink targets as data and returns a report; it never reads git.
+//! denied globs, against the rules no glob can lift (nothing under `.git`, no
+//! symlink that leaves the repository, no nested repository), and against the size
+//! limits (bytes per file, files and lines per change). Pure: it takes the change,
+//! the symlink targets and the file sizes as data and returns a report; it never
+//! reads git.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,85 @@ use crate::git::{Change, ChangeKind};
 pub enum ScopeError {
     #[error("invalid glob `{glob}`: {reason}; fix the pattern (e.g. `src/**/*.rs`, `tests/*.py`)")]
     InvalidGlob { glob: String, reason: String },
+    #[error(
+        "invalid size `{0}`: write a number of bytes, or one with k, M or G (e.g. `512k`, `10M`)"
+    )]
+    InvalidSize(String),
+}
+
+/// A file larger than this (10 MiB) is a violation unless the limit is raised: a
+/// source edit is almost never that big, a build artefact or a dump often is.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 10 * 1024 * 1024;
+
+/// Parses a size: a number of bytes, or one with `k`, `M` or `G` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, ScopeError> {
+    let t = text.trim();
+    let bad = || ScopeError::InvalidSize(text.to_string());
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit.trim().trim_end_matches(['b', 'B', 'i']) {
+        "" => 1,
+        "k" | "K" => 1024,
+        "m" | "M" => 1024 * 1024,
+        "g" | "G" => 1024 * 1024 * 1024,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(factor).ok_or_else(bad)
+}
+
+/// Limits on the size of a change. `max_file_size` 0 turns that limit off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_file_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lines: Option<u64>,
+}
+
+/// A size in bytes in a config or handoff file: a number, or a string such as `"10M"`.
+pub mod size_serde {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Bytes(n)) => Ok(Some(n)),
+            Some(Raw::Text(t)) => super::parse_size(&t)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+
+    pub fn serialize<S: serde::Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.serialize_u64(*n),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+/// Bytes for a person: `12.0 MiB`, `3.4 KiB`, `512 B`.
+pub fn human_size(bytes: u64) -> String {
+    let b = bytes as f64;
+    if b >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{bytes} B")
+    }
 }
 
 /// Compiled allow and deny globs.
@@ -24,18 +105,29 @@ pub struct Scope {
     deny: GlobSet,
     deny_globs: Vec<String>,
     everything: bool,
+    limits: Limits,
 }
 
 /// Why a path is or is not allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "snake_case")]
 pub enum PathVerdict {
-    Allowed { by: String },
+    Allowed {
+        by: String,
+    },
     OutsideScope,
-    Denied { by: String },
+    Denied {
+        by: String,
+    },
     GitInternal,
-    SymlinkEscapes { target: String },
+    SymlinkEscapes {
+        target: String,
+    },
     NestedRepository,
+    /// Bigger than `max_file_size` (the path's own `size` says by how much).
+    TooLarge {
+        limit: u64,
+    },
 }
 
 impl PathVerdict {
@@ -49,6 +141,7 @@ impl PathVerdict {
             PathVerdict::Allowed { .. } => 0,
             PathVerdict::OutsideScope => 1,
             PathVerdict::Denied { .. } => 2,
+            PathVerdict::TooLarge { .. } => 2,
             PathVerdict::NestedRepository => 3,
             PathVerdict::SymlinkEscapes { .. } => 4,
             PathVerdict::GitInternal => 5,
@@ -65,6 +158,10 @@ impl PathVerdict {
                 format!("symlink to `{target}` leaves the repository")
             }
             PathVerdict::NestedRepository => "a nested git repository".into(),
+            PathVerdict::TooLarge { limit } => format!(
+                "over the {} limit per file (max_file_size)",
+                human_size(*limit)
+            ),
         }
     }
 }
@@ -83,6 +180,12 @@ pub struct JudgedPath {
     pub added: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<u64>,
+    /// The file's size after the change, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// git sees it as binary (no line counts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub binary: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +198,9 @@ pub struct ScopeReport {
     pub violations: usize,
     pub lines_added: u64,
     pub lines_removed: u64,
+    /// The change-wide limits it broke (files or lines changed); each is a violation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub over_limits: Vec<String>,
 }
 
 impl ScopeReport {
@@ -114,8 +220,14 @@ impl ScopeReport {
                 "{files} changed (+{} -{}), all in scope",
                 self.lines_added, self.lines_removed
             )
-        } else {
+        } else if self.over_limits.is_empty() {
             format!("{files} changed, {} out of scope", self.violations)
+        } else {
+            format!(
+                "{files} changed, {} violations ({})",
+                self.violations,
+                self.over_limits.join("; ")
+            )
         }
     }
 }
@@ -210,7 +322,14 @@ impl Scope {
             deny: compile_set(deny)?,
             deny_globs: deny.to_vec(),
             everything,
+            limits: Limits::default(),
         })
+    }
+
+    /// The same scope, judging sizes against `limits` too.
+    pub fn with_limits(mut self, limits: Limits) -> Scope {
+        self.limits = limits;
+        self
     }
 
     pub fn allowed_globs(&self) -> &[String] {
@@ -239,11 +358,13 @@ impl Scope {
         }
     }
 
-    /// Judges a whole change. `symlink_targets` maps a symlink's path to its target.
+    /// Judges a whole change. `symlink_targets` maps a symlink's path to its target,
+    /// `sizes` a file's path to its size after the change.
     pub fn judge(
         &self,
         changes: &[Change],
         symlink_targets: &BTreeMap<String, String>,
+        sizes: &BTreeMap<String, u64>,
     ) -> ScopeReport {
         let mut paths = vec![];
         for c in changes {
@@ -265,6 +386,14 @@ impl Scope {
                     }
                 }
             }
+            let size = sizes.get(&c.path).copied();
+            let limit = self.limits.max_file_size.unwrap_or(DEFAULT_MAX_FILE_SIZE);
+            let too_large = PathVerdict::TooLarge { limit };
+            if size.is_some_and(|s| limit > 0 && s > limit)
+                && verdict.severity() <= too_large.severity()
+            {
+                verdict = too_large;
+            }
             let mode = (c.mode_changed() || c.kind == ChangeKind::TypeChanged)
                 .then(|| format!("{} -> {}", c.old_mode, c.new_mode));
             paths.push(JudgedPath {
@@ -275,16 +404,32 @@ impl Scope {
                 verdict,
                 added: c.added,
                 removed: c.removed,
+                size,
+                binary: c.kind != ChangeKind::Deleted
+                    && c.added.is_none()
+                    && c.new_mode != Change::GITLINK_MODE,
             });
+        }
+        let lines_added: u64 = paths.iter().filter_map(|p| p.added).sum();
+        let lines_removed: u64 = paths.iter().filter_map(|p| p.removed).sum();
+        let mut over_limits = vec![];
+        if let Some(max) = self.limits.max_files.filter(|m| paths.len() as u64 > *m) {
+            over_limits.push(format!("{} files changed, max_files is {max}", paths.len()));
+        }
+        let lines = lines_added + lines_removed;
+        if let Some(max) = self.limits.max_lines.filter(|m| lines > *m) {
+            over_limits.push(format!("{lines} lines changed, max_lines is {max}"));
         }
         ScopeReport {
             allowed: self.allow_globs.clone(),
             denied: self.deny_globs.clone(),
             defaulted_to_everything: self.everything,
-            violations: paths.iter().filter(|p| p.verdict.is_violation()).count(),
-            lines_added: paths.iter().filter_map(|p| p.added).sum(),
-            lines_removed: paths.iter().filter_map(|p| p.removed).sum(),
+            violations: paths.iter().filter(|p| p.verdict.is_violation()).count()
+                + over_limits.len(),
+            lines_added,
+            lines_removed,
             paths,
+            over_limits,
         }
     }
 }

@@ -113,6 +113,22 @@ pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), WorktreeErro
     Ok(())
 }
 
+/// The time now by the clock the filesystem of the worktree at `path` stamps files
+/// with: the kernel's coarse clock (which lags the real-time clock by up to a tick),
+/// at that filesystem's granularity. Every file written after this has a ctime no
+/// earlier than it, which is what telling the agent's writes from the checkout's needs.
+pub fn file_clock(path: &Path) -> std::io::Result<std::time::SystemTime> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = path.parent().unwrap_or(path);
+    let mark = tempfile::Builder::new()
+        .prefix(".baton-clock-")
+        .tempfile_in(dir)?;
+    let meta = mark.as_file().metadata()?;
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    let secs = u64::try_from(meta.ctime()).unwrap_or(0);
+    Ok(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
 /// Drops git's records of worktrees whose directories are gone.
 pub fn prune(repo: &Repo) -> Result<(), WorktreeError> {
     let _lock = RepoLock::worktrees(&repo.common_dir)?;

@@ -97,6 +97,7 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
         scope: handoff.contract.scope.clone(),
         deny: vec![],
         checks: handoff.contract.checks.clone(),
+        limits: Default::default(),
         timeout: Some(std::time::Duration::from_secs(300)),
         idle_timeout: None,
         check_timeout: crate::config::DEFAULT_CHECK_TIMEOUT,

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::handoff::{Handoff, NewHandoff};
 use crate::report::{Policy, RunReport};
 use crate::run::{self, RunOptions};
+use crate::scope::Limits;
 use crate::{duration, exit, process, ui};
 
 /// Delegate one change: write or read the handoff, run the agent in a fresh worktree,
@@ -75,9 +76,22 @@ pub struct RunArgs {
     /// Limit for each check, like 10m.
     #[arg(long, value_parser = duration::parse)]
     check_timeout: Option<Duration>,
+    /// Largest file the change may write, like 512k or 10M (default 10M; 0: no limit).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_file_size: Option<u64>,
+    /// Most files the change may touch.
+    #[arg(long, value_name = "N")]
+    max_files: Option<u64>,
+    /// Most lines the change may add and remove, together.
+    #[arg(long, value_name = "N")]
+    max_lines: Option<u64>,
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    crate::scope::parse_size(text).map_err(|e| e.to_string())
 }
 
 fn load_handoff(dir: &Path, args: &RunArgs) -> Result<Handoff> {
@@ -222,6 +236,11 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
                 .map(|s| s.to_string())
                 .collect()
         }),
+        limits: Limits {
+            max_file_size: args.max_file_size.or(c.max_file_size).or(d.max_file_size),
+            max_files: args.max_files.or(c.max_files).or(d.max_files),
+            max_lines: args.max_lines.or(c.max_lines).or(d.max_lines),
+        },
         retries: args.retries.or(d.retries).unwrap_or(0),
         repair: args.repair.unwrap_or(0),
         handoff,

@@ -227,12 +227,22 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
                 .as_ref()
                 .map(|o| format!("{o} -> "))
                 .unwrap_or_default();
+            let size = match (p.binary, p.size) {
+                (true, Some(n)) => format!(" (binary, {})", crate::scope::human_size(n)),
+                (false, Some(n)) if n >= 1024 * 1024 => {
+                    format!(" ({})", crate::scope::human_size(n))
+                }
+                _ => String::new(),
+            };
             crate::out!(
-                "          {:?} {from}{}: {}",
+                "          {:?} {from}{}{size}: {}",
                 p.change,
                 p.path,
                 p.verdict.describe()
             );
+        }
+        for limit in &s.over_limits {
+            crate::out!("          over a limit: {limit}");
         }
     }
     if let Some(e) = &r.error {

@@ -342,7 +342,8 @@ impl Repo {
 
     /// [`Repo::snapshot_tree`] for a worktree whose index nobody but git wrote before
     /// `since` (baton's own checkout), which lets baton trust the checkout's stat data
-    /// instead of re-reading every file written in the checkout's last second.
+    /// instead of re-reading every file written in the checkout's last second. `since`
+    /// must be a time of the file clock, taken on the worktree's filesystem.
     pub fn snapshot_tree_since(&self, dir: &Path, since: SystemTime) -> Result<String> {
         self.snapshot(dir, Some(since))
     }
@@ -380,12 +381,10 @@ impl Repo {
             // with a fresh mtime would hide a same-size edit made in the checkout's
             // last second, so by default the copy keeps the original's time.
             let mut mtime = written;
-            // File times come from the kernel's coarse clock, which can lag the clock
-            // `since` was read from by a tick or more: a file written just after
-            // `since` may carry an earlier time. Every comparison below uses `since`
-            // moved back by a margin well above that lag.
-            let since = since.map(|s| s.checked_sub(CLOCK_LAG).unwrap_or(s));
-            if let Some(since) = since.filter(|s| written < *s) {
+            // `since` is itself a file time (see `worktree::file_clock`), so files and
+            // index are compared on one clock.
+            let since = since.filter(|s| written <= *s);
+            if let Some(since) = since {
                 // Nobody wrote the index after the checkout, so its stat data is true
                 // up to `since`. Edits after that have a later ctime: those made in
                 // the checkout's own second are smudged below so git re-reads them;
@@ -722,6 +721,114 @@ impl Repo {
         .map(drop)
     }
 
+    /// Every ref of the repository and the object it names.
+    pub fn refs(&self) -> Result<BTreeMap<String, String>> {
+        let out = self.run(&["for-each-ref", "--format=%(refname) %(objectname)"])?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(name, oid)| (name.to_string(), oid.to_string()))
+            .collect())
+    }
+
+    /// The message of the newest reflog entry of `refname` (who moved it, and why).
+    pub fn last_reflog_message(&self, refname: &str) -> Option<String> {
+        self.run_text(&["log", "-g", "-1", "--format=%gs", refname, "--"])
+            .ok()
+    }
+
+    /// The branch checked out in the worktree at `dir`, or `None` when detached.
+    pub fn checked_out(dir: &Path) -> Option<String> {
+        Self::run_in(dir, &["symbolic-ref", "-q", "HEAD"], &[], None)
+            .ok()
+            .map(|out| String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// The files of the git directory that decide what git does for the user — its
+    /// `config`, `hooks/` and `info/` — with their mode and content; relative paths.
+    pub fn control_files(&self) -> BTreeMap<String, (u32, Vec<u8>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut files = BTreeMap::new();
+        let mut stack = vec![PathBuf::from("config"), "hooks".into(), "info".into()];
+        while let Some(rel) = stack.pop() {
+            let full = self.common_dir.join(&rel);
+            let Ok(meta) = std::fs::symlink_metadata(&full) else {
+                continue;
+            };
+            if meta.is_dir() {
+                for entry in std::fs::read_dir(&full).into_iter().flatten().flatten() {
+                    stack.push(rel.join(entry.file_name()));
+                }
+            } else {
+                let bytes = if meta.file_type().is_symlink() {
+                    std::fs::read_link(&full)
+                        .map(|t| t.into_os_string().into_encoded_bytes())
+                        .unwrap_or_default()
+                } else {
+                    std::fs::read(&full).unwrap_or_default()
+                };
+                files.insert(
+                    rel.to_string_lossy().into_owned(),
+                    (meta.permissions().mode(), bytes),
+                );
+            }
+        }
+        files
+    }
+
+    /// Puts the control files at `paths` back as `before` had them (removing those
+    /// it did not have).
+    pub fn restore_control_files(
+        &self,
+        before: &BTreeMap<String, (u32, Vec<u8>)>,
+        paths: &[String],
+    ) -> Result<()> {
+        use std::os::unix::ffi::OsStringExt;
+        use std::os::unix::fs::PermissionsExt;
+        for rel in paths {
+            let full = self.common_dir.join(rel);
+            let io = |source| GitError::Io {
+                context: format!("could not restore {}", full.display()),
+                source,
+            };
+            if std::fs::symlink_metadata(&full).is_ok_and(|m| !m.is_dir()) {
+                std::fs::remove_file(&full).map_err(io)?;
+            }
+            if let Some((mode, bytes)) = before.get(rel) {
+                if mode & 0o170000 == 0o120000 {
+                    let target = std::ffi::OsString::from_vec(bytes.clone());
+                    std::os::unix::fs::symlink(target, &full).map_err(io)?;
+                    continue;
+                }
+                std::fs::write(&full, bytes).map_err(io)?;
+                std::fs::set_permissions(&full, std::fs::Permissions::from_mode(*mode))
+                    .map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The size in bytes of each blob in `oids`.
+    pub fn blob_sizes(&self, oids: &[String]) -> Result<BTreeMap<String, u64>> {
+        if oids.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let input = oids.join("\n") + "\n";
+        let out = Self::run_in(
+            &self.root,
+            &["cat-file", "--batch-check=%(objectname) %(objectsize)"],
+            &[],
+            Some(input.as_bytes()),
+        )?;
+        Ok(String::from_utf8_lossy(&out)
+            .lines()
+            .filter_map(|l| {
+                let (oid, size) = l.split_once(' ')?;
+                Some((oid.to_string(), size.parse().ok()?))
+            })
+            .collect())
+    }
+
     /// A lock file git left in the repository (a git process killed while it held it),
     /// if there is one: while it stands, git refuses to change the index.
     pub fn index_lock(&self) -> Option<PathBuf> {
@@ -766,9 +873,6 @@ pub fn log_oneline(dir: &Path, n: usize) -> Result<String> {
     let out = Repo::run_in(dir, &["log", "--oneline", &format!("-{n}")], &[], None)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
-
-/// More than the kernel's file-time clock can lag the real-time clock (a tick: 1–10 ms).
-const CLOCK_LAG: Duration = Duration::from_millis(100);
 
 fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)

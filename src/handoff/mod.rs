@@ -78,6 +78,19 @@ pub struct Contract {
         skip_serializing_if = "Option::is_none"
     )]
     pub check_timeout: Option<Duration>,
+    /// Largest file the change may write: bytes, or `512k`, `10M` (default 10M; 0 is no limit).
+    #[serde(
+        default,
+        with = "crate::scope::size_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_file_size: Option<u64>,
+    /// Most files the change may touch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u64>,
+    /// Most lines the change may add and remove, together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lines: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -333,7 +346,7 @@ pub fn render_new(
             checks: new.checks.clone(),
             timeout: new.timeout,
             idle_timeout: new.idle_timeout,
-            check_timeout: None,
+            ..Contract::default()
         },
         body,
     })
