@@ -173,6 +173,14 @@ fn in_the_way(root: &Path, changes: &[Change]) -> Vec<String> {
     blocked
 }
 
+/// Why the user's tree could not be switched, and what to do.
+fn refused(e: &GitError, retry: &str) -> String {
+    match e {
+        GitError::IndexLocked { .. } => format!("{e}; {retry}"),
+        _ => format!("git refused to update your tree ({e}); {retry}"),
+    }
+}
+
 fn target_name(branch: &Option<String>) -> String {
     branch
         .as_deref()
@@ -258,10 +266,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
         process::crash_point("landing.intent");
         if let Err(e) = repo.switch_tree(&head_tree, &merged) {
             abandon(l);
-            return Ok(conflict(
-                format!("git refused to update your tree ({e}); {retry}"),
-                paths,
-            ));
+            return Ok(conflict(refused(&e, &retry), paths));
         }
         process::crash_point("landing.switched");
         worktree::remove(repo, l.worktree, l.branch)?;
@@ -297,10 +302,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
     process::crash_point("landing.intent");
     if let Err(e) = repo.switch_tree(&head_tree, &merged) {
         abandon(l);
-        return Ok(conflict(
-            format!("git refused to update your tree ({e}); {retry}"),
-            paths,
-        ));
+        return Ok(conflict(refused(&e, &retry), paths));
     }
     process::crash_point("landing.switched");
     let reflog = format!("baton: land run {}", l.run_id);

@@ -557,17 +557,27 @@ pub fn stop_orphaned_groups(dir: &Path, grace: Duration) -> Vec<u32> {
     stopped
 }
 
-/// A crash on purpose, for the fault-matrix tests: when `BATON_CRASH_AT` names this
+/// A fault on purpose, for the fault-matrix tests: when `BATON_CRASH_AT` names this
 /// point, baton kills itself with SIGKILL here, as a power cut or the OOM killer
-/// would. Outside the tests the variable is unset and this does nothing.
+/// would; when `BATON_PAUSE_AT` names it, baton waits two seconds here (for a signal
+/// to arrive in the middle of what it is doing). Outside the tests neither variable
+/// is set and this does nothing.
 pub fn crash_point(name: &str) {
-    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let at = AT.get_or_init(|| std::env::var("BATON_CRASH_AT").ok());
-    if at.as_deref() == Some(name) {
+    static AT: std::sync::OnceLock<(Option<String>, Option<String>)> = std::sync::OnceLock::new();
+    let (crash, pause) = AT.get_or_init(|| {
+        (
+            std::env::var("BATON_CRASH_AT").ok(),
+            std::env::var("BATON_PAUSE_AT").ok(),
+        )
+    });
+    if crash.as_deref() == Some(name) {
         // SAFETY: signalling ourselves; nothing after this runs.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
         }
+    }
+    if pause.as_deref() == Some(name) {
+        thread::sleep(Duration::from_secs(2));
     }
 }
 

@@ -91,7 +91,13 @@ pub fn recover(repo: &Repo, journal: &Journal) -> Result<Option<Recovered>> {
             orphans.len()
         ));
     }
-    if let Some(lock) = wait_for_index_lock(repo) {
+    let uses_index = intent.as_ref().is_some_and(|i| {
+        matches!(
+            i.op,
+            outcome::Operation::Merge { .. } | outcome::Operation::Apply { .. }
+        )
+    });
+    if let Some(lock) = uses_index.then(|| wait_for_index_lock(repo)).flatten() {
         return Ok(Some(Recovered {
             run_id,
             state: "stuck".into(),

@@ -846,6 +846,9 @@ pub fn finish(journal: &Journal, report: &mut RunReport, outcome: OutcomeReport)
     report.outcome = Some(outcome);
     report.stage = Stage::Finished;
     report.updated_at = journal::now();
+    // A Ctrl-C that came while the outcome was being carried out let it finish (a
+    // landing is never left half done); the exit status still says it came.
+    report.interrupted |= process::interrupted();
     report.exit_code = Some(exit::for_report(report));
     journal.event(
         "run.finished",

@@ -659,3 +659,71 @@ fn a_run_from_a_linked_worktree_lands_on_its_branch_and_leaves_the_main_checkout
     bench.git(&["worktree", "remove", feature.to_str().unwrap()]);
     clean(&bench);
 }
+
+#[test]
+fn ctrl_c_during_a_merge_lets_it_finish_whole_and_exits_130() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let mut child = bench
+        .baton_command(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--scope",
+            "calc.py",
+        ])
+        .env("BATON_PAUSE_AT", "landing.switched")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the landing is under way: its intent is in the journal.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        assert!(Instant::now() < deadline, "the landing never started");
+        if let Some(run) = bench.run_ids().first() {
+            if bench.runs_dir().join(run).join("landing.json").exists() {
+                break run.clone();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: signalling a child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    before.assert_fix_landed(&bench);
+    assert_eq!(bench.report(&run)["outcome"]["action"], "merged");
+    assert!(recover(&bench).contains("nothing to recover"));
+    clean(&bench);
+}
+
+#[test]
+fn a_git_command_holding_the_users_index_stops_the_landing_with_a_clear_message() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let lock = bench.repo.join(".git/index.lock");
+    std::fs::write(&lock, "").unwrap();
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        FIX_ADD,
+        "--scope",
+        "calc.py",
+    ]);
+    ran.expect(5);
+    assert!(
+        ran.stderr.contains("another git command holds your index")
+            && ran.stderr.contains("index.lock"),
+        "{}",
+        ran.stderr
+    );
+    std::fs::remove_file(&lock).unwrap();
+    before.assert_untouched(&bench);
+    let run = bench.only_run();
+    bench.baton(&["merge", &run]).expect(0);
+    before.assert_fix_landed(&bench);
+    clean(&bench);
+}

@@ -40,6 +40,11 @@ pub enum GitError {
     Command { args: String, stderr: String },
     #[error("could not run git")]
     Spawn(#[source] std::io::Error),
+    #[error(
+        "another git command holds your index ({} exists; if no git command is running, remove that file)",
+        lock.display()
+    )]
+    IndexLocked { lock: PathBuf },
     #[error("git: {context}")]
     Git2 {
         context: &'static str,
@@ -569,6 +574,14 @@ impl Repo {
     /// `git checkout` switches branches: local changes to other paths are kept, and git
     /// refuses (writing nothing) if a changed path holds local changes.
     pub fn switch_tree(&self, from: &str, to: &str) -> Result<()> {
+        // Another git command of the user's may hold the index for a moment.
+        let deadline = std::time::Instant::now() + INDEX_LOCK_WAIT;
+        while let Some(lock) = self.index_lock() {
+            if std::time::Instant::now() >= deadline {
+                return Err(GitError::IndexLocked { lock });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.run(&["update-index", "-q", "--refresh"]);
         self.run(&["read-tree", "-m", "-u", from, to]).map(drop)
     }
@@ -873,6 +886,9 @@ pub fn log_oneline(dir: &Path, n: usize) -> Result<String> {
     let out = Repo::run_in(dir, &["log", "--oneline", &format!("-{n}")], &[], None)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
+
+/// How long a landing waits for a git command of the user's to release the index.
+const INDEX_LOCK_WAIT: Duration = Duration::from_secs(3);
 
 fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
