@@ -327,8 +327,19 @@ pub fn recover_all(repo: &Repo, only: Option<&str>) -> Result<Vec<Recovered>> {
     let mut done = vec![];
     for id in ids {
         let journal = Journal::open(&repo.common_dir, &id)?;
-        if let Some(r) = recover(repo, &journal)? {
-            done.push(r);
+        // One run that cannot be recovered (a damaged journal) does not stop the rest.
+        match recover(repo, &journal) {
+            Ok(Some(r)) => done.push(r),
+            Ok(None) => {}
+            Err(e) => done.push(Recovered {
+                run_id: id,
+                state: "stuck".into(),
+                message: format!(
+                    "could not recover it: {e}; its journal is in {}",
+                    journal.dir.display()
+                ),
+                needs_you: true,
+            }),
         }
     }
     worktree::prune(repo)?;

@@ -727,3 +727,26 @@ fn a_git_command_holding_the_users_index_stops_the_landing_with_a_clear_message(
     before.assert_fix_landed(&bench);
     clean(&bench);
 }
+
+#[test]
+fn a_damaged_journal_is_named_and_does_not_stop_the_recovery_of_other_runs() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let mut child = spawn_slow_run(&bench, &[]);
+    wait_for_edit(&bench);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let damaged = bench.runs_dir().join("20000101-000000-dead");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(damaged.join("state.json"), "{\"format_version\": 1,").unwrap();
+
+    let ran = bench.baton(&["recover"]);
+    ran.expect(5);
+    assert!(
+        ran.stderr.contains("20000101-000000-dead: stuck") && ran.stderr.contains("damaged"),
+        "{}",
+        ran.stderr
+    );
+    before.assert_untouched(&bench);
+    before.assert_fix_stashed_once(&bench);
+}

@@ -9,22 +9,6 @@ mod common;
 
 use common::{Bench, FIX_ADD};
 
-/// The agent's path entries in the report: (path, change, verdict).
-fn judged(report: &serde_json::Value) -> Vec<(String, String, String)> {
-    report["scope"]["paths"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["path"].as_str().unwrap().to_string(),
-                p["change"].as_str().unwrap().to_string(),
-                p["verdict"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
 fn fix_then(script: &str) -> String {
     let fix = FIX_ADD.trim_start_matches("cmd:");
     format!("cmd:{fix} && {script}")
@@ -77,7 +61,7 @@ fn an_agent_that_resets_past_its_base_is_judged_on_what_it_undid() {
     let ran = run_agent(&bench, &fix_then("git reset -q --hard HEAD~1"), &[]);
     ran.expect(3);
     // The reset threw away the fix and the user's last commit: that is the change.
-    let paths = judged(&ran.json());
+    let paths = ran.judged();
     assert!(
         paths.contains(&(
             "docs/history.md".into(),
@@ -131,7 +115,7 @@ fn an_agent_that_deletes_files_outside_its_scope_lands_nothing() {
     let files = bench.files();
     let ran = run_agent(&bench, &fix_then("rm README.md docs/notes.md"), &[]);
     ran.expect(3);
-    let paths = judged(&ran.json());
+    let paths = ran.judged();
     for p in ["README.md", "docs/notes.md"] {
         assert!(
             paths.contains(&(p.into(), "deleted".into(), "outside_scope".into())),
@@ -155,7 +139,7 @@ fn symlinks_into_git_or_out_of_the_repository_are_violations_whatever_the_scope(
         &["--scope", "**", "--on-fail", "revert"],
     );
     ran.expect(3);
-    let paths = judged(&ran.json());
+    let paths = ran.judged();
     for p in ["cfg", "hooks"] {
         assert!(
             paths.contains(&(p.into(), "added".into(), "symlink_escapes".into())),
@@ -188,7 +172,7 @@ fn a_planted_hook_and_a_rewritten_git_config_are_put_back_and_fail_the_run() {
         config
     );
     let report = ran.json();
-    let paths = judged(&report);
+    let paths = ran.judged();
     for p in [".git/hooks/pre-commit", ".git/config"] {
         assert!(
             paths.contains(&(p.into(), "modified".into(), "git_internal".into())),
@@ -298,7 +282,7 @@ fn codex_told_to_trespass_is_stopped_by_its_sandbox_and_the_rest_is_judged() {
     ran.expect(3);
     let report = ran.json();
     // The symlink out of the repository was made inside the worktree: a violation.
-    let paths = judged(&report);
+    let paths = ran.judged();
     assert!(
         paths.contains(&("pw".into(), "added".into(), "symlink_escapes".into())),
         "{paths:?}"

@@ -630,18 +630,7 @@ fn an_agent_that_commits_renames_and_deletes_is_judged_on_the_whole_change() {
     ]);
     ran.expect(3);
     let report = ran.json();
-    let paths: Vec<(String, String, String)> = report["scope"]["paths"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["path"].as_str().unwrap().to_string(),
-                p["change"].as_str().unwrap().to_string(),
-                p["verdict"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let paths = ran.judged();
     let expect = |path: &str, change: &str, verdict: &str| {
         assert!(
             paths.contains(&(path.into(), change.into(), verdict.into())),

@@ -656,43 +656,21 @@ impl Repo {
     /// absent from the map. Conflicted (unmerged) entries count as absent.
     pub fn index_entries(&self, paths: &[String]) -> Result<BTreeMap<String, Entry>> {
         let out = self.run(&["ls-files", "--stage", "-z"])?;
-        let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
-        let mut entries = BTreeMap::new();
-        for record in out.split(|&b| b == 0) {
-            // "<mode> <oid> <stage>\t<path>"
-            let record = String::from_utf8_lossy(record);
-            let Some((meta, path)) = record.split_once('\t') else {
-                continue;
-            };
-            let fields: Vec<&str> = meta.split(' ').collect();
-            if let [mode, oid, "0"] = fields[..] {
-                if wanted.contains(path) {
-                    entries.insert(path.to_string(), Entry::new(mode, oid));
-                }
-            }
-        }
-        Ok(entries)
+        // "<mode> <oid> <stage>\t<path>"
+        Ok(entries_at(&out, paths, |fields| match fields {
+            [mode, oid, "0"] => Some(Entry::new(mode, oid)),
+            _ => None,
+        }))
     }
 
     /// The entries of `tree` at `paths`, as [`Repo::index_entries`] gives them.
     pub fn tree_entries(&self, tree: &str, paths: &[String]) -> Result<BTreeMap<String, Entry>> {
         let out = self.run(&["ls-tree", "-r", "-z", "--full-tree", tree])?;
-        let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
-        let mut entries = BTreeMap::new();
-        for record in out.split(|&b| b == 0) {
-            // "<mode> <type> <oid>\t<path>"
-            let record = String::from_utf8_lossy(record);
-            let Some((meta, path)) = record.split_once('\t') else {
-                continue;
-            };
-            let fields: Vec<&str> = meta.split(' ').collect();
-            if let [mode, _, oid] = fields[..] {
-                if wanted.contains(path) {
-                    entries.insert(path.to_string(), Entry::new(mode, oid));
-                }
-            }
-        }
-        Ok(entries)
+        // "<mode> <type> <oid>\t<path>"
+        Ok(entries_at(&out, paths, |fields| match fields {
+            [mode, _, oid] => Some(Entry::new(mode, oid)),
+            _ => None,
+        }))
     }
 
     /// What stands in this checkout's working tree at `path`, hashed as git would
@@ -885,6 +863,31 @@ pub fn init_with_commit(dir: &Path, message: &str) -> Result<()> {
 pub fn log_oneline(dir: &Path, n: usize) -> Result<String> {
     let out = Repo::run_in(dir, &["log", "--oneline", &format!("-{n}")], &[], None)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The entries at `paths` of `ls-files --stage -z` or `ls-tree -r -z` output, each
+/// record's space-separated fields before the tab read by `entry`.
+fn entries_at(
+    out: &[u8],
+    paths: &[String],
+    entry: impl Fn(&[&str]) -> Option<Entry>,
+) -> BTreeMap<String, Entry> {
+    let wanted: BTreeSet<&str> = paths.iter().map(String::as_str).collect();
+    let mut entries = BTreeMap::new();
+    for record in out.split(|&b| b == 0) {
+        let record = String::from_utf8_lossy(record);
+        let Some((meta, path)) = record.split_once('\t') else {
+            continue;
+        };
+        if !wanted.contains(path) {
+            continue;
+        }
+        let fields: Vec<&str> = meta.split(' ').collect();
+        if let Some(e) = entry(&fields) {
+            entries.insert(path.to_string(), e);
+        }
+    }
+    entries
 }
 
 /// How long a landing waits for a git command of the user's to release the index.

@@ -36,6 +36,19 @@ impl Ran {
         })
     }
 
+    /// The report's judged paths, as (path, change, verdict).
+    pub fn judged(&self) -> Vec<(String, String, String)> {
+        self.json()["scope"]["paths"]
+            .as_array()
+            .expect("the report has judged paths")
+            .iter()
+            .map(|p| {
+                let field = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+                (field("path"), field("change"), field("verdict"))
+            })
+            .collect()
+    }
+
     #[track_caller]
     pub fn expect(&self, code: i32) -> &Ran {
         assert_eq!(
