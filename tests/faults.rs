@@ -750,3 +750,57 @@ fn a_damaged_journal_is_named_and_does_not_stop_the_recovery_of_other_runs() {
     before.assert_untouched(&bench);
     before.assert_fix_stashed_once(&bench);
 }
+
+#[test]
+fn a_second_ctrl_c_stops_an_agent_that_ignores_the_first_at_once() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    // A grace period far longer than the test may take: only the second Ctrl-C can
+    // end the run before it.
+    let config = bench.home.join(".config/baton");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        "[defaults]\nkill_grace = \"1h\"\n",
+    )
+    .unwrap();
+    let agent = format!(
+        "cmd:trap '' TERM INT; {} && echo edited && sleep 600",
+        FIX_ADD.trim_start_matches("cmd:")
+    );
+    let mut child = bench
+        .baton_command(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            &agent,
+            "--scope",
+            "calc.py",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = wait_for_edit(&bench);
+    // SAFETY: signalling a child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the second Ctrl-C did not stop the agent");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    before.assert_untouched(&bench);
+    before.assert_fix_stashed_once(&bench);
+    assert_eq!(bench.report(&run)["agent_result"]["status"], "interrupted");
+    clean(&bench);
+}
