@@ -804,3 +804,44 @@ fn a_second_ctrl_c_stops_an_agent_that_ignores_the_first_at_once() {
     assert_eq!(bench.report(&run)["agent_result"]["status"], "interrupted");
     clean(&bench);
 }
+
+#[test]
+fn a_run_killed_in_its_fallback_attempt_keeps_every_attempts_work() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let first = "cmd:echo 'first try' >> README.md && exit 1";
+    let second = format!("{FIX_ADD} && echo edited && sleep 60",);
+    let mut child = bench
+        .baton_command(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            first,
+            "--fallback",
+            &second,
+            "--scope",
+            "calc.py",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run = wait_for_edit(&bench);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    recover(&bench);
+    before.assert_untouched(&bench);
+    // The first attempt was set aside as a stash before the second began; the second
+    // is stashed by recovery.
+    let stashes = bench.stash_list();
+    assert_eq!(stashes.len(), 2, "{stashes:?}");
+    assert!(bench.git(&["show", "stash@{0}:calc.py"]).contains(FIXED));
+    assert!(
+        bench
+            .git(&["show", "stash@{1}:README.md"])
+            .contains("first try")
+    );
+    assert_eq!(bench.report(&run)["branch"], format!("baton/{run}-a2"));
+    clean(&bench);
+}

@@ -43,6 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Init(init::InitArgs),
+    /// Write a handoff from a template, or print one as the agent receives it.
     #[command(subcommand)]
     Handoff(handoff::HandoffCommand),
     Run(Box<run::RunArgs>),
@@ -50,7 +51,11 @@ enum Command {
     Show(status::ShowArgs),
     Resume(resume::ResumeArgs),
     Merge(decide::MergeArgs),
+    /// Discard a kept run: remove its worktree and branch (its patch stays in the
+    /// journal).
     Revert(decide::RunRef),
+    /// Save a kept run as an entry of your stash (`git stash apply` brings it back),
+    /// then remove its worktree and branch.
     Stash(decide::RunRef),
     Recover(recover::RecoverArgs),
     Clean(clean::CleanArgs),

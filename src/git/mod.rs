@@ -316,8 +316,9 @@ impl Repo {
         .is_ok()
     }
 
+    /// The branches whose names start with `prefix`.
     pub fn branches_with_prefix(&self, prefix: &str) -> Result<Vec<String>> {
-        let pattern = format!("refs/heads/{prefix}");
+        let pattern = format!("refs/heads/{prefix}*");
         let out = self.run_text(&["for-each-ref", "--format=%(refname:strip=2)", &pattern])?;
         Ok(out
             .lines()
