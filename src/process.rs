@@ -136,8 +136,12 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// Runs a short command to completion and captures its output (for git plumbing).
+/// It gets a process group of its own, so a Ctrl-C at the terminal reaches baton
+/// alone: baton lets the git command finish (a checkout, a snapshot) and then stops
+/// the run in order, instead of git dying halfway and the run with it.
 pub fn capture(cmd: &mut Command, stdin: Option<&[u8]>) -> std::io::Result<Output> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    own_group(cmd);
     match stdin {
         None => {
             cmd.stdin(Stdio::null());
@@ -160,6 +164,20 @@ pub fn capture(cmd: &mut Command, stdin: Option<&[u8]>) -> std::io::Result<Outpu
                 child.wait_with_output()
             }
         }
+    }
+}
+
+/// Starts the child in a process group of its own, with no moment in which a Ctrl-C
+/// meant for baton's group can kill it. With glibc's `posix_spawn` (what `Command`
+/// uses when it can) the child sits in baton's group, with baton's handlers already
+/// reset to the default, until it moves to its own: a group signal in that moment
+/// kills it before it starts (the fault-matrix suite saw `git add` die so). With
+/// fork, the child keeps baton's harmless handler until it has moved.
+fn own_group(cmd: &mut Command) {
+    cmd.process_group(0);
+    // SAFETY: the closure does nothing; it is there to make `Command` fork.
+    unsafe {
+        cmd.pre_exec(|| Ok(()));
     }
 }
 
@@ -195,8 +213,8 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
     };
     cmd.stdin(stdin)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stderr(Stdio::piped());
+    own_group(&mut cmd);
 
     let mut log = match &spec.log {
         Some(path) => Some(BufWriter::new(File::create(path).map_err(|source| {

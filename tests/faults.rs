@@ -845,3 +845,90 @@ fn a_run_killed_in_its_fallback_attempt_keeps_every_attempts_work() {
     assert_eq!(bench.report(&run)["branch"], format!("baton/{run}-a2"));
     clean(&bench);
 }
+
+#[test]
+fn ctrl_c_at_random_points_saves_the_work_and_leaves_nothing_to_recover() {
+    use std::os::unix::process::CommandExt;
+    let agent = format!("{FIX_ADD} && sleep 0.1");
+    let args = [
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        &agent,
+        "--scope",
+        "calc.py",
+        "--check",
+        PYTEST,
+    ];
+    let probe = Bench::with_fixture("python-calc");
+    let started = Instant::now();
+    let status = probe
+        .baton_command(&args)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let whole = started.elapsed();
+
+    let seed = 0xc7c_u64;
+    let mut rng = Lcg(seed);
+    let presses = 12;
+    for i in 0..presses {
+        let bench = Bench::with_fixture("python-calc");
+        let before = Before::take(&bench);
+        let at = whole.mul_f64(i as f64 / presses as f64) + Duration::from_millis(rng.next() % 40);
+        // As at a terminal: baton and every child of its own group get the SIGINT.
+        let mut child = bench
+            .baton_command(&args)
+            .process_group(0)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(at);
+        // SAFETY: signalling the process group of a child we spawned.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+        let status = child.wait().unwrap();
+        let code = status.code();
+        let context = format!("Ctrl-C {i} at {at:?} (seed {seed:#x}, whole run {whole:?})");
+
+        if code.is_none() {
+            // Before baton took over Ctrl-C it dies of it (the shell says 130), and
+            // it had started nothing.
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(status.signal(), Some(libc::SIGINT), "{context}");
+            assert!(bench.run_ids().is_empty(), "{context}");
+        } else {
+            assert!(
+                matches!(code, Some(0) | Some(130)),
+                "{context}: exit {code:?}"
+            );
+        }
+        let said = recover(&bench);
+        assert!(
+            said.contains("nothing to recover"),
+            "{context}: a Ctrl-C must leave every run finished, but recover said {said}\nstate: {}",
+            bench
+                .run_ids()
+                .iter()
+                .map(|r| bench.journal_file(r, "events.jsonl"))
+                .collect::<String>()
+        );
+        let landed = bench.head() != before.head;
+        if landed {
+            before.assert_fix_landed(&bench);
+        } else {
+            before.assert_untouched(&bench);
+            let run = bench.run_ids().pop();
+            let patch = run
+                .map(|r| bench.journal_file(&r, "diff.patch"))
+                .unwrap_or_default();
+            if patch.contains(FIXED) {
+                let outcome = bench.report(&bench.run_ids().pop().unwrap())["outcome"].clone();
+                assert_eq!(outcome["action"], "stashed", "{context}: {outcome}");
+                before.assert_fix_stashed_once(&bench);
+            }
+        }
+        clean(&bench);
+    }
+}

@@ -171,9 +171,14 @@ impl Repo {
         if out.status.success() {
             Ok(out.stdout)
         } else {
+            let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            if stderr.is_empty() {
+                // Say at least how it ended (a signal, or a bare exit status).
+                stderr = out.status.to_string();
+            }
             Err(GitError::Command {
                 args: args.join(" "),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                stderr,
             })
         }
     }
