@@ -102,7 +102,7 @@ pub fn recover(repo: &Repo, journal: &Journal) -> Result<Option<Recovered>> {
             run_id,
             state: "stuck".into(),
             message: format!(
-                "{} is in the way (a git command was killed while it held it); if no git command is running, remove it and run `baton recover` again",
+                "{} is in the way (held by a git command, or left by one that was killed); if no git command is running, remove it and run `baton recover` again",
                 lock.display()
             ),
             needs_you: true,
@@ -121,8 +121,13 @@ pub fn recover(repo: &Repo, journal: &Journal) -> Result<Option<Recovered>> {
     if !landed {
         report.interrupted = report.interrupted || !was_finished;
     }
+    let how = if report.error.is_some() {
+        "failed"
+    } else {
+        "was stopped"
+    };
     report.warnings.push(format!(
-        "baton (pid {}) was stopped during the {stopped_at} stage; `baton recover` {}",
+        "baton (pid {}) {how} during the {stopped_at} stage; `baton recover` {}",
         report.pid,
         if landed {
             "finished the landing"
