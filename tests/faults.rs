@@ -932,3 +932,82 @@ fn ctrl_c_at_random_points_saves_the_work_and_leaves_nothing_to_recover() {
         clean(&bench);
     }
 }
+
+#[test]
+fn an_untracked_file_of_the_users_in_the_way_stops_the_landing_untouched() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.write("notes.txt", "my own notes, not committed\n");
+    let before = Before::take(&bench);
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Write notes",
+        "--agent",
+        "cmd:echo 'the agent' > notes.txt",
+        "--scope",
+        "notes.txt",
+    ]);
+    ran.expect(5);
+    assert!(ran.stderr.contains("notes.txt"), "{}", ran.stderr);
+    before.assert_untouched(&bench);
+    assert_eq!(bench.read("notes.txt"), "my own notes, not committed\n");
+    let run = bench.only_run();
+    assert_eq!(bench.report(&run)["outcome"]["action"], "conflict");
+    bench.baton(&["revert", &run]).expect(0);
+    clean(&bench);
+}
+
+#[test]
+fn a_branch_that_moves_while_baton_lands_is_not_moved_and_the_tree_is_put_back() {
+    let bench = Bench::with_fixture("python-calc");
+    let mut child = bench
+        .baton_command(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            FIX_ADD,
+            "--scope",
+            "calc.py",
+        ])
+        .env("BATON_PAUSE_AT", "landing.intent")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !bench
+        .run_ids()
+        .first()
+        .is_some_and(|r| bench.runs_dir().join(r).join("landing.json").exists())
+    {
+        assert!(Instant::now() < deadline, "the landing never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The user commits meanwhile: baton computed its landing on the old HEAD.
+    bench.write(
+        "docs/notes.md",
+        "Notes the user committed while baton landed.\n",
+    );
+    bench.git(&["commit", "-qam", "the user's own commit"]);
+    let before = Before::take(&bench);
+
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{stderr}");
+    assert!(
+        stderr.contains("main moved while baton was landing"),
+        "{stderr}"
+    );
+    before.assert_untouched(&bench);
+    // Kept, it lands on the new HEAD when asked.
+    let run = bench.only_run();
+    bench.baton(&["merge", &run]).expect(0);
+    assert_eq!(bench.git(&["rev-parse", "HEAD~1"]).trim(), before.head);
+    assert!(bench.read("calc.py").contains(FIXED));
+    assert!(
+        bench
+            .read("docs/notes.md")
+            .starts_with("Notes the user committed")
+    );
+    clean(&bench);
+}
