@@ -460,31 +460,40 @@ impl Lcg {
     }
 }
 
-#[test]
-fn sigkill_at_random_points_then_recover_never_loses_or_half_lands_anything() {
-    let agent = format!("{FIX_ADD} && sleep 0.1");
-    let args = [
+/// A whole run of the fixture's fix, with a check, for the random-fault loops.
+fn whole_run_args(agent: &str) -> [&str; 10] {
+    [
         "run",
         "--task",
         "Fix add()",
         "--agent",
-        &agent,
+        agent,
         "--scope",
         "calc.py",
         "--check",
         PYTEST,
-    ];
-    // How long a whole run takes here, to spread the kills over all its stages.
+        "--on-pass=merge",
+    ]
+}
+
+/// How long a whole run takes here, to spread the faults over all its stages.
+fn time_whole_run(args: &[&str]) -> Duration {
     let probe = Bench::with_fixture("python-calc");
     let started = Instant::now();
     let status = probe
-        .baton_command(&args)
+        .baton_command(args)
         .stderr(Stdio::null())
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    let whole = started.elapsed();
+    started.elapsed()
+}
 
+#[test]
+fn sigkill_at_random_points_then_recover_never_loses_or_half_lands_anything() {
+    let agent = format!("{FIX_ADD} && sleep 0.1");
+    let args = whole_run_args(&agent);
+    let whole = time_whole_run(&args);
     let seed = 0x5eed_u64;
     let mut rng = Lcg(seed);
     let kills = 20;
@@ -850,27 +859,8 @@ fn a_run_killed_in_its_fallback_attempt_keeps_every_attempts_work() {
 fn ctrl_c_at_random_points_saves_the_work_and_leaves_nothing_to_recover() {
     use std::os::unix::process::CommandExt;
     let agent = format!("{FIX_ADD} && sleep 0.1");
-    let args = [
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
-        &agent,
-        "--scope",
-        "calc.py",
-        "--check",
-        PYTEST,
-    ];
-    let probe = Bench::with_fixture("python-calc");
-    let started = Instant::now();
-    let status = probe
-        .baton_command(&args)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let whole = started.elapsed();
-
+    let args = whole_run_args(&agent);
+    let whole = time_whole_run(&args);
     let seed = 0xc7c_u64;
     let mut rng = Lcg(seed);
     let presses = 12;
@@ -960,7 +950,7 @@ fn an_untracked_file_of_the_users_in_the_way_stops_the_landing_untouched() {
 #[test]
 fn a_branch_that_moves_while_baton_lands_is_not_moved_and_the_tree_is_put_back() {
     let bench = Bench::with_fixture("python-calc");
-    let mut child = bench
+    let child = bench
         .baton_command(&[
             "run",
             "--task",
