@@ -669,11 +669,9 @@ fn a_run_from_a_linked_worktree_lands_on_its_branch_and_leaves_the_main_checkout
     clean(&bench);
 }
 
-#[test]
-fn ctrl_c_during_a_merge_lets_it_finish_whole_and_exits_130() {
-    let bench = Bench::with_fixture("python-calc");
-    let before = Before::take(&bench);
-    let mut child = bench
+/// A run of the fixture's fix that pauses two seconds at `point` of its landing.
+fn paused_landing(bench: &Bench, point: &str, stderr: Stdio) -> std::process::Child {
+    bench
         .baton_command(&[
             "run",
             "--task",
@@ -683,21 +681,32 @@ fn ctrl_c_during_a_merge_lets_it_finish_whole_and_exits_130() {
             "--scope",
             "calc.py",
         ])
-        .env("BATON_PAUSE_AT", "landing.switched")
-        .stderr(Stdio::null())
+        .env("BATON_PAUSE_AT", point)
+        .stderr(stderr)
         .spawn()
-        .unwrap();
-    // Wait until the landing is under way: its intent is in the journal.
+        .unwrap()
+}
+
+/// Waits until a landing is under way (its intent is in the journal); its run id.
+fn wait_for_landing(bench: &Bench) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let run = loop {
+    loop {
         assert!(Instant::now() < deadline, "the landing never started");
         if let Some(run) = bench.run_ids().first() {
             if bench.runs_dir().join(run).join("landing.json").exists() {
-                break run.clone();
+                return run.clone();
             }
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+#[test]
+fn ctrl_c_during_a_merge_lets_it_finish_whole_and_exits_130() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let mut child = paused_landing(&bench, "landing.switched", Stdio::null());
+    let run = wait_for_landing(&bench);
     // SAFETY: signalling a child we spawned.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(child.wait().unwrap().code(), Some(130));
@@ -950,29 +959,8 @@ fn an_untracked_file_of_the_users_in_the_way_stops_the_landing_untouched() {
 #[test]
 fn a_branch_that_moves_while_baton_lands_is_not_moved_and_the_tree_is_put_back() {
     let bench = Bench::with_fixture("python-calc");
-    let child = bench
-        .baton_command(&[
-            "run",
-            "--task",
-            "Fix add()",
-            "--agent",
-            FIX_ADD,
-            "--scope",
-            "calc.py",
-        ])
-        .env("BATON_PAUSE_AT", "landing.intent")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !bench
-        .run_ids()
-        .first()
-        .is_some_and(|r| bench.runs_dir().join(r).join("landing.json").exists())
-    {
-        assert!(Instant::now() < deadline, "the landing never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = paused_landing(&bench, "landing.intent", Stdio::piped());
+    wait_for_landing(&bench);
     // The user commits meanwhile: baton computed its landing on the old HEAD.
     bench.write(
         "docs/notes.md",
