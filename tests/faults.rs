@@ -989,3 +989,69 @@ fn a_branch_that_moves_while_baton_lands_is_not_moved_and_the_tree_is_put_back()
     );
     clean(&bench);
 }
+
+/// Live (not zombie) processes of the process group `pgid`.
+fn live_in_group(pgid: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read_to_string(p.path().join("stat")).ok())
+        .filter(|stat| {
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            fields.first() != Some(&"Z") && fields.get(2) == Some(&pgid.to_string().as_str())
+        })
+        .count()
+}
+
+#[test]
+fn codex_left_running_by_a_killed_baton_is_stopped_by_recover_and_its_edit_stashed() {
+    let bench = Bench::with_fixture("python-calc");
+    let _model = bench.scripted_codex("edit-then-hang");
+    let before = Before::take(&bench);
+    let mut child = bench
+        .baton_command(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            "codex",
+            "--scope",
+            "calc.py",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until codex has made its edit in the worktree (then the model hangs).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        assert!(Instant::now() < deadline, "codex never made its edit");
+        if let Some(run) = bench.run_ids().first() {
+            let state = bench.journal_file(run, "state.json");
+            if let Ok(state) = serde_json::from_str::<serde_json::Value>(&state) {
+                let wt = std::path::Path::new(state["worktree"].as_str().unwrap_or("/"));
+                if std::fs::read_to_string(wt.join("calc.py")).is_ok_and(|t| t.contains(FIXED)) {
+                    break run.clone();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let group = bench.journal_file(&run, "agent.log.pgid");
+    let pgid: i32 = group.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(live_in_group(pgid) > 0, "codex outlived the killed baton");
+
+    let said = recover(&bench);
+    assert!(said.contains("stashed"), "{said}");
+    assert_eq!(live_in_group(pgid), 0, "recover stopped codex");
+    assert!(
+        bench.report(&run)["warnings"]
+            .to_string()
+            .contains("stopped 1 process group")
+    );
+    before.assert_untouched(&bench);
+    before.assert_fix_stashed_once(&bench);
+    clean(&bench);
+}
