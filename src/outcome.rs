@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::git::{Change, ChangeKind, Entry, GitError, Repo, TreeMerge};
 use crate::journal::{Journal, JournalError, RepoLock};
-use crate::report::{OutcomeAction, OutcomeReport};
+use crate::report::{OutcomeAction, OutcomeReport, RunReport};
 use crate::{process, worktree};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,31 @@ pub struct Landing<'a> {
     pub message: &'a str,
     /// Where the intent of each change to the user's repository is recorded first.
     pub journal: &'a Journal,
+}
+
+impl<'a> Landing<'a> {
+    /// The landing of `tree` for the run `report` describes (its current attempt's
+    /// branch and worktree); callers change what differs.
+    pub fn of_run(
+        repo: &'a Repo,
+        journal: &'a Journal,
+        report: &'a RunReport,
+        tree: &'a str,
+        message: &'a str,
+    ) -> Landing<'a> {
+        Landing {
+            repo,
+            run_id: &report.run_id,
+            task: &report.task,
+            base: &report.base,
+            tree,
+            branch: &report.branch,
+            worktree: &report.worktree,
+            include_dirty: report.include_dirty,
+            message,
+            journal,
+        }
+    }
 }
 
 /// One change to the user's repository (or the end of a run's only record of its

@@ -12,7 +12,7 @@
 //! Then the run's report says what happened, and its worktrees and branches are gone
 //! unless kept. A run whose process still lives is left alone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -149,29 +149,6 @@ pub fn recover(repo: &Repo, journal: &Journal) -> Result<Option<Recovered>> {
     }))
 }
 
-fn landing<'a>(
-    repo: &'a Repo,
-    journal: &'a Journal,
-    report: &'a RunReport,
-    tree: &'a str,
-    message: &'a str,
-    branch: &'a str,
-    worktree: &'a Path,
-) -> Landing<'a> {
-    Landing {
-        repo,
-        run_id: &report.run_id,
-        task: &report.task,
-        base: &report.base,
-        tree,
-        branch,
-        worktree,
-        include_dirty: report.include_dirty,
-        message,
-        journal,
-    }
-}
-
 /// Finishes or undoes a recorded landing; the outcome, whether the user must look,
 /// and whether the change landed.
 fn resolve_landing(
@@ -182,15 +159,7 @@ fn resolve_landing(
 ) -> Result<(OutcomeReport, bool, bool)> {
     let tree = report.tree.clone().unwrap_or_default();
     let message = run::commit_message(report);
-    let l = landing(
-        repo,
-        journal,
-        report,
-        &tree,
-        &message,
-        &report.branch,
-        &report.worktree,
-    );
+    let l = Landing::of_run(repo, journal, report, &tree, &message);
     Ok(match outcome::resolve(&l, op)? {
         Resolution::Done(o) => {
             let landed = matches!(o.action, OutcomeAction::Merged | OutcomeAction::Applied);
@@ -283,8 +252,12 @@ fn save_work(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<O
                 left.branch
             )
         };
-        let mut l = landing(repo, journal, report, &tree, &message, &left.branch, &path);
-        l.task = &task;
+        let l = Landing {
+            task: &task,
+            branch: &left.branch,
+            worktree: &path,
+            ..Landing::of_run(repo, journal, report, &tree, &message)
+        };
         let keep = current
             && path.exists()
             && (report.verdict == Verdict::Passed || report.on_fail == Policy::Keep);

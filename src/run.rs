@@ -482,16 +482,8 @@ fn set_aside(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<(
         report.agent
     );
     let landing = Landing {
-        repo,
-        run_id: &report.run_id,
         task: &task,
-        base: &report.base,
-        tree: &tree,
-        branch: &report.branch,
-        worktree: &report.worktree,
-        include_dirty: report.include_dirty,
-        message: &message,
-        journal,
+        ..Landing::of_run(repo, journal, report, &tree, &message)
     };
     let changed = repo
         .tree_of(&report.base)
@@ -808,18 +800,7 @@ pub fn land(
 ) -> Result<OutcomeReport> {
     let tree = report.tree.clone().unwrap_or_default();
     let message = commit_message(report);
-    let landing = Landing {
-        repo,
-        run_id: &report.run_id,
-        task: &report.task,
-        base: &report.base,
-        tree: &tree,
-        branch: &report.branch,
-        worktree: &report.worktree,
-        include_dirty: report.include_dirty,
-        message: &message,
-        journal,
-    };
+    let landing = Landing::of_run(repo, journal, report, &tree, &message);
     if report.verdict == Verdict::NoChange {
         return Ok(outcome::discard(&landing)?);
     }

@@ -6,26 +6,11 @@ mod common;
 
 use common::{Bench, PYTEST};
 
-fn run_claude(bench: &Bench, extra: &[&str]) -> common::Ran {
-    let mut args = vec![
-        "run",
-        "--task",
-        "Fix add() so it adds",
-        "--agent",
-        "claude",
-        "--scope",
-        "calc.py",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    bench.baton(&args)
-}
-
 #[test]
 fn claude_fixes_the_bug_and_the_verified_commit_lands() {
     let bench = Bench::with_fixture("python-calc");
     let model = bench.scripted_claude("fix-add");
-    let ran = run_claude(&bench, &["--check", PYTEST]);
+    let ran = bench.run_fix("claude", &["--check", PYTEST]);
     ran.expect(0);
     assert!(bench.read("calc.py").contains("return a + b"));
     assert!(
@@ -63,7 +48,7 @@ fn claude_editing_outside_the_scope_is_stashed_with_exit_3() {
     let bench = Bench::with_fixture("python-calc");
     let files = bench.files();
     let _model = bench.scripted_claude("out-of-scope");
-    run_claude(&bench, &["--check", PYTEST]).expect(3);
+    bench.run_fix("claude", &["--check", PYTEST]).expect(3);
     assert_eq!(bench.files(), files);
     bench.git(&["stash", "apply"]);
     assert_eq!(
@@ -76,7 +61,7 @@ fn claude_editing_outside_the_scope_is_stashed_with_exit_3() {
 fn a_rate_limited_model_fails_the_claude_run_with_the_error_in_the_report() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_claude("rate-limit");
-    let ran = run_claude(&bench, &["--timeout", "2m"]);
+    let ran = bench.run_fix("claude", &["--timeout", "2m"]);
     ran.expect(4);
     let report = ran.json();
     assert_eq!(report["agent_result"]["status"], "failed");
@@ -93,7 +78,7 @@ fn a_rate_limited_model_fails_the_claude_run_with_the_error_in_the_report() {
 fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_claude() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_claude("edit-then-hang");
-    let ran = run_claude(&bench, &["--timeout", "8s"]);
+    let ran = bench.run_fix("claude", &["--timeout", "8s"]);
     ran.expect(4);
     assert_eq!(ran.json()["agent_result"]["status"], "timed_out");
     bench.git(&["stash", "apply"]);
@@ -104,7 +89,7 @@ fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_claude() {
 fn resume_continues_the_same_claude_session_and_lands_the_fix() {
     let bench = Bench::with_fixture("python-calc");
     let model = bench.scripted_claude("resume");
-    let first = run_claude(&bench, &["--check", PYTEST, "--on-fail", "keep"]);
+    let first = bench.run_fix("claude", &["--check", PYTEST, "--on-fail", "keep"]);
     first.expect(1);
     let session = first.json()["agent_result"]["session"]
         .as_str()
@@ -147,7 +132,7 @@ fn claude_model_faults_end_as_the_documented_classes() {
     ] {
         let bench = Bench::with_fixture("python-calc");
         let _model = bench.scripted_claude(scenario);
-        let ran = run_claude(&bench, &extra);
+        let ran = bench.run_fix("claude", &extra);
         ran.expect(4);
         let agent = &ran.json()["agent_result"];
         assert_eq!(agent["status"], status, "{scenario}: {agent}");

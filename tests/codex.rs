@@ -6,26 +6,11 @@ mod common;
 
 use common::{Bench, PYTEST};
 
-fn run_codex(bench: &Bench, extra: &[&str]) -> common::Ran {
-    let mut args = vec![
-        "run",
-        "--task",
-        "Fix add() so it adds",
-        "--agent",
-        "codex",
-        "--scope",
-        "calc.py",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    bench.baton(&args)
-}
-
 #[test]
 fn codex_fixes_the_bug_and_the_verified_commit_lands() {
     let bench = Bench::with_fixture("python-calc");
     let model = bench.scripted_codex("fix-add");
-    let ran = run_codex(&bench, &["--check", PYTEST]);
+    let ran = bench.run_fix("codex", &["--check", PYTEST]);
     ran.expect(0);
 
     assert!(bench.read("calc.py").contains("return a + b"));
@@ -86,7 +71,7 @@ fn codex_editing_outside_the_scope_is_stashed_with_exit_3() {
     let bench = Bench::with_fixture("python-calc");
     let files = bench.files();
     let _model = bench.scripted_codex("out-of-scope");
-    let ran = run_codex(&bench, &["--check", PYTEST]);
+    let ran = bench.run_fix("codex", &["--check", PYTEST]);
     ran.expect(3);
     assert_eq!(bench.files(), files);
     assert_eq!(bench.stash_list().len(), 1);
@@ -102,7 +87,7 @@ fn codex_editing_outside_the_scope_is_stashed_with_exit_3() {
 fn codex_claiming_a_fix_that_fails_the_checks_exits_1() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_codex("wrong-fix");
-    let ran = run_codex(&bench, &["--check", PYTEST]);
+    let ran = bench.run_fix("codex", &["--check", PYTEST]);
     ran.expect(1);
     let report = ran.json();
     assert_eq!(
@@ -117,7 +102,7 @@ fn codex_claiming_a_fix_that_fails_the_checks_exits_1() {
 fn codex_that_changes_nothing_is_a_failed_agent() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_codex("say-only");
-    let ran = run_codex(&bench, &[]);
+    let ran = bench.run_fix("codex", &[]);
     ran.expect(4);
     assert_eq!(ran.json()["verdict"], "no_change");
     bench.assert_clean();
@@ -127,7 +112,7 @@ fn codex_that_changes_nothing_is_a_failed_agent() {
 fn a_rate_limited_model_fails_the_run_with_the_error_in_the_report() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_codex("rate-limit");
-    let ran = run_codex(&bench, &[]);
+    let ran = bench.run_fix("codex", &[]);
     ran.expect(4);
     let error = ran.json()["agent_result"]["error"]
         .as_str()
@@ -144,7 +129,7 @@ fn a_rate_limited_model_fails_the_run_with_the_error_in_the_report() {
 fn a_model_server_error_fails_the_run_with_the_error_in_the_report() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_codex("server-error");
-    let ran = run_codex(&bench, &[]);
+    let ran = bench.run_fix("codex", &[]);
     ran.expect(4);
     let report = ran.json();
     assert_eq!(report["agent_result"]["status"], "failed");
@@ -160,7 +145,7 @@ fn a_model_server_error_fails_the_run_with_the_error_in_the_report() {
 fn a_model_that_never_answers_is_stopped_by_the_timeout() {
     let bench = Bench::with_fixture("python-calc");
     let model = bench.scripted_codex("hang");
-    let ran = run_codex(&bench, &["--timeout", "4s"]);
+    let ran = bench.run_fix("codex", &["--timeout", "4s"]);
     ran.expect(4);
     assert_eq!(ran.json()["agent_result"]["status"], "timed_out");
     assert!(!model.requests().is_empty(), "codex did reach the model");
@@ -171,7 +156,7 @@ fn a_model_that_never_answers_is_stopped_by_the_timeout() {
 fn a_stream_that_stalls_is_stopped_by_the_idle_timeout() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_codex("stall");
-    let ran = run_codex(&bench, &["--idle-timeout", "3s", "--timeout", "2m"]);
+    let ran = bench.run_fix("codex", &["--idle-timeout", "3s", "--timeout", "2m"]);
     ran.expect(4);
     assert_eq!(ran.json()["agent_result"]["status"], "idle");
 }
@@ -180,7 +165,7 @@ fn a_stream_that_stalls_is_stopped_by_the_idle_timeout() {
 fn an_edit_made_before_the_model_hung_is_judged_and_kept() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_codex("edit-then-hang");
-    let ran = run_codex(&bench, &["--timeout", "5s"]);
+    let ran = bench.run_fix("codex", &["--timeout", "5s"]);
     ran.expect(4);
     let report = ran.json();
     assert_eq!(report["agent_result"]["status"], "timed_out");
@@ -201,7 +186,7 @@ fn an_edit_made_before_the_model_hung_is_judged_and_kept() {
 fn resume_continues_the_same_codex_thread_and_lands_the_fix() {
     let bench = Bench::with_fixture("python-calc");
     let model = bench.scripted_codex("resume");
-    let first = run_codex(&bench, &["--check", PYTEST, "--on-fail", "keep"]);
+    let first = bench.run_fix("codex", &["--check", PYTEST, "--on-fail", "keep"]);
     first.expect(1);
     let session = first.json()["agent_result"]["session"]
         .as_str()
@@ -264,7 +249,7 @@ fn doctor_checks_codex_for_real_and_catches_an_open_sandbox() {
 fn a_dropped_connection_fails_the_run_with_the_error_in_the_report() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_codex("drop");
-    let ran = run_codex(&bench, &["--timeout", "2m"]);
+    let ran = bench.run_fix("codex", &["--timeout", "2m"]);
     ran.expect(4);
     let report = ran.json();
     assert_eq!(report["agent_result"]["status"], "failed");
@@ -284,7 +269,7 @@ fn an_isolated_codex_keeps_its_state_in_the_run_not_in_the_users_codex_home() {
         .unwrap()
         .replace("[agents.codex]\n", "[agents.codex]\nisolate = true\n");
     std::fs::write(&config, text).unwrap();
-    run_codex(&bench, &["--check", PYTEST]).expect(0);
+    bench.run_fix("codex", &["--check", PYTEST]).expect(0);
     let run = bench.only_run();
     assert!(
         bench

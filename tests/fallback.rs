@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Bench, PYTEST};
+use common::{Bench, PYTEST, fix_args};
 
 fn attempts(report: &serde_json::Value) -> Vec<(String, String, String)> {
     report["attempts"]
@@ -30,20 +30,10 @@ fn s(a: &str, b: &str, c: &str) -> (String, String, String) {
 fn a_rate_limited_codex_falls_back_to_claude_which_lands_the_fix() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_all("fallback-429");
-    let ran = bench.baton(&[
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
+    let ran = bench.baton(&fix_args(
         "codex",
-        "--fallback",
-        "claude",
-        "--scope",
-        "calc.py",
-        "--check",
-        PYTEST,
-        "--json",
-    ]);
+        &["--fallback", "claude", "--check", PYTEST, "--json"],
+    ));
     ran.expect(0);
     let report = ran.json();
     assert_eq!(
@@ -153,20 +143,10 @@ fn an_auth_error_is_not_retried_and_every_agent_failing_exits_4() {
 fn when_codex_fix_fails_the_checks_claude_gets_a_fresh_worktree_and_lands_its_own() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_all("fallback-checks");
-    let ran = bench.baton(&[
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
+    let ran = bench.baton(&fix_args(
         "codex",
-        "--fallback",
-        "claude",
-        "--scope",
-        "calc.py",
-        "--check",
-        PYTEST,
-        "--json",
-    ]);
+        &["--fallback", "claude", "--check", PYTEST, "--json"],
+    ));
     ran.expect(0);
     let report = ran.json();
     assert_eq!(
@@ -197,20 +177,10 @@ fn when_codex_fix_fails_the_checks_claude_gets_a_fresh_worktree_and_lands_its_ow
 fn the_repair_loop_tells_the_agent_what_failed_and_lands_the_repaired_change() {
     let bench = Bench::with_fixture("python-calc");
     let model = bench.scripted_all("repair");
-    let ran = bench.baton(&[
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
+    let ran = bench.baton(&fix_args(
         "codex",
-        "--repair",
-        "2",
-        "--scope",
-        "calc.py",
-        "--check",
-        PYTEST,
-        "--json",
-    ]);
+        &["--repair", "2", "--check", PYTEST, "--json"],
+    ));
     ran.expect(0);
     let report = ran.json();
     let rounds: Vec<(u64, String)> = report["attempts"]

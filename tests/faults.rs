@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Bench, FIX_ADD, PYTEST};
+use common::{Bench, FIX_ADD, PYTEST, fix_args};
 
 const FIXED: &str = "return a + b";
 
@@ -123,17 +123,7 @@ fn clean(bench: &Bench) {
 
 /// A run of the fixture's fix that SIGKILLs itself at `point`.
 fn crash_at(bench: &Bench, point: &str, extra: &[&str]) {
-    let mut args = vec![
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
-        FIX_ADD,
-        "--scope",
-        "calc.py",
-        "--check",
-        "grep -q 'a + b' calc.py",
-    ];
+    let mut args = fix_args(FIX_ADD, &["--check", "grep -q 'a + b' calc.py"]);
     args.extend_from_slice(extra);
     let status = bench
         .baton_command(&args)
@@ -250,18 +240,10 @@ fn an_include_dirty_landing_killed_halfway_never_overwrites_an_edit_made_since()
         bench.write("test_calc.py", "# the user's uncommitted work\n");
         let before = Before::take(&bench);
         let status = bench
-            .baton_command(&[
-                "run",
-                "--task",
-                "Fix add()",
-                "--agent",
+            .baton_command(&fix_args(
                 agent,
-                "--include-dirty",
-                "--scope",
-                "calc.py",
-                "--scope",
-                "README.md",
-            ])
+                &["--include-dirty", "--scope", "README.md"],
+            ))
             .env("BATON_CRASH_AT", "landing.switched")
             .stderr(Stdio::null())
             .status()
@@ -316,18 +298,8 @@ fn a_stash_killed_halfway_is_recorded_exactly_once() {
 /// (writing a file at the end that must never appear anywhere).
 fn spawn_slow_run(bench: &Bench, extra: &[&str]) -> std::process::Child {
     let agent = format!("{FIX_ADD} && echo edited && sleep 60 && echo late > late.txt");
-    let mut args = vec![
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
-        &agent,
-        "--scope",
-        "calc.py",
-    ];
-    args.extend_from_slice(extra);
     bench
-        .baton_command(&args)
+        .baton_command(&fix_args(&agent, extra))
         .stderr(Stdio::null())
         .spawn()
         .unwrap()
@@ -415,15 +387,7 @@ fn a_live_run_is_never_touched_by_clean_or_recover() {
     let before = Before::take(&bench);
     let agent = format!("{FIX_ADD} && echo edited && sleep 2");
     let child = bench
-        .baton_command(&[
-            "run",
-            "--task",
-            "Fix add()",
-            "--agent",
-            &agent,
-            "--scope",
-            "calc.py",
-        ])
+        .baton_command(&fix_args(&agent, &[]))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -461,19 +425,8 @@ impl Lcg {
 }
 
 /// A whole run of the fixture's fix, with a check, for the random-fault loops.
-fn whole_run_args(agent: &str) -> [&str; 10] {
-    [
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
-        agent,
-        "--scope",
-        "calc.py",
-        "--check",
-        PYTEST,
-        "--on-pass=merge",
-    ]
+fn whole_run_args(agent: &str) -> Vec<&str> {
+    fix_args(agent, &["--check", PYTEST])
 }
 
 /// How long a whole run takes here, to spread the faults over all its stages.
@@ -638,18 +591,7 @@ fn a_run_from_a_linked_worktree_lands_on_its_branch_and_leaves_the_main_checkout
     let main_index = bench.index();
     let main_head = bench.head();
 
-    let ran = bench.baton_in(
-        &feature,
-        &[
-            "run",
-            "--task",
-            "Fix add()",
-            "--agent",
-            FIX_ADD,
-            "--scope",
-            "calc.py",
-        ],
-    );
+    let ran = bench.baton_in(&feature, &fix_args(FIX_ADD, &[]));
     ran.expect(0);
 
     assert!(
@@ -672,15 +614,7 @@ fn a_run_from_a_linked_worktree_lands_on_its_branch_and_leaves_the_main_checkout
 /// A run of the fixture's fix that pauses two seconds at `point` of its landing.
 fn paused_landing(bench: &Bench, point: &str, stderr: Stdio) -> std::process::Child {
     bench
-        .baton_command(&[
-            "run",
-            "--task",
-            "Fix add()",
-            "--agent",
-            FIX_ADD,
-            "--scope",
-            "calc.py",
-        ])
+        .baton_command(&fix_args(FIX_ADD, &[]))
         .env("BATON_PAUSE_AT", point)
         .stderr(stderr)
         .spawn()
@@ -722,15 +656,7 @@ fn a_git_command_holding_the_users_index_stops_the_landing_with_a_clear_message(
     let before = Before::take(&bench);
     let lock = bench.repo.join(".git/index.lock");
     std::fs::write(&lock, "").unwrap();
-    let ran = bench.baton(&[
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
-        FIX_ADD,
-        "--scope",
-        "calc.py",
-    ]);
+    let ran = bench.baton(&fix_args(FIX_ADD, &[]));
     ran.expect(5);
     assert!(
         ran.stderr.contains("another git command holds your index")
@@ -787,15 +713,7 @@ fn a_second_ctrl_c_stops_an_agent_that_ignores_the_first_at_once() {
         FIX_ADD.trim_start_matches("cmd:")
     );
     let mut child = bench
-        .baton_command(&[
-            "run",
-            "--task",
-            "Fix add()",
-            "--agent",
-            &agent,
-            "--scope",
-            "calc.py",
-        ])
+        .baton_command(&fix_args(&agent, &[]))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -830,17 +748,7 @@ fn a_run_killed_in_its_fallback_attempt_keeps_every_attempts_work() {
     let first = "cmd:echo 'first try' >> README.md && exit 1";
     let second = format!("{FIX_ADD} && echo edited && sleep 60",);
     let mut child = bench
-        .baton_command(&[
-            "run",
-            "--task",
-            "Fix add()",
-            "--agent",
-            first,
-            "--fallback",
-            &second,
-            "--scope",
-            "calc.py",
-        ])
+        .baton_command(&fix_args(first, &["--fallback", &second]))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -1010,15 +918,7 @@ fn codex_left_running_by_a_killed_baton_is_stopped_by_recover_and_its_edit_stash
     let _model = bench.scripted_codex("edit-then-hang");
     let before = Before::take(&bench);
     let mut child = bench
-        .baton_command(&[
-            "run",
-            "--task",
-            "Fix add()",
-            "--agent",
-            "codex",
-            "--scope",
-            "calc.py",
-        ])
+        .baton_command(&fix_args("codex", &[]))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -6,26 +6,11 @@ mod common;
 
 use common::{Bench, PYTEST};
 
-fn run_gemini(bench: &Bench, extra: &[&str]) -> common::Ran {
-    let mut args = vec![
-        "run",
-        "--task",
-        "Fix add() so it adds",
-        "--agent",
-        "gemini",
-        "--scope",
-        "calc.py",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    bench.baton(&args)
-}
-
 #[test]
 fn gemini_fixes_the_bug_and_the_verified_commit_lands() {
     let bench = Bench::with_fixture("python-calc");
     let model = bench.scripted_gemini("fix-add");
-    let ran = run_gemini(&bench, &["--check", PYTEST, "--timeout", "3m"]);
+    let ran = bench.run_fix("gemini", &["--check", PYTEST, "--timeout", "3m"]);
     ran.expect(0);
     assert!(bench.read("calc.py").contains("return a + b"));
     assert!(
@@ -57,7 +42,9 @@ fn gemini_editing_outside_the_scope_is_stashed_with_exit_3() {
     let bench = Bench::with_fixture("python-calc");
     let files = bench.files();
     let _model = bench.scripted_gemini("out-of-scope");
-    run_gemini(&bench, &["--check", PYTEST, "--timeout", "3m"]).expect(3);
+    bench
+        .run_fix("gemini", &["--check", PYTEST, "--timeout", "3m"])
+        .expect(3);
     assert_eq!(bench.files(), files);
     bench.git(&["stash", "apply"]);
     assert_eq!(
@@ -70,7 +57,7 @@ fn gemini_editing_outside_the_scope_is_stashed_with_exit_3() {
 fn a_rate_limited_model_fails_the_gemini_run_with_the_error_in_the_report() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_gemini("rate-limit");
-    let ran = run_gemini(&bench, &["--timeout", "3m"]);
+    let ran = bench.run_fix("gemini", &["--timeout", "3m"]);
     ran.expect(4);
     let report = ran.json();
     assert_eq!(report["agent_result"]["status"], "failed");
@@ -86,7 +73,7 @@ fn a_rate_limited_model_fails_the_gemini_run_with_the_error_in_the_report() {
 fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_gemini() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_gemini("edit-then-hang");
-    let ran = run_gemini(&bench, &["--timeout", "10s"]);
+    let ran = bench.run_fix("gemini", &["--timeout", "10s"]);
     ran.expect(4);
     assert_eq!(ran.json()["agent_result"]["status"], "timed_out");
     bench.git(&["stash", "apply"]);
@@ -97,8 +84,8 @@ fn an_edit_made_before_the_model_hung_is_judged_and_kept_with_gemini() {
 fn resume_continues_the_same_gemini_session_and_lands_the_fix() {
     let bench = Bench::with_fixture("python-calc");
     let _model = bench.scripted_gemini("resume");
-    let first = run_gemini(
-        &bench,
+    let first = bench.run_fix(
+        "gemini",
         &["--check", PYTEST, "--on-fail", "keep", "--timeout", "3m"],
     );
     first.expect(1);
@@ -134,7 +121,7 @@ fn gemini_model_faults_end_as_the_documented_classes() {
     ] {
         let bench = Bench::with_fixture("python-calc");
         let _model = bench.scripted_gemini(scenario);
-        let ran = run_gemini(&bench, &extra);
+        let ran = bench.run_fix("gemini", &extra);
         ran.expect(4);
         let agent = &ran.json()["agent_result"];
         assert_eq!(agent["status"], status, "{scenario}: {agent}");

@@ -14,27 +14,11 @@ fn fix_then(script: &str) -> String {
     format!("cmd:{fix} && {script}")
 }
 
-fn run_agent(bench: &Bench, agent: &str, extra: &[&str]) -> common::Ran {
-    let mut args = vec![
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
-        agent,
-        "--scope",
-        "calc.py",
-        "--json",
-    ];
-    args.extend_from_slice(extra);
-    bench.baton(&args)
-}
-
 #[test]
 fn an_agent_that_commits_and_amends_lands_as_one_verified_commit_on_the_old_head() {
     let bench = Bench::with_fixture("python-calc");
     let before = bench.head();
-    let ran = run_agent(
-        &bench,
+    let ran = bench.run_fix(
         &fix_then("git commit -qam wip && git commit -q --amend -m 'amended by the agent'"),
         &[],
     );
@@ -58,7 +42,7 @@ fn an_agent_that_resets_past_its_base_is_judged_on_what_it_undid() {
     let files = bench.files();
     let head = bench.head();
 
-    let ran = run_agent(&bench, &fix_then("git reset -q --hard HEAD~1"), &[]);
+    let ran = bench.run_fix(&fix_then("git reset -q --hard HEAD~1"), &[]);
     ran.expect(3);
     // The reset threw away the fix and the user's last commit: that is the change.
     let paths = ran.judged();
@@ -88,7 +72,7 @@ fn an_agent_that_switches_to_another_branch_is_reported_and_the_branch_left_alon
         "cmd:git checkout -q -b side && {} && git commit -qam 'on side'",
         FIX_ADD.trim_start_matches("cmd:")
     );
-    let ran = run_agent(&bench, &agent, &[]);
+    let ran = bench.run_fix(&agent, &[]);
     ran.expect(0);
     let report = ran.json();
     let warnings = report["warnings"].to_string();
@@ -113,7 +97,7 @@ fn an_agent_that_switches_to_another_branch_is_reported_and_the_branch_left_alon
 fn an_agent_that_deletes_files_outside_its_scope_lands_nothing() {
     let bench = Bench::with_fixture("python-calc");
     let files = bench.files();
-    let ran = run_agent(&bench, &fix_then("rm README.md docs/notes.md"), &[]);
+    let ran = bench.run_fix(&fix_then("rm README.md docs/notes.md"), &[]);
     ran.expect(3);
     let paths = ran.judged();
     for p in ["README.md", "docs/notes.md"] {
@@ -131,8 +115,7 @@ fn an_agent_that_deletes_files_outside_its_scope_lands_nothing() {
 #[test]
 fn symlinks_into_git_or_out_of_the_repository_are_violations_whatever_the_scope() {
     let bench = Bench::with_fixture("python-calc");
-    let ran = run_agent(
-        &bench,
+    let ran = bench.run_fix(
         &fix_then(
             "ln -s .git/config cfg && ln -s \"$(git rev-parse --git-common-dir)/hooks\" hooks",
         ),
@@ -155,9 +138,7 @@ fn a_planted_hook_and_a_rewritten_git_config_are_put_back_and_fail_the_run() {
     let bench = Bench::with_fixture("python-calc");
     let config = std::fs::read(bench.repo.join(".git/config")).unwrap();
     let files = bench.files();
-    let ran = run_agent(
-        &bench,
-        &fix_then(
+    let ran = bench.run_fix(&fix_then(
             "hook=\"$(git rev-parse --git-common-dir)/hooks/pre-commit\" && printf '#!/bin/sh\\necho planted\\n' > \"$hook\" && chmod +x \"$hook\" && git config user.name Mallory",
         ),
         &[],
@@ -192,11 +173,7 @@ fn a_planted_hook_and_a_rewritten_git_config_are_put_back_and_fail_the_run() {
 fn a_huge_binary_file_is_reported_with_its_size_and_refused_unless_the_limit_allows_it() {
     let bench = Bench::with_fixture("python-calc");
     let dump = fix_then("head -c 11534336 /dev/urandom > dump.bin");
-    let ran = run_agent(
-        &bench,
-        &dump,
-        &["--scope", "dump.bin", "--on-fail", "revert"],
-    );
+    let ran = bench.run_fix(&dump, &["--scope", "dump.bin", "--on-fail", "revert"]);
     ran.expect(3);
     let report = ran.json();
     let entry = report["scope"]["paths"]
@@ -218,11 +195,7 @@ fn a_huge_binary_file_is_reported_with_its_size_and_refused_unless_the_limit_all
     );
     assert!(!bench.repo.join("dump.bin").exists());
 
-    let ran = run_agent(
-        &bench,
-        &dump,
-        &["--scope", "dump.bin", "--max-file-size", "12M"],
-    );
+    let ran = bench.run_fix(&dump, &["--scope", "dump.bin", "--max-file-size", "12M"]);
     ran.expect(0);
     assert_eq!(
         std::fs::metadata(bench.repo.join("dump.bin"))
@@ -236,8 +209,7 @@ fn a_huge_binary_file_is_reported_with_its_size_and_refused_unless_the_limit_all
 #[test]
 fn limits_on_files_and_lines_changed_are_violations() {
     let bench = Bench::with_fixture("python-calc");
-    let ran = run_agent(
-        &bench,
+    let ran = bench.run_fix(
         &fix_then("echo more >> README.md"),
         &["--scope", "**", "--max-files", "1", "--on-fail", "revert"],
     );
@@ -248,11 +220,7 @@ fn limits_on_files_and_lines_changed_are_violations() {
         "{limits}"
     );
 
-    let ran = run_agent(
-        &bench,
-        FIX_ADD,
-        &["--max-lines", "1", "--on-fail", "revert"],
-    );
+    let ran = bench.run_fix(FIX_ADD, &["--max-lines", "1", "--on-fail", "revert"]);
     ran.expect(3);
     let limits = ran.json()["scope"]["over_limits"].to_string();
     assert!(
@@ -269,16 +237,7 @@ fn codex_told_to_trespass_is_stopped_by_its_sandbox_and_the_rest_is_judged() {
     let config = std::fs::read(bench.repo.join(".git/config")).unwrap();
     let files = bench.files();
     let head = bench.head();
-    let ran = bench.baton(&[
-        "run",
-        "--task",
-        "Fix add()",
-        "--agent",
-        "codex",
-        "--scope",
-        "calc.py",
-        "--json",
-    ]);
+    let ran = bench.run_fix("codex", &[]);
     ran.expect(3);
     let report = ran.json();
     // The symlink out of the repository was made inside the worktree: a violation.

@@ -420,6 +420,27 @@ impl Bench {
     }
 }
 
+/// The task the tests hand over for the python-calc fixture's bug.
+pub const FIX_TASK: &str = "Fix add() so it adds";
+
+/// `baton run` for the fixture's bug: the task, `agent`, scope `calc.py`, then `extra`.
+pub fn fix_args<'a>(agent: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "run", "--task", FIX_TASK, "--agent", agent, "--scope", "calc.py",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+impl Bench {
+    /// The fixture's bug handed to `agent`, with the report as JSON on stdout.
+    pub fn run_fix(&self, agent: &str, extra: &[&str]) -> Ran {
+        let mut args = fix_args(agent, &["--json"]);
+        args.extend_from_slice(extra);
+        self.baton(&args)
+    }
+}
+
 /// The fix for the python-calc fixture's bug, as a `cmd:` agent.
 pub const FIX_ADD: &str = "cmd:sed -i '0,/return a - b/s//return a + b/' calc.py";
 pub const PYTEST: &str = "python3 -m pytest -q";
