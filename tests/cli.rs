@@ -767,3 +767,36 @@ fn auto_routes_the_task_by_the_rules_and_route_says_which_rule_chose() {
     assert!(ran.json()["agent"].as_str().unwrap().starts_with("cmd:sed"));
     assert!(bench.read("calc.py").contains("return a + b"));
 }
+
+#[test]
+fn a_bad_size_limit_is_named_whether_given_as_a_flag_or_in_the_handoff() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.write(
+        "big.md",
+        "+++\ntask = \"Fix add()\"\nmax_file_size = \"ten megs\"\n+++\n# Task: Fix add()\n",
+    );
+    let before = before(&bench);
+
+    let ran = bench.baton(&run_args(&["--max-file-size", "12Q"]));
+    ran.expect(2);
+    assert!(ran.stderr.contains("invalid size `12Q`"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("10M"),
+        "the fix is shown: {}",
+        ran.stderr
+    );
+    assert_untouched(&bench, &before);
+
+    let ran = bench.baton(&["run", "big.md", "--agent", FIX_ADD]);
+    refused(&ran, &["front matter", "invalid size `ten megs`", "line 3"]);
+    assert_untouched(&bench, &before);
+}
+
+#[test]
+fn recovering_a_run_that_does_not_exist_points_at_status() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = before(&bench);
+    let ran = bench.baton(&["recover", "deadbeef"]);
+    refused(&ran, &["no run matches", "deadbeef", "baton status"]);
+    assert_untouched(&bench, &before);
+}
