@@ -24,6 +24,17 @@ impl CheckStatus {
     pub fn passed(self) -> bool {
         self == CheckStatus::Passed
     }
+
+    /// The status as people read it (and as the report spells it).
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckStatus::Passed => "passed",
+            CheckStatus::Failed => "failed",
+            CheckStatus::TimedOut => "timed out",
+            CheckStatus::Skipped => "skipped",
+            CheckStatus::Interrupted => "interrupted",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -295,12 +295,16 @@ impl Config {
     /// config, else `$XDG_DATA_HOME/baton/worktrees` (`~/.local/share/...`). Never
     /// inside the repository, so its build tools cannot mistake a worktree for part
     /// of the project.
-    pub fn worktrees_dir(&self) -> PathBuf {
+    ///
+    /// A relative `$BATON_WORKTREES_DIR` is taken from `cwd` (where baton was started,
+    /// or `-C`), a relative `[worktree] dir` from the repository's root; the result is
+    /// absolute, so a run's recorded worktree is found from any directory later.
+    pub fn worktrees_dir(&self, cwd: &Path, repo_root: &Path) -> PathBuf {
         if let Some(dir) = std::env::var_os(WORKTREES_ENV).filter(|v| !v.is_empty()) {
-            return PathBuf::from(dir);
+            return cwd.join(dir);
         }
         if let Some(dir) = &self.worktree.dir {
-            return dir.clone();
+            return repo_root.join(dir);
         }
         let data = std::env::var_os("XDG_DATA_HOME")
             .filter(|v| !v.is_empty())

@@ -51,6 +51,9 @@ pub const AGENT_LOG: &str = "agent.log";
 /// What baton is about to do to the user's repository, written (durably) before it
 /// does it and removed once the run's report says it was done; see `outcome::Intent`.
 pub const INTENT_FILE: &str = "landing.json";
+/// A run's number in the repository's creation sequence; also the name of the
+/// repository's counter of it (`<common dir>/baton/seq`).
+pub const SEQ_FILE: &str = "seq";
 
 pub fn now() -> u64 {
     SystemTime::now()
@@ -85,17 +88,39 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Makes a new run directory; fails if the id is taken, so ids stay unique.
-    pub fn create(common_dir: &Path, run_id: &str) -> Result<Journal> {
+    /// Makes a new run directory; fails if the id is taken, so ids stay unique. The
+    /// run gets the next number of the repository's creation sequence (its `seq`
+    /// file), under a lock, so runs created in the same second still have an order.
+    pub fn create(common_dir: &Path, run_id: &str) -> Result<(Journal, u64)> {
         let runs = runs_dir(common_dir);
         std::fs::create_dir_all(&runs).map_err(write_err(&runs))?;
+        let _lock = RepoLock::acquire_file(common_dir, "seq.lock")?;
         let dir = runs.join(run_id);
         std::fs::create_dir(&dir).map_err(write_err(&dir))?;
         std::fs::create_dir(dir.join("checks")).map_err(write_err(&dir))?;
-        Ok(Journal {
-            dir,
-            events: Mutex::new(None),
-        })
+        let counter = common_dir.join("baton").join(SEQ_FILE);
+        let last = match std::fs::read_to_string(&counter) {
+            Ok(text) => text.trim().parse::<u64>().unwrap_or(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: counter,
+                    source,
+                });
+            }
+        };
+        // A counter lost or reset (a copied repository) never hands out a number that
+        // an existing run already has.
+        let seq = last.max(highest_seq(&runs)) + 1;
+        std::fs::write(dir.join(SEQ_FILE), format!("{seq}\n")).map_err(write_err(&dir))?;
+        write_atomic_bytes(&counter, format!("{seq}\n").as_bytes())?;
+        Ok((
+            Journal {
+                dir,
+                events: Mutex::new(None),
+            },
+            seq,
+        ))
     }
 
     /// Opens the run whose id is `query`, a unique prefix of it, or `last`.
@@ -263,7 +288,40 @@ fn write_atomic<T: Serialize + ?Sized>(path: &Path, value: &T, durable: bool) ->
     Ok(())
 }
 
-/// Run ids in creation order (they sort by time).
+fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err(path))?;
+    tmp.write_all(bytes).map_err(write_err(path))?;
+    tmp.persist(path).map_err(|e| JournalError::Write {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// A run directory's number in the creation sequence; 0 when it has none (runs
+/// journaled before the sequence was), which sorts them first, by id.
+fn seq_of(run_dir: &Path) -> u64 {
+    std::fs::read_to_string(run_dir.join(SEQ_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn highest_seq(runs: &Path) -> u64 {
+    std::fs::read_dir(runs)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| seq_of(&e.path()))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Run ids in creation order: by the recorded sequence, never by the random part of
+/// the id (two runs of the same second would come out in any order).
 pub fn list_ids(common_dir: &Path) -> Result<Vec<String>> {
     let runs = runs_dir(common_dir);
     let entries = match std::fs::read_dir(&runs) {
@@ -271,13 +329,55 @@ pub fn list_ids(common_dir: &Path) -> Result<Vec<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(source) => return Err(JournalError::Read { path: runs, source }),
     };
-    let mut ids: Vec<String> = entries
+    let mut ids: Vec<(u64, String)> = entries
         .flatten()
         .filter(|e| e.path().join(STATE_FILE).exists())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            (
+                seq_of(&e.path()),
+                e.file_name().to_string_lossy().into_owned(),
+            )
+        })
         .collect();
     ids.sort();
-    Ok(ids)
+    Ok(ids.into_iter().map(|(_, id)| id).collect())
+}
+
+/// Every run of the repository in creation order, each with its state or, for a run
+/// whose state file is damaged, the error: one damaged run must not hide the others.
+pub fn list_runs(common_dir: &Path) -> Result<Vec<(Journal, Result<RunReport>)>> {
+    Ok(list_ids(common_dir)?
+        .into_iter()
+        .map(|id| {
+            let journal = Journal {
+                dir: runs_dir(common_dir).join(id),
+                events: Mutex::new(None),
+            };
+            let state = journal.read_state();
+            (journal, state)
+        })
+        .collect())
+}
+
+impl Journal {
+    /// The run's id (its directory's name).
+    pub fn id(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// What to tell a person about a run whose state cannot be read: where it is,
+    /// what is left of it, and how to be rid of it.
+    pub fn damage_hint(&self, err: &JournalError) -> String {
+        format!(
+            "run {}: its journal is damaged ({err}); what is left of it (the patch is {}) is in {} — look there, or remove that directory to forget the run",
+            self.id(),
+            PATCH_FILE,
+            self.dir.display()
+        )
+    }
 }
 
 /// An exclusive lock on the repository for baton's own changes to refs, the stash

@@ -125,6 +125,15 @@ impl Intent {
     }
 }
 
+/// Paths for a message a person reads, quoted as git quotes them.
+fn quote_all(paths: &[String]) -> String {
+    paths
+        .iter()
+        .map(|p| crate::ui::quote_path(p))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn begin(l: &Landing, op: Operation) -> Result<()> {
     l.journal.begin(&Intent {
         pid: std::process::id(),
@@ -245,7 +254,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
                     format!(
                         "the change conflicts with what {} gained since the run started in {}; resolve by hand from branch {}, or rerun the task",
                         target_name(&head.branch),
-                        paths.join(", "),
+                        quote_all(&paths),
                         l.branch
                     ),
                     paths,
@@ -273,7 +282,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
         return Ok(conflict(
             format!(
                 "you have uncommitted changes (or files in the way) at {}; commit or stash them, {retry}",
-                overlap.join(", ")
+                quote_all(&overlap)
             ),
             overlap,
         ));
@@ -387,7 +396,7 @@ fn apply_onto_dirty(l: &Landing, retry: &str) -> Result<OutcomeReport> {
         return Ok(conflict(
             format!(
                 "you changed {} since the run started; save your edits elsewhere, {retry}",
-                overlap.join(", ")
+                quote_all(&overlap)
             ),
             overlap,
         ));

@@ -266,6 +266,11 @@ pub struct RunSettings {
 pub struct RunReport {
     pub format_version: u32,
     pub run_id: String,
+    /// The run's place in this repository's order of creation (1, 2, 3, …): what
+    /// `last` and `baton status` order by, since two runs can share a second of their
+    /// ids. 0 for runs journaled before it was recorded.
+    #[serde(default)]
+    pub seq: u64,
     pub task: String,
     pub agent: String,
     pub stage: Stage,

@@ -86,12 +86,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn journal_for_new_run(repo: &Repo) -> Result<(String, Journal)> {
+fn journal_for_new_run(repo: &Repo) -> Result<(String, Journal, u64)> {
     let mut last_err = None;
     for _ in 0..20 {
         let id = new_run_id();
         match Journal::create(&repo.common_dir, &id) {
-            Ok(j) => return Ok((id, j)),
+            Ok((j, seq)) => return Ok((id, j, seq)),
             Err(e) => last_err = Some(e),
         }
         std::thread::sleep(Duration::from_millis(3));
@@ -124,7 +124,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
     for fallback in &opts.fallback {
         fallback.backend(&opts.config)?;
     }
-    let (run_id, journal) = journal_for_new_run(repo)?;
+    let (run_id, journal, seq) = journal_for_new_run(repo)?;
     let wt_path = match worktree::location(&opts.worktrees_dir, repo, &run_id) {
         Ok(p) => p,
         Err(e) => {
@@ -139,6 +139,7 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
     let mut report = RunReport {
         format_version: FORMAT_VERSION,
         run_id: run_id.clone(),
+        seq,
         task: task.clone(),
         agent: opts.agent.label(),
         stage: Stage::Created,
@@ -533,7 +534,7 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
         if let AgentEvent::Message { text } = &event {
             ui::progress(
                 "agent",
-                format!("says: {}", text.lines().next().unwrap_or("")),
+                format!("says: {}", ui::printable(text.lines().next().unwrap_or(""))),
             );
         }
         let (kind, data) = event.journal_entry();
@@ -638,12 +639,11 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
             ui::progress(
                 "check",
                 format!(
-                    "{} — {:?} ({:.1}s)",
+                    "{} — {} ({:.1}s)",
                     result.command,
-                    result.status,
+                    result.status.name(),
                     result.duration_ms as f64 / 1000.0
-                )
-                .to_lowercase(),
+                ),
             );
         })?;
         report.interrupted |= report
@@ -674,7 +674,11 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
             .unwrap_or_default();
         ui::progress(
             "scope",
-            format!("{}{size}: {}", p.path, p.verdict.describe()),
+            format!(
+                "{}{size}: {}",
+                ui::quote_path(&p.path),
+                p.verdict.describe()
+            ),
         );
     }
     ui::progress("scope", scope_report.summary());
@@ -774,7 +778,7 @@ pub fn commit_message(report: &RunReport) -> String {
         report
             .checks
             .iter()
-            .map(|c| format!("{} ({:?})", one_line(&c.command), c.status).to_lowercase())
+            .map(|c| format!("{} ({})", one_line(&c.command), c.status.name()))
             .collect::<Vec<_>>()
             .join("; ")
     };
@@ -803,6 +807,16 @@ pub fn land(
     let landing = Landing::of_run(repo, journal, report, &tree, &message);
     if report.verdict == Verdict::NoChange {
         return Ok(outcome::discard(&landing)?);
+    }
+    // A failed run that changed nothing has nothing to save: a stash entry of it would
+    // only be an empty one that says `git stash apply` brings something back.
+    let unchanged = report.tree.is_some() && repo.tree_of(&report.base)? == tree;
+    if unchanged && matches!(policy, Policy::Stash | Policy::Revert) {
+        let mut discarded = outcome::discard(&landing)?;
+        if policy == Policy::Stash {
+            discarded.message = "nothing changed, so nothing was stashed; worktree removed".into();
+        }
+        return Ok(discarded);
     }
     let result = match policy {
         Policy::Merge if report.verdict.passed() => outcome::merge(&landing, apply)?,
@@ -924,10 +938,7 @@ fn reverify(repo: &Repo, journal: &Journal, report: &mut RunReport, tree: String
         env: vec![("BATON_RUN_ID".into(), report.run_id.clone())],
     };
     report.checks = checklist.run(&|i| journal.check_log(i), &mut |_, r| {
-        ui::progress(
-            "check",
-            format!("{} — {:?}", r.command, r.status).to_lowercase(),
-        );
+        ui::progress("check", format!("{} — {}", r.command, r.status.name()));
     })?;
     report.interrupted |= report
         .checks

@@ -31,6 +31,57 @@ pub fn out_raw(text: &str) {
 
 use crate::report::RunReport;
 
+/// A path as git prints it with `core.quotePath` on: as is when it is plain printable
+/// ASCII, else in double quotes with C escapes (`\t`, `\"`, `\033`, octal bytes for
+/// anything else). Paths come from the agent's work, so a name holding terminal escape
+/// codes must never reach the terminal raw; JSON output keeps the exact bytes.
+pub fn quote_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let needs = |b: u8| !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\';
+    if !path.bytes().any(needs) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len() + 8);
+    out.push('"');
+    for b in path.bytes() {
+        match b {
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            0x0b => out.push_str("\\v"),
+            0x0c => out.push_str("\\f"),
+            b'\r' => out.push_str("\\r"),
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b if needs(b) => out.push_str(&format!("\\{b:03o}")),
+            b => out.push(char::from(b)),
+        }
+    }
+    out.push('"');
+    std::borrow::Cow::Owned(out)
+}
+
+/// Text an agent wrote (a message, an error), made safe for a terminal: control
+/// characters other than tabs and newlines are shown as escapes instead of acting on
+/// the screen.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\t' && c != '\n';
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Silences progress lines (for commands that run pipelines as a means, like `doctor`).
@@ -41,12 +92,14 @@ pub fn set_quiet(quiet: bool) {
 /// One progress line: the stage name, then what happened.
 pub fn progress(stage: &str, message: impl std::fmt::Display) {
     if !QUIET.load(std::sync::atomic::Ordering::SeqCst) {
-        crate::say!("{stage:>9}  {message}");
+        let message = message.to_string();
+        crate::say!("{stage:>9}  {}", printable(&message));
     }
 }
 
 pub fn warn(message: impl std::fmt::Display) {
-    crate::say!("  warning  {message}");
+    let message = message.to_string();
+    crate::say!("  warning  {}", printable(&message));
 }
 
 pub fn error(message: &str, causes: &[String]) {
@@ -85,4 +138,22 @@ pub fn summary(report: &RunReport) {
         outcome,
         report.journal.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_as_git_quotes_them() {
+        assert_eq!(quote_path("src/calc.py"), "src/calc.py");
+        assert_eq!(
+            quote_path("a\u{1b}[31mRED\u{1b}[0m.txt"),
+            "\"a\\033[31mRED\\033[0m.txt\""
+        );
+        assert_eq!(quote_path("tab\there"), "\"tab\\there\"");
+        assert_eq!(quote_path("q\"uote\\"), "\"q\\\"uote\\\\\"");
+        assert_eq!(quote_path("café"), "\"caf\\303\\251\"");
+        assert_eq!(printable("red \u{1b}[31m"), "red \\u{1b}[31m");
+    }
 }

@@ -13,6 +13,8 @@ use crate::journal::RepoLock;
 pub enum WorktreeError {
     #[error("cannot create worktrees in {}: it is not a writable directory; set {} or `[worktree] dir` in .baton/config.toml to one that is", dir.display(), crate::config::WORKTREES_ENV)]
     Unwritable { dir: PathBuf },
+    #[error("the worktrees directory {} is inside the repository {}; set {} or `[worktree] dir` to a directory outside it (the default is ~/.local/share/baton/worktrees)", dir.display(), repo.display(), crate::config::WORKTREES_ENV)]
+    InsideRepository { dir: PathBuf, repo: PathBuf },
     #[error("could not create the run's worktree")]
     Create(#[source] GitError),
     #[error("could not remove the run's worktree")]
@@ -52,8 +54,56 @@ fn repo_key(repo: &Repo) -> String {
     format!("{name}-{:08x}", hash as u32)
 }
 
-/// Where the worktree of `run_id` goes, after checking the directory can be written.
+/// `path` made absolute with `.` and `..` taken out, and symlinks resolved as far as
+/// the path exists, so it can be compared with the repository's (canonical) root.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    // The longest part that exists, canonicalized, then the rest as written.
+    let mut existing = clean.clone();
+    let mut rest = vec![];
+    while !existing.exists() {
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return clean,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    out.extend(rest.iter().rev());
+    out
+}
+
+/// Where the worktree of `run_id` goes, after checking the directory is outside the
+/// repository and can be written. The path is absolute.
 pub fn location(worktrees_dir: &Path, repo: &Repo, run_id: &str) -> Result<PathBuf, WorktreeError> {
+    let worktrees_dir = resolved(worktrees_dir);
+    // A worktree inside the repository would show in the user's `git status` as an
+    // untracked directory, and its build tools would take it for part of the project.
+    let roots = [Some(repo.root.clone()), repo.main_root()];
+    for root in roots.into_iter().flatten() {
+        let root = root.canonicalize().unwrap_or(root);
+        if worktrees_dir.starts_with(&root) {
+            return Err(WorktreeError::InsideRepository {
+                dir: worktrees_dir,
+                repo: root,
+            });
+        }
+    }
     let dir = worktrees_dir.join(repo_key(repo));
     if !crate::process::dir_writable(&dir) {
         return Err(WorktreeError::Unwritable {

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::status::{outcome_of, state_of, stopped_halfway};
 use crate::error::Result;
-use crate::journal::{self, Journal, RepoLock};
+use crate::journal::{self, RepoLock};
 use crate::report::Stage;
 use crate::{exit, process, recover, ui, worktree};
 
@@ -24,9 +24,14 @@ pub struct CleanArgs {
 pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
     let repo = super::open_repo(dir)?;
     let mut removed = 0;
-    for id in journal::list_ids(&repo.common_dir)? {
-        let journal = Journal::open(&repo.common_dir, &id)?;
-        let mut r = journal.read_state()?;
+    for (journal, state) in journal::list_runs(&repo.common_dir)? {
+        let mut r = match state {
+            Ok(r) => r,
+            Err(e) => {
+                ui::progress("clean", format!("left alone: {}", journal.damage_hint(&e)));
+                continue;
+            }
+        };
         if r.stage != Stage::Finished && r.error.is_none() && process::running(r.pid, r.pid_start) {
             ui::progress("clean", format!("{}: still running, left alone", r.run_id));
             continue;

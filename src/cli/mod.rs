@@ -137,8 +137,49 @@ fn parse_policy(text: &str, flag: &str) -> Result<crate::report::Policy> {
     Ok(policy)
 }
 
+/// The repository baton was started in, refusing one of baton's own run worktrees:
+/// a run started there would branch from, and land on, the kept run's `baton/<id>`.
 fn open_repo(dir: &std::path::Path) -> Result<Repo> {
+    let repo = Repo::discover(dir)?;
+    if let Some((run_id, main)) = own_worktree(&repo) {
+        return Err(Error::Usage(format!(
+            "{} is the worktree of baton run {run_id}, not your repository; cd back to {} and run baton there (`baton show {run_id}` tells what the run did)",
+            repo.root.display(),
+            main.map(|m| m.display().to_string())
+                .unwrap_or_else(|| "your repository".into()),
+        )));
+    }
+    Ok(repo)
+}
+
+/// For commands that only read the journal (status, show): any checkout will do.
+fn open_repo_to_read(dir: &std::path::Path) -> Result<Repo> {
     Ok(Repo::discover(dir)?)
+}
+
+/// The run whose worktree `repo` is checked out in, if it is one of baton's.
+fn own_worktree(repo: &Repo) -> Option<(String, Option<std::path::PathBuf>)> {
+    if repo.git_dir == repo.common_dir {
+        return None;
+    }
+    let root = repo
+        .root
+        .canonicalize()
+        .unwrap_or_else(|_| repo.root.clone());
+    let runs = crate::journal::list_runs(&repo.common_dir).ok()?;
+    let name = root.file_name()?.to_string_lossy().into_owned();
+    let parent = root.parent()?.to_path_buf();
+    runs.into_iter().find_map(|(_, state)| {
+        let r = state.ok()?;
+        // A run's worktrees sit side by side: `<id>` and, for later attempts, `<id>-aN`.
+        let same_dir = r
+            .worktree
+            .parent()
+            .and_then(|p| p.canonicalize().ok())
+            .is_some_and(|p| p == parent);
+        let ours = same_dir && (name == r.run_id || name.starts_with(&format!("{}-a", r.run_id)));
+        ours.then(|| (r.run_id.clone(), repo.main_root()))
+    })
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {

@@ -228,7 +228,7 @@ fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
             .or(d.check_timeout)
             .unwrap_or(config::DEFAULT_CHECK_TIMEOUT),
         kill_grace: d.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE),
-        worktrees_dir: config.worktrees_dir(),
+        worktrees_dir: config.worktrees_dir(dir, repo_root),
         fallback,
         fallback_on: d.fallback_on.clone().unwrap_or_else(|| {
             run::DEFAULT_FALLBACK_ON

@@ -80,24 +80,46 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub fn all_runs(common_dir: &Path) -> Result<Vec<RunReport>> {
-    let mut runs = vec![];
-    for id in journal::list_ids(common_dir)? {
-        runs.push(Journal::open(common_dir, &id)?.read_state()?);
-    }
-    Ok(runs)
-}
-
 pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
-    let repo = super::open_repo(dir)?;
-    let runs = all_runs(&repo.common_dir)?;
+    let repo = super::open_repo_to_read(dir)?;
+    let listed = journal::list_runs(&repo.common_dir)?;
+    let mut runs = vec![];
+    let mut damaged = vec![];
+    for (journal, state) in listed {
+        match state {
+            Ok(r) => runs.push(r),
+            Err(e) => damaged.push((journal, e)),
+        }
+    }
     if args.json {
-        super::print_json(&runs);
+        let mut entries: Vec<serde_json::Value> = runs
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        entries.extend(damaged.iter().map(|(j, e)| {
+            serde_json::json!({
+                "run_id": j.id(),
+                "journal": j.dir,
+                "damaged": e.to_string(),
+            })
+        }));
+        super::print_json(&entries);
         return Ok(exit::OK);
     }
-    if runs.is_empty() {
+    if runs.is_empty() && damaged.is_empty() {
         crate::out!("no runs yet; start one with `baton run --task \"...\" --agent cmd:...`");
         return Ok(exit::OK);
+    }
+    print_table(&runs);
+    for (j, e) in &damaged {
+        crate::out!("{:<20}  damaged: {}", j.id(), j.damage_hint(e));
+    }
+    Ok(exit::OK)
+}
+
+fn print_table(runs: &[RunReport]) {
+    if runs.is_empty() {
+        return;
     }
     crate::out!(
         "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
@@ -110,7 +132,7 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
         "OUTCOME",
         "AGE"
     );
-    for r in &runs {
+    for r in runs {
         crate::out!(
             "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
             r.run_id,
@@ -129,13 +151,29 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
             "\n{stopped} run(s) stopped halfway (their process is gone; their worktree locks are stale): `baton recover` finishes or rolls them back"
         );
     }
-    Ok(exit::OK)
 }
 
 pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
-    let repo = super::open_repo(dir)?;
+    let repo = super::open_repo_to_read(dir)?;
     let journal = Journal::open(&repo.common_dir, &args.run)?;
-    let r = journal.read_state()?;
+    let r = match journal.read_state() {
+        Ok(r) => r,
+        Err(e) => {
+            if args.json {
+                super::print_json(&serde_json::json!({
+                    "run_id": journal.id(),
+                    "journal": journal.dir,
+                    "damaged": e.to_string(),
+                }));
+            } else {
+                crate::out!("run       {}", journal.id());
+                crate::out!("state     damaged");
+                crate::out!("          {}", journal.damage_hint(&e));
+                crate::out!("journal   {}", journal.dir.display());
+            }
+            return Ok(exit::OK);
+        }
+    };
     if args.json {
         super::print_json(&r);
         return Ok(exit::OK);
@@ -225,7 +263,7 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
             let from = p
                 .old_path
                 .as_ref()
-                .map(|o| format!("{o} -> "))
+                .map(|o| format!("{} -> ", crate::ui::quote_path(o)))
                 .unwrap_or_default();
             let size = match (p.binary, p.size) {
                 (true, Some(n)) => format!(" (binary, {})", crate::scope::human_size(n)),
@@ -237,7 +275,7 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
             crate::out!(
                 "          {:?} {from}{}{size}: {}",
                 p.change,
-                p.path,
+                crate::ui::quote_path(&p.path),
                 p.verdict.describe()
             );
         }

@@ -97,6 +97,14 @@ pub enum TreeMerge {
 
 impl Repo {
     /// Finds the repository containing `path`, refusing what baton cannot work with.
+    /// The main checkout's root, when the common git directory is its `.git` (from a
+    /// linked worktree, `root` is that worktree's, not the main one).
+    pub fn main_root(&self) -> Option<PathBuf> {
+        (self.common_dir.file_name()? == ".git")
+            .then(|| self.common_dir.parent().map(Path::to_path_buf))
+            .flatten()
+    }
+
     pub fn discover(path: &Path) -> Result<Repo> {
         let repo = git2::Repository::discover(path).map_err(|e| match e.code() {
             git2::ErrorCode::NotFound => GitError::NotARepository {
