@@ -424,6 +424,10 @@ impl Repo {
                 .as_file()
                 .set_times(std::fs::FileTimes::new().set_modified(mtime))
                 .map_err(io)?;
+        } else {
+            // No index yet (a checkout stopped before it wrote one): git reads a
+            // missing index as an empty one, but an empty file as a broken one.
+            let _ = std::fs::remove_file(scratch.path());
         }
         Self::run_in(dir, &["add", "--all"], &env, None)?;
         let tree = Self::run_in(dir, &["write-tree"], &env, None)?;
@@ -951,4 +955,26 @@ fn changed_since(root: &Path, since: SystemTime, until_sec: u64) -> Vec<String> 
 fn strip_slash(p: &Path) -> PathBuf {
     let s = p.to_string_lossy();
     PathBuf::from(s.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worktree_without_an_index_yet_is_snapshotted_from_its_files() {
+        // What a checkout stopped by SIGKILL before it wrote the index leaves: files,
+        // and no index. `baton recover` snapshots such a worktree.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "a\n").unwrap();
+        init_with_commit(&root, "first").unwrap();
+        let repo = Repo::discover(&root).unwrap();
+        let head_tree = repo.tree_of("HEAD").unwrap();
+        std::fs::remove_file(repo.git_dir.join("index")).unwrap();
+        assert_eq!(repo.snapshot_tree(&root).unwrap(), head_tree);
+        std::fs::write(root.join("b.txt"), "b\n").unwrap();
+        assert_ne!(repo.snapshot_tree(&root).unwrap(), head_tree);
+    }
 }
