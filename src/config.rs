@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::duration;
-
 /// Overrides where baton puts its worktrees.
 pub const WORKTREES_ENV: &str = "BATON_WORKTREES_DIR";
 
@@ -32,7 +30,8 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<String>,
     #[serde(default)]
-    pub defaults: Defaults,
+    /// Settings of every run in the repository, under those of its handoff and flags.
+    pub defaults: crate::settings::Settings,
     #[serde(default)]
     pub worktree: WorktreeConfig,
     /// Routing rules for `--agent auto`, first match wins (default: route::default_rules).
@@ -103,70 +102,6 @@ impl AgentConfig {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Defaults {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<String>,
-    #[serde(
-        default,
-        with = "duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub timeout: Option<Duration>,
-    #[serde(
-        default,
-        with = "duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub idle_timeout: Option<Duration>,
-    #[serde(
-        default,
-        with = "duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub check_timeout: Option<Duration>,
-    /// How long a stopped child gets between SIGTERM and SIGKILL.
-    #[serde(
-        default,
-        with = "duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub kill_grace: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_pass: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub on_fail: Option<String>,
-    /// What hands a run to the next agent of its fallback chain: failure classes
-    /// (`rate_limited`, `server_error`, `network`, `timeout`, `idle`, `crashed`,
-    /// `no_change`, `auth`, `config`) and verdicts (`checks_failed`, `scope_violated`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fallback_on: Option<Vec<String>>,
-    /// Retries of a transient failure on the same agent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retries: Option<u32>,
-    /// baton's default denials (git files, CI configuration, `.env*`, lock files) apply
-    /// unless this is false; a run's scope that names such a path still allows it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_deny: Option<bool>,
-    /// Denied globs added to every run's own.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deny: Vec<String>,
-    /// Largest file the change may write: bytes, or `512k`, `10M` (default 10M; 0 is no limit).
-    #[serde(
-        default,
-        with = "crate::scope::size_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_file_size: Option<u64>,
-    /// Most files the change may touch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_files: Option<u64>,
-    /// Most lines the change may add and remove, together.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lines: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WorktreeConfig {
     /// Where run worktrees are created (default: the per-user data directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,12 +147,17 @@ fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
             });
         }
     };
-    toml::from_str(&text)
-        .map(Some)
-        .map_err(|e| ConfigError::Parse {
+    let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.message().trim().to_string() + &crate::settings::toml_place(&text, &e),
+    })?;
+    if config.defaults.task.is_some() {
+        return Err(ConfigError::Parse {
             path: path.to_path_buf(),
-            message: e.message().to_string(),
-        })
+            message: "`task` in [defaults]: a task belongs in a handoff (or a sweep's [[task]]), not in the config".into(),
+        });
+    }
+    Ok(Some(config))
 }
 
 impl Config {
@@ -246,32 +186,13 @@ impl Config {
     }
 
     fn overlay(self, over: Config) -> Config {
-        let d = self.defaults;
-        let o = over.defaults;
-        let mut deny = d.deny;
-        deny.extend(o.deny);
         Config {
             checks: if over.checks.is_empty() {
                 self.checks
             } else {
                 over.checks
             },
-            defaults: Defaults {
-                agent: o.agent.or(d.agent),
-                timeout: o.timeout.or(d.timeout),
-                idle_timeout: o.idle_timeout.or(d.idle_timeout),
-                check_timeout: o.check_timeout.or(d.check_timeout),
-                kill_grace: o.kill_grace.or(d.kill_grace),
-                on_pass: o.on_pass.or(d.on_pass),
-                on_fail: o.on_fail.or(d.on_fail),
-                fallback_on: o.fallback_on.or(d.fallback_on),
-                retries: o.retries.or(d.retries),
-                default_deny: o.default_deny.or(d.default_deny),
-                deny,
-                max_file_size: o.max_file_size.or(d.max_file_size),
-                max_files: o.max_files.or(d.max_files),
-                max_lines: o.max_lines.or(d.max_lines),
-            },
+            defaults: self.defaults.overlay(over.defaults),
             worktree: WorktreeConfig {
                 dir: over.worktree.dir.or(self.worktree.dir),
             },

@@ -6,13 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::agent::{self, AgentSpec};
+use crate::agent;
 use crate::config::{AgentConfig, Config};
 use crate::error::{Error, Result};
 use crate::handoff::{Contract, Handoff};
 use crate::model_server::{ModelServer, Scenario};
 use crate::report::{OutcomeAction, Policy, RunReport, Verdict};
-use crate::run::{self, RunOptions};
+use crate::run::{self, Base, Plan, Request};
+use crate::settings::Settings;
 use crate::{git, process};
 
 /// One line of the doctor's answer.
@@ -75,36 +76,38 @@ fn scripted_run(cfg: &AgentConfig, scenario: &str, scope: &str) -> Result<RunRep
         "codex".into(),
         agent::pointed_at(cfg.clone(), &model.base_url(), &codex_home),
     );
-    let opts = RunOptions {
-        handoff: Handoff {
-            contract: Contract {
-                task: "baton doctor probe".into(),
-                ..Contract::default()
-            },
-            body: "Do what the scripted model says.\n".into(),
-        },
-        agent: AgentSpec::Codex,
-        base_rev: None,
-        include_dirty: false,
-        on_pass: Policy::Revert,
-        on_fail: Policy::Revert,
-        apply: false,
-        scope: vec![scope.into()],
-        deny: vec![],
-        checks: vec![],
-        limits: Default::default(),
+    // The same plan and phases as `baton run`, resolved from settings given here
+    // instead of flags; nothing is shown (the doctor reports its own lines).
+    let flags = Settings {
+        agent: Some("codex".into()),
+        scope: Some(vec![scope.into()]),
+        on_pass: Some(Policy::Revert),
+        on_fail: Some(Policy::Revert),
         timeout: Some(Duration::from_secs(120)),
-        idle_timeout: None,
-        check_timeout: Duration::from_secs(60),
-        kill_grace: Duration::from_secs(2),
-        worktrees_dir: scratch.path().join("worktrees"),
-        config,
-        fallback: vec![],
-        fallback_on: vec![],
-        retries: 0,
-        repair: 0,
+        check_timeout: Some(Duration::from_secs(60)),
+        kill_grace: Some(Duration::from_secs(2)),
+        fallback_on: Some(vec![]),
+        ..Settings::default()
     };
-    run::run(&repo, opts, &mut |r| run::default_policy(r))
+    let plan = Plan::resolve(
+        config,
+        Request {
+            flags,
+            handoff: Handoff {
+                contract: Contract {
+                    task: Some("baton doctor probe".into()),
+                    ..Contract::default()
+                },
+                body: "Do what the scripted model says.\n".into(),
+            },
+            base: Base::Head,
+            apply: false,
+            cwd: repo.root.clone(),
+            repo_root: repo.root.clone(),
+            worktrees_dir: Some(scratch.path().join("worktrees")),
+        },
+    )?;
+    run::run(&repo, &plan, vec![], &mut |r| run::default_policy(r))
 }
 
 fn shell_quote(p: &Path) -> String {

@@ -29,14 +29,12 @@ pub enum Error {
     /// Bad usage that clap cannot catch; the message says what to do instead.
     #[error("{0}")]
     Usage(String),
-    #[error(
-        "run {run_id} did not pass ({verdict}); baton only lands verified changes — `baton stash {run_id}` keeps it for `git stash apply`"
-    )]
-    NotVerified {
-        run_id: String,
-        verdict: String,
-        scope_violated: bool,
-    },
+    /// A run cannot be landed as asked (not kept, not verified, its worktree gone).
+    #[error(transparent)]
+    Refused(crate::run::Refusal),
+    /// baton itself failed after the run had started; the journal says where.
+    #[error(transparent)]
+    RunFailed(RunFailed),
     #[error("interrupted")]
     Interrupted,
     #[error("{context}")]
@@ -48,3 +46,26 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// An error that stopped a run after it had started: the run's journal records the
+/// stage it stopped in (`baton status`, `baton show`), and `baton recover` can finish
+/// or roll back what it left. Shown as the error itself; the run is a hint.
+#[derive(Debug)]
+pub struct RunFailed {
+    pub run_id: String,
+    pub stage: crate::report::Stage,
+    pub journal: std::path::PathBuf,
+    pub error: Box<Error>,
+}
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for RunFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}

@@ -18,19 +18,41 @@ pub const SCOPE_VIOLATION: i32 = 3;
 pub const AGENT_FAILED: i32 = 4;
 /// The change conflicts with the user's branch or uncommitted work: nothing was written.
 pub const CONFLICT: i32 = 5;
+/// baton itself failed after the run had started (a journal, git or process error in
+/// the middle of a run): the run's journal says which stage it stopped in, and
+/// `baton recover` finishes or rolls back what it left.
+pub const BATON_FAILED: i32 = 6;
 /// Interrupted by Ctrl-C or SIGTERM.
 pub const INTERRUPTED: i32 = 130;
 
-/// The status for an error that stopped baton from doing its job.
+/// The status for an error that stopped baton from doing its job. Every kind of error
+/// is named, so a new one must be given its status here.
 pub fn for_error(err: &Error) -> i32 {
+    use crate::run::Refusal;
     match err {
         Error::Interrupted => INTERRUPTED,
-        Error::NotVerified {
+        Error::RunFailed(_) => BATON_FAILED,
+        Error::Refused(Refusal::NotVerified {
             scope_violated: true,
             ..
-        } => SCOPE_VIOLATION,
-        Error::NotVerified { .. } => CHECKS_FAILED,
-        _ => USAGE,
+        }) => SCOPE_VIOLATION,
+        Error::Refused(Refusal::NotVerified { .. }) => CHECKS_FAILED,
+        Error::Refused(
+            Refusal::NotKept { .. } | Refusal::StillRunning { .. } | Refusal::WorktreeGone { .. },
+        ) => USAGE,
+        // Refused before anything was started or touched.
+        Error::Git(_)
+        | Error::Handoff(_)
+        | Error::Scope(_)
+        | Error::Config(_)
+        | Error::Journal(_)
+        | Error::Worktree(_)
+        | Error::Agent(_)
+        | Error::Outcome(_)
+        | Error::Process(_)
+        | Error::Duration(_)
+        | Error::Usage(_)
+        | Error::Io { .. } => USAGE,
     }
 }
 

@@ -170,6 +170,15 @@ impl Journal {
     /// Appends one event line. Each line is written whole, so `tail -f` and a reader
     /// after a crash see complete events.
     pub fn event(&self, kind: &str, data: Value) -> Result<()> {
+        let mut line = json!({ "ts_ms": now_ms() as u64, "event": kind });
+        if let (Value::Object(map), Value::Object(extra)) = (&mut line, data) {
+            map.extend(extra);
+        }
+        self.append(&line)
+    }
+
+    /// Appends one line (an event of [`crate::events`]) to events.jsonl.
+    pub fn append(&self, line: &Value) -> Result<()> {
         let path = self.path(EVENTS_FILE);
         let mut guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
@@ -179,10 +188,6 @@ impl Journal {
                 .open(&path)
                 .map_err(write_err(&path))?;
             *guard = Some(file);
-        }
-        let mut line = json!({ "ts_ms": now_ms() as u64, "event": kind });
-        if let (Value::Object(map), Value::Object(extra)) = (&mut line, data) {
-            map.extend(extra);
         }
         let mut text = line.to_string();
         text.push('\n');

@@ -126,6 +126,27 @@ pub struct Attempt {
     /// Where a set-aside attempt's change was kept (a stash), if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kept: Option<String>,
+    /// What this round's judge found, kept beside every other round's (a later round
+    /// replaces the run's own `tree`, `checks` and `scope`, never this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<AttemptEvidence>,
+}
+
+/// One round's evidence, side by side with the others' in the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptEvidence {
+    /// The judged tree of the round's worktree.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
+    pub checks: Vec<crate::checklist::CheckResult>,
+    /// Paths changed, and how many of them broke a rule.
+    pub files: usize,
+    pub violations: usize,
+    /// The scope's verdict in words (`1 file changed (+1 -1), all in scope`).
+    pub scope: String,
+    /// The round's change as a patch, in the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patch: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -82,19 +82,10 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Silences progress lines (for commands that run pipelines as a means, like `doctor`).
-pub fn set_quiet(quiet: bool) {
-    QUIET.store(quiet, std::sync::atomic::Ordering::SeqCst);
-}
-
 /// One progress line: the stage name, then what happened.
 pub fn progress(stage: &str, message: impl std::fmt::Display) {
-    if !QUIET.load(std::sync::atomic::Ordering::SeqCst) {
-        let message = message.to_string();
-        crate::say!("{stage:>9}  {}", printable(&message));
-    }
+    let message = message.to_string();
+    crate::say!("{stage:>9}  {}", printable(&message));
 }
 
 pub fn warn(message: impl std::fmt::Display) {

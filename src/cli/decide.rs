@@ -33,7 +33,13 @@ fn decide(dir: &Path, run: RunRef, policy: Policy, apply: bool) -> Result<i32> {
     let repo = super::open_repo(dir)?;
     let journal = Journal::open(&repo.common_dir, &run.run)?;
     process::install_interrupt_handler();
-    let report = run::decide_later(&repo, &journal, policy, apply)?;
+    let report = run::land_later(
+        &repo,
+        std::sync::Arc::new(journal),
+        policy,
+        run::Target::of_apply(apply),
+        super::observers(false),
+    )?;
     ui::summary(&report);
     if run.json {
         super::print_json(&report);

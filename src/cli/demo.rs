@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::agent::AgentSpec;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handoff::{self, NewHandoff};
 use crate::model_server::{ModelServer, Scenario};
 use crate::report::Policy;
-use crate::run::{self, RunOptions};
+use crate::run::{self, Base, Plan, Request};
+use crate::settings::Settings;
 use crate::{agent, demo, exit, git, process, ui};
 
 /// Run a whole delegation offline on a scratch repository: a failing test, the real
@@ -87,30 +87,29 @@ pub fn cmd_demo(args: DemoArgs) -> Result<i32> {
         None,
     )?;
     process::install_interrupt_handler();
-    let opts = RunOptions {
-        agent: AgentSpec::Codex,
-        base_rev: None,
-        include_dirty: false,
-        on_pass: Policy::Merge,
-        on_fail: Policy::Stash,
-        apply: false,
-        scope: handoff.contract.scope.clone(),
-        deny: vec![],
-        checks: handoff.contract.checks.clone(),
-        limits: Default::default(),
+    let flags = Settings {
+        agent: Some("codex".into()),
+        on_pass: Some(Policy::Merge),
+        on_fail: Some(Policy::Stash),
         timeout: Some(std::time::Duration::from_secs(300)),
-        idle_timeout: None,
-        check_timeout: crate::config::DEFAULT_CHECK_TIMEOUT,
-        kill_grace: crate::config::DEFAULT_KILL_GRACE,
-        worktrees_dir: scratch.worktrees.clone(),
-        handoff,
-        config,
-        fallback: vec![],
-        fallback_on: vec![],
-        retries: 0,
-        repair: 0,
+        fallback_on: Some(vec![]),
+        ..Settings::default()
     };
-    let report = run::run(&repo, opts, &mut |r| run::default_policy(r))?;
+    let plan = Plan::resolve(
+        config,
+        Request {
+            flags,
+            handoff,
+            base: Base::Head,
+            apply: false,
+            cwd: scratch.repo.clone(),
+            repo_root: scratch.repo.clone(),
+            worktrees_dir: Some(scratch.worktrees.clone()),
+        },
+    )?;
+    let report = run::run(&repo, &plan, super::observers(false), &mut |r| {
+        run::default_policy(r)
+    })?;
     ui::summary(&report);
     crate::say!(
         "\n{}:\n{}",

@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::{doctor, exit, ui};
+use crate::{doctor, exit};
 
 /// Check each configured agent for real: found, version, and — through the scripted
 /// model server, offline — that an edit lands in a worktree and that its sandbox
@@ -19,9 +19,7 @@ pub fn cmd_doctor(dir: &Path, _args: DoctorArgs) -> Result<i32> {
         .map(|r| r.root)
         .unwrap_or_else(|_| dir.to_path_buf());
     let config = Config::load(&root)?;
-    ui::set_quiet(true);
     let checks = doctor::codex(&config);
-    ui::set_quiet(false);
     for c in &checks {
         crate::out!(
             "{:<4}  {}: {} — {}",

@@ -182,6 +182,17 @@ fn own_worktree(repo: &Repo) -> Option<(String, Option<std::path::PathBuf>)> {
     })
 }
 
+/// Who watches a run started from the command line: the terminal, and with
+/// `--json --stream` the JSON Lines on stdout.
+fn observers(stream: bool) -> Vec<Box<dyn crate::events::Observer>> {
+    let mut observers: Vec<Box<dyn crate::events::Observer>> =
+        vec![Box::new(crate::events::Terminal)];
+    if stream {
+        observers.push(Box::new(crate::events::JsonLines));
+    }
+    observers
+}
+
 fn print_json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => crate::out!("{text}"),

@@ -59,7 +59,13 @@ pub fn cmd_resume(dir: &Path, args: ResumeArgs) -> Result<i32> {
         config: Config::load(&repo.root)?,
     };
     process::install_interrupt_handler();
-    let report = run::resume(&repo, &journal, opts, &mut |r| run::default_policy(r))?;
+    let report = run::resume(
+        &repo,
+        std::sync::Arc::new(journal),
+        opts,
+        super::observers(false),
+        &mut |r| run::default_policy(r),
+    )?;
     ui::summary(&report);
     if args.json {
         super::print_json(&report);

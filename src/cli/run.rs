@@ -6,13 +6,12 @@ use std::time::Duration;
 use clap::Args;
 
 use super::handoff::{HandoffFields, build};
-use crate::agent::AgentSpec;
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handoff::{Handoff, NewHandoff};
 use crate::report::{Policy, RunReport};
-use crate::run::{self, RunOptions};
-use crate::scope::Limits;
+use crate::run::{self, Base, Plan, Request};
+use crate::settings::Settings;
 use crate::{duration, exit, process, ui};
 
 /// Delegate one change: write or read the handoff, run the agent in a fresh worktree,
@@ -88,6 +87,10 @@ pub struct RunArgs {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// With --json: print every event as a JSON line on stdout while the run goes,
+    /// ending with a `report` line (the format is in README.md).
+    #[arg(long, requires = "json")]
+    stream: bool,
 }
 
 fn parse_size(text: &str) -> std::result::Result<u64, String> {
@@ -117,135 +120,66 @@ fn load_handoff(dir: &Path, args: &RunArgs) -> Result<Handoff> {
     }
 }
 
-/// Resolves flags over the handoff over the config into run options, refusing bad
+/// The flags as the top layer of settings; a list flag given no value leaves the
+/// layers below in force.
+fn flags(args: &RunArgs) -> Result<Settings> {
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    Ok(Settings {
+        agent: args.agent.clone(),
+        fallback: list(&args.fallback),
+        scope: list(&args.scope),
+        deny: list(&args.deny),
+        checks: list(&args.checks),
+        timeout: args.timeout,
+        idle_timeout: args.idle_timeout,
+        check_timeout: args.check_timeout,
+        on_pass: args
+            .on_pass
+            .as_deref()
+            .map(|p| super::parse_policy(p, "--on-pass"))
+            .transpose()?,
+        on_fail: args
+            .on_fail
+            .as_deref()
+            .map(|p| super::parse_policy(p, "--on-fail"))
+            .transpose()?,
+        retries: args.retries,
+        repair: args.repair,
+        max_file_size: args.max_file_size,
+        max_files: args.max_files,
+        max_lines: args.max_lines,
+        ..Settings::default()
+    })
+}
+
+/// Resolves flags over the handoff over the config into the run's plan, refusing bad
 /// input before anything is created.
-fn options(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<RunOptions> {
+fn plan(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<Plan> {
     let config = Config::load(repo_root)?;
+    let flags = flags(args)?;
     let handoff = load_handoff(dir, args)?;
-    let c = &handoff.contract;
-    let d = &config.defaults;
-    let agent_text = args
-        .agent
-        .clone()
-        .or_else(|| c.agent.clone())
-        .or_else(|| d.agent.clone())
-        .ok_or_else(|| {
-            Error::Usage(
-                "no agent given; pass --agent 'cmd:<shell command>' (or set `agent` in the handoff, or `[defaults] agent` in .baton/config.toml)".into(),
-            )
-        })?;
-    let agent_text = if agent_text.trim() == "auto" {
-        let choice = crate::route::choose(&config.routes(), &handoff.contract.task).ok_or_else(|| {
-            Error::Usage("--agent auto found no route for this task; add a default `[[route]]` (one with no `when`)".into())
-        })?;
-        ui::progress(
-            "route",
-            format!(
-                "{} ({}: {})",
-                choice.agent,
-                format_args!("rule {}", choice.rule),
-                choice.why
-            ),
-        );
-        choice.agent
-    } else {
-        agent_text
-    };
-    let agent = AgentSpec::parse(&agent_text)?;
-    // Refuses an agent whose CLI is missing before anything is created.
-    agent.backend(&config)?;
-    let fallback_names = if args.fallback.is_empty() {
-        c.fallback.clone()
-    } else {
-        args.fallback.clone()
-    };
-    let mut fallback = vec![];
-    for name in &fallback_names {
-        let spec = AgentSpec::parse(name)?;
-        spec.backend(&config)?;
-        fallback.push(spec);
-    }
-    let scope = if args.scope.is_empty() {
-        c.scope.clone()
-    } else {
-        args.scope.clone()
-    };
-    let mut deny = c.deny.clone();
-    let defaults = if d.default_deny.unwrap_or(true) {
-        crate::scope::default_deny_for(&scope)
-    } else {
-        vec![]
-    };
-    for g in args.deny.iter().chain(&d.deny).chain(&defaults) {
-        if !deny.contains(g) {
-            deny.push(g.clone());
-        }
-    }
-    let checks = [&args.checks, &c.checks, &config.checks]
-        .into_iter()
-        .find(|list| !list.is_empty())
-        .cloned()
-        .unwrap_or_default();
-    let on_pass = super::parse_policy(
-        args.on_pass
-            .as_deref()
-            .or(d.on_pass.as_deref())
-            .unwrap_or("merge"),
-        "--on-pass",
-    )?;
-    let on_fail = super::parse_policy(
-        args.on_fail
-            .as_deref()
-            .or(d.on_fail.as_deref())
-            .unwrap_or("stash"),
-        "--on-fail",
-    )?;
     if args.ask && !ui::stdin_is_terminal() {
         return Err(Error::Usage(
             "--ask needs a terminal to ask at; in scripts use --on-pass and --on-fail".into(),
         ));
     }
-    crate::scope::Scope::compile(&scope, &deny)?;
-    Ok(RunOptions {
-        agent,
-        base_rev: args.base.clone(),
-        include_dirty: args.include_dirty,
-        on_pass,
-        on_fail,
-        apply: args.apply,
-        scope,
-        deny,
-        checks,
-        timeout: args
-            .timeout
-            .or(c.timeout)
-            .or(d.timeout)
-            .or(Some(config::DEFAULT_TIMEOUT)),
-        idle_timeout: args.idle_timeout.or(c.idle_timeout).or(d.idle_timeout),
-        check_timeout: args
-            .check_timeout
-            .or(c.check_timeout)
-            .or(d.check_timeout)
-            .unwrap_or(config::DEFAULT_CHECK_TIMEOUT),
-        kill_grace: d.kill_grace.unwrap_or(config::DEFAULT_KILL_GRACE),
-        worktrees_dir: config.worktrees_dir(dir, repo_root),
-        fallback,
-        fallback_on: d.fallback_on.clone().unwrap_or_else(|| {
-            run::DEFAULT_FALLBACK_ON
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        }),
-        limits: Limits {
-            max_file_size: args.max_file_size.or(c.max_file_size).or(d.max_file_size),
-            max_files: args.max_files.or(c.max_files).or(d.max_files),
-            max_lines: args.max_lines.or(c.max_lines).or(d.max_lines),
-        },
-        retries: args.retries.or(d.retries).unwrap_or(0),
-        repair: args.repair.unwrap_or(0),
-        handoff,
+    let base = match (&args.base, args.include_dirty) {
+        (_, true) => Base::Dirty,
+        (Some(rev), false) => Base::Rev(rev.clone()),
+        (None, false) => Base::Head,
+    };
+    Plan::resolve(
         config,
-    })
+        Request {
+            flags,
+            handoff,
+            base,
+            apply: args.apply,
+            cwd: dir.to_path_buf(),
+            repo_root: repo_root.to_path_buf(),
+            worktrees_dir: None,
+        },
+    )
 }
 
 fn ask_policy(report: &RunReport) -> Policy {
@@ -285,10 +219,10 @@ fn ask_policy(report: &RunReport) -> Policy {
 
 pub fn cmd_run(dir: &Path, args: RunArgs) -> Result<i32> {
     let repo = super::open_repo(dir)?;
-    let opts = options(dir, &args, &repo.root)?;
+    let plan = plan(dir, &args, &repo.root)?;
     process::install_interrupt_handler();
     let ask = args.ask;
-    let report = run::run(&repo, opts, &mut |r| {
+    let report = run::run(&repo, &plan, super::observers(args.stream), &mut |r| {
         if ask {
             ask_policy(r)
         } else {
@@ -296,7 +230,7 @@ pub fn cmd_run(dir: &Path, args: RunArgs) -> Result<i32> {
         }
     })?;
     ui::summary(&report);
-    if args.json {
+    if args.json && !args.stream {
         super::print_json(&report);
     }
     Ok(exit::for_report(&report))

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use handlebars::{Handlebars, RenderErrorReason};
-use serde::{Deserialize, Serialize};
-
-use crate::duration;
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandoffError {
@@ -42,56 +40,9 @@ pub enum HandoffError {
     BadVar(String),
 }
 
-/// The machine-readable contract of a run, as written in the front matter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Contract {
-    pub task: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<String>,
-    /// Agents tried next when the first fails, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fallback: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub scope: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub deny: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<String>,
-    #[serde(
-        default,
-        with = "duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub timeout: Option<Duration>,
-    #[serde(
-        default,
-        with = "duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub idle_timeout: Option<Duration>,
-    #[serde(
-        default,
-        with = "duration::serde_opt",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub check_timeout: Option<Duration>,
-    /// Largest file the change may write: bytes, or `512k`, `10M` (default 10M; 0 is no limit).
-    #[serde(
-        default,
-        with = "crate::scope::size_serde",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub max_file_size: Option<u64>,
-    /// Most files the change may touch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_files: Option<u64>,
-    /// Most lines the change may add and remove, together.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lines: Option<u64>,
-}
+/// The machine-readable contract of a run, as written in the front matter: the one
+/// settings type every layer shares (a handoff must set its `task`).
+pub type Contract = crate::settings::Settings;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Handoff {
@@ -146,7 +97,7 @@ impl Handoff {
                 message: e.message().trim().to_string() + &place.unwrap_or_default(),
             }
         })?;
-        if contract.task.trim().is_empty() {
+        if contract.task_text().trim().is_empty() {
             return Err(HandoffError::NoTask);
         }
         Ok(Handoff {
@@ -337,13 +288,12 @@ pub fn render_new(
         })?;
     Ok(Handoff {
         contract: Contract {
-            task: new.task.clone(),
+            task: Some(new.task.clone()),
             template: Some(new.template.clone()),
             agent: new.agent.clone(),
-            fallback: vec![],
-            scope: new.scope.clone(),
-            deny: new.deny.clone(),
-            checks: new.checks.clone(),
+            scope: (!new.scope.is_empty()).then(|| new.scope.clone()),
+            deny: (!new.deny.is_empty()).then(|| new.deny.clone()),
+            checks: (!new.checks.is_empty()).then(|| new.checks.clone()),
             timeout: new.timeout,
             idle_timeout: new.idle_timeout,
             ..Contract::default()

@@ -1,57 +1,54 @@
-//! The pipeline of one delegation: handoff → worktree → agent → checklist → scope →
-//! outcome, each stage handing plain data to the next, with the journal recording
-//! every hand-over before the next stage acts. The verdict is data in the
-//! [`RunReport`]; an `Err` means baton itself could not do its job.
+//! The run as a library: one delegation, as phases with plain data between them.
+//!
+//! ```text
+//! Plan ──► worktree ──► attempt ──► judge ──► strategy: retry | fallback | repair | stop
+//!  │                    AgentStep   Evidence                                  │
+//!  └ Base: Head | Rev | Dirty | Index                   land(policy, target) ◄┘
+//! events: one RunEvent stream ──► journal · terminal · --json --stream
+//! ```
+//!
+//! - [`plan`] resolves flags > handoff > config once into a validated [`Plan`];
+//! - [`attempt`] runs one agent in one worktree → an [`attempt::AgentStep`];
+//! - [`judge`] snapshots, scopes and checks a worktree against its base, told whether
+//!   the worktree is fresh → [`judge::Evidence`];
+//! - [`strategy`] is pure: given the rounds so far, what next;
+//! - [`land`] carries out a policy now or later, with typed refusals.
+//!
+//! This module is the driver that follows them for `baton run` and `baton resume`.
+//! Every fact is an event ([`crate::events`]); the journal records every hand-over
+//! before the next phase acts. The verdict is data in the [`RunReport`]; an `Err`
+//! means baton itself could not do its job.
 
-use std::collections::BTreeMap;
+pub mod attempt;
+pub mod judge;
+pub mod land;
+pub mod plan;
+pub mod strategy;
+
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::agent::{AgentContext, AgentEvent, AgentSpec, Backend};
-use crate::checklist::{CheckStatus, Checklist};
+use crate::agent::{AgentContext, AgentSpec};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::git::{Change, Repo};
-use crate::guard::Guard;
-use crate::handoff::Handoff;
+use crate::error::{Error, Result, RunFailed};
+use crate::events::{Events, Observer, RunEvent};
+use crate::git::Repo;
 use crate::journal::{self, Journal};
 use crate::outcome::{self, Landing};
 use crate::report::{
-    AgentStatus, FORMAT_VERSION, FailureClass, OutcomeAction, OutcomeReport, Policy, RunReport,
-    RunSettings, Stage, Verdict,
+    AgentStatus, Attempt, AttemptEvidence, FORMAT_VERSION, FailureClass, Policy, RunReport, Stage,
+    Verdict,
 };
-use crate::scope::{JudgedPath, PathVerdict, Scope, ScopeReport};
-use crate::{exit, process, ui, worktree};
+use crate::scope::Scope;
+use crate::{process, worktree};
 
-/// Everything a run needs, resolved and validated by the caller.
-pub struct RunOptions {
-    pub handoff: Handoff,
-    pub agent: AgentSpec,
-    pub base_rev: Option<String>,
-    pub include_dirty: bool,
-    pub on_pass: Policy,
-    pub on_fail: Policy,
-    pub apply: bool,
-    pub scope: Vec<String>,
-    pub deny: Vec<String>,
-    pub checks: Vec<String>,
-    pub limits: crate::scope::Limits,
-    pub timeout: Option<Duration>,
-    pub idle_timeout: Option<Duration>,
-    pub check_timeout: Duration,
-    pub kill_grace: Duration,
-    pub worktrees_dir: PathBuf,
-    pub config: Config,
-    /// The agents tried next, in order, when an attempt ends in `fallback_on`.
-    pub fallback: Vec<AgentSpec>,
-    pub fallback_on: Vec<String>,
-    /// Retries of a transient failure (rate limit, server error, network) per agent.
-    pub retries: u32,
-    /// Repair rounds: resume the agent's session with what failed, up to this many times.
-    pub repair: u32,
-}
+pub use land::{Refusal, Target, commit_message, default_policy, land, land_later};
+pub use plan::{Base, Plan, Request};
+
+use attempt::AgentStep;
+use judge::{AgentEnd, Evidence, Freshness, Judge};
+use strategy::{Next, Round};
 
 /// Decides the outcome when the user asked to be asked; otherwise the policy stands.
 pub type Decide<'a> = &'a mut dyn FnMut(&RunReport) -> Policy;
@@ -99,75 +96,98 @@ fn journal_for_new_run(repo: &Repo) -> Result<(String, Journal, u64)> {
     Err(last_err.map(Error::from).unwrap_or(Error::Interrupted))
 }
 
-/// A stage change: recorded in the journal before the stage acts.
-fn enter(journal: &Journal, report: &mut RunReport, stage: Stage) -> Result<()> {
+/// The commit a run's worktree starts from, and whether it carries the user's
+/// uncommitted work.
+fn base_commit(repo: &Repo, base: &Base, head: &str, run_id: &str) -> Result<(String, bool)> {
+    Ok(match base {
+        Base::Head => (head.to_string(), false),
+        Base::Rev(rev) => (repo.resolve_commit(rev)?, false),
+        Base::Dirty => match worktree::dirty_base(repo, head, run_id)? {
+            Some(snapshot) => (snapshot, true),
+            None => (head.to_string(), false),
+        },
+        Base::Index(tree) => {
+            let message = format!("baton: the staged tree at the start of run {run_id}\n");
+            (repo.commit_tree(tree, &[head], &message)?, false)
+        }
+    })
+}
+
+/// One run being driven: its plan, its journal and event stream, and its report.
+struct Driver<'a> {
+    repo: &'a Repo,
+    plan: &'a Plan,
+    journal: Arc<Journal>,
+    events: Events,
+    report: RunReport,
+    /// The rounds so far, as the strategy sees them.
+    rounds: Vec<Round>,
+}
+
+impl Driver<'_> {
+    /// A stage change: recorded in the journal before the stage acts.
+    fn enter(&mut self, stage: Stage) -> Result<()> {
+        enter(&self.journal, &self.events, &mut self.report, stage)
+    }
+}
+
+fn enter(journal: &Journal, events: &Events, report: &mut RunReport, stage: Stage) -> Result<()> {
     report.stage = stage;
     report.updated_at = journal::now();
-    journal.event("stage", json!({ "stage": stage }))?;
+    events.emit(RunEvent::Stage { stage })?;
     journal.write_state(report)?;
     Ok(())
 }
 
-/// Runs one delegation from start to outcome.
-pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
+/// Runs one delegation from start to outcome, showing its events to `observers`.
+pub fn run(
+    repo: &Repo,
+    plan: &Plan,
+    observers: Vec<Box<dyn Observer>>,
+    decide: Decide,
+) -> Result<RunReport> {
     // Everything that can be refused is refused before anything is created.
     let head = repo.head()?;
-    let head_label = head.branch.clone();
-    let base_commit = match &opts.base_rev {
-        Some(rev) => repo.resolve_commit(rev)?,
-        None => head.commit.clone(),
-    };
-    repo.check_identity()?;
-    Scope::compile(&opts.scope, &opts.deny)?;
-    // Every agent of the chain must be there before anything starts.
-    opts.agent.backend(&opts.config)?;
-    for fallback in &opts.fallback {
-        fallback.backend(&opts.config)?;
+    if let Base::Rev(rev) = &plan.base {
+        repo.resolve_commit(rev)?;
     }
+    repo.check_identity()?;
     let (run_id, journal, seq) = journal_for_new_run(repo)?;
-    let wt_path = match worktree::location(&opts.worktrees_dir, repo, &run_id) {
+    let wt_path = match worktree::location(&plan.worktrees_dir, repo, &run_id) {
         Ok(p) => p,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&journal.dir);
             return Err(e.into());
         }
     };
-    let task = opts.handoff.contract.task.clone();
-    let handoff_path =
-        journal.write_file(journal::HANDOFF_FILE, opts.handoff.to_document().as_bytes())?;
+    let journal = Arc::new(journal);
+    let events = Events::new(&run_id, journal.clone(), observers);
+    let task = plan.task().to_string();
+    journal.write_file(journal::HANDOFF_FILE, plan.handoff.to_document().as_bytes())?;
 
-    let mut report = RunReport {
+    let report = RunReport {
         format_version: FORMAT_VERSION,
         run_id: run_id.clone(),
         seq,
         task: task.clone(),
-        agent: opts.agent.label(),
+        agent: plan.agents[0].label(),
         stage: Stage::Created,
         pid: std::process::id(),
         pid_start: process::own_start_time(),
         started_at: journal::now(),
         updated_at: journal::now(),
         repo: repo.root.clone(),
-        base: base_commit.clone(),
+        base: head.commit.clone(),
         head: head.commit.clone(),
-        head_branch: head_label,
-        include_dirty: opts.include_dirty,
+        head_branch: head.branch.clone(),
+        include_dirty: false,
         branch: worktree::branch_name(&run_id),
-        worktree: wt_path.clone(),
+        worktree: wt_path,
         journal: journal.dir.clone(),
-        on_pass: opts.on_pass,
-        on_fail: opts.on_fail,
-        apply: opts.apply,
-        settings: RunSettings {
-            scope: opts.scope.clone(),
-            deny: opts.deny.clone(),
-            checks: opts.checks.clone(),
-            limits: opts.limits,
-            check_timeout_ms: opts.check_timeout.as_millis() as u64,
-            kill_grace_ms: opts.kill_grace.as_millis() as u64,
-            timeout_ms: opts.timeout.map(|d| d.as_millis() as u64),
-            idle_timeout_ms: opts.idle_timeout.map(|d| d.as_millis() as u64),
-        },
+        on_pass: plan.on_pass,
+        on_fail: plan.on_fail,
+        apply: plan.apply,
+        settings: plan.settings.clone(),
         agent_result: None,
         tree: None,
         checks: vec![],
@@ -181,207 +201,387 @@ pub fn run(repo: &Repo, opts: RunOptions, decide: Decide) -> Result<RunReport> {
         resumes: 0,
         exit_code: None,
     };
-    journal.event(
-        "run.started",
-        json!({ "run_id": run_id, "task": task, "agent": report.agent }),
-    )?;
-    journal.write_state(&report)?;
-    ui::progress(
-        "run",
-        format!("{run_id}: {}", task.lines().next().unwrap_or("")),
-    );
-
-    let result = stages(repo, &opts, decide, &journal, &mut report, handoff_path);
+    let mut driver = Driver {
+        repo,
+        plan,
+        journal,
+        events,
+        report,
+        rounds: vec![],
+    };
+    let result = driver.start().and_then(|()| driver.stages(decide));
     match result {
-        Ok(()) => Ok(report),
-        Err(e) => {
-            // The journal says where and why the run stopped; `baton status` shows it.
-            report.error = Some(e.to_string());
-            report.updated_at = journal::now();
-            let _ = journal.event(
-                "run.error",
-                json!({ "error": report.error, "stage": report.stage }),
-            );
-            let _ = journal.write_state(&report);
-            if process::interrupted() {
-                Err(Error::Interrupted)
-            } else {
-                Err(e)
-            }
-        }
+        Ok(()) => Ok(driver.report),
+        Err(e) => Err(driver.stopped(e)),
     }
 }
 
-fn stages(
-    repo: &Repo,
-    opts: &RunOptions,
-    decide: Decide,
-    journal: &Journal,
-    report: &mut RunReport,
-    handoff_path: PathBuf,
-) -> Result<()> {
-    let run_id = report.run_id.clone();
-    let base_commit = report.base.clone();
-    let wt_path = report.worktree.clone();
-    let scope = Scope::compile(&opts.scope, &opts.deny)?.with_limits(opts.limits);
-    // worktree
-    enter(journal, report, Stage::Worktree)?;
-    if opts.include_dirty {
-        if let Some(snapshot) = worktree::dirty_base(repo, &base_commit, &run_id)? {
-            report.base = snapshot;
-            ui::progress("worktree", "including your uncommitted changes");
-        } else {
-            report.include_dirty = false;
+impl Driver<'_> {
+    fn start(&mut self) -> Result<()> {
+        self.events.emit(RunEvent::RunStarted {
+            run_id: self.report.run_id.clone(),
+            task: self.report.task.clone(),
+            agent: self.report.agent.clone(),
+            format_version: crate::events::FORMAT_VERSION,
+        })?;
+        if let Some(choice) = &self.plan.routed {
+            self.events.emit(RunEvent::Routed {
+                agent: choice.agent.clone(),
+                rule: choice.rule,
+                why: choice.why.clone(),
+            })?;
+        }
+        self.journal.write_state(&self.report)?;
+        Ok(())
+    }
+
+    /// Records where and why the run stopped (`baton status` shows it), and turns
+    /// the error into what the command line reports.
+    fn stopped(mut self, e: Error) -> Error {
+        self.report.error = Some(e.to_string());
+        self.report.updated_at = journal::now();
+        let _ = self.events.emit(RunEvent::RunError {
+            error: self.report.error.clone(),
+            stage: self.report.stage,
+        });
+        let _ = self.journal.write_state(&self.report);
+        if process::interrupted() {
+            return Error::Interrupted;
+        }
+        Error::RunFailed(RunFailed {
+            run_id: self.report.run_id.clone(),
+            stage: self.report.stage,
+            journal: self.journal.dir.clone(),
+            error: Box::new(e),
+        })
+    }
+
+    fn stages(&mut self, decide: Decide) -> Result<()> {
+        let plan = self.plan;
+        let run_id = self.report.run_id.clone();
+        let first_worktree = self.report.worktree.clone();
+        self.enter(Stage::Worktree)?;
+        let (base, dirty) = base_commit(self.repo, &plan.base, &self.report.head, &run_id)?;
+        self.report.base = base.clone();
+        self.report.include_dirty = dirty;
+        if dirty {
+            self.events.emit(RunEvent::DirtyBase { base })?;
+        }
+        let prompt = self
+            .journal
+            .write_file(journal::PROMPT_FILE, plan.handoff.body.as_bytes())?;
+        let limits = strategy::Limits {
+            agents: plan.agents.len(),
+            retries: plan.retries,
+            repair: plan.repair,
+            fallback_on: plan.fallback_on.clone(),
+        };
+        let mut agent_index = 0;
+        let mut number = 0u32;
+        loop {
+            // A new attempt: a fresh worktree from the same base, so attempts never mix.
+            number += 1;
+            let agent = &plan.agents[agent_index];
+            if number > 1 {
+                self.report.branch = format!("{}-a{number}", worktree::branch_name(&run_id));
+                self.report.worktree =
+                    PathBuf::from(format!("{}-a{number}", first_worktree.display()));
+                self.report.agent = agent.label();
+                self.report.checks.clear();
+                self.report.scope = None;
+                self.report.verdict = Verdict::Pending;
+            }
+            let name = self.report.branch.trim_start_matches("baton/").to_string();
+            let wt = worktree::create(self.repo, &self.report.worktree, &name, &self.report.base)?;
+            self.events.emit(RunEvent::WorktreeCreated {
+                path: wt.path.clone(),
+                branch: wt.branch.clone(),
+                base: wt.base.clone(),
+                attempt: number,
+            })?;
+            let log = if number == 1 {
+                self.journal.path(journal::AGENT_LOG)
+            } else {
+                self.journal.path(&format!("agent-{number}.log"))
+            };
+            let mut ctx = self.context(prompt.clone(), None, log);
+            // Only git has written this worktree: the judge may trust its stat data.
+            let mut fresh = true;
+            let mut repair_round = 0;
+            let next = loop {
+                self.round(agent, &ctx, fresh, agent_index, number, repair_round)?;
+                let next = strategy::next(&self.rounds, &limits);
+                let Next::Repair { round } = next else {
+                    break next;
+                };
+                // Resume the same session in the same worktree, told what failed.
+                let session = self
+                    .report
+                    .agent_result
+                    .as_ref()
+                    .and_then(|a| a.session.clone())
+                    .unwrap_or_default();
+                let text = repair_prompt(&self.report, round, plan.repair)?;
+                let prompt = self
+                    .journal
+                    .write_file(&format!("repair-{number}-{round}.md"), text.as_bytes())?;
+                self.events.emit(RunEvent::Repair {
+                    attempt: number,
+                    round,
+                    rounds: plan.repair,
+                    agent: agent.label(),
+                    session: session.clone(),
+                })?;
+                self.report.checks.clear();
+                let log = self
+                    .journal
+                    .path(&format!("agent-{number}-repair-{round}.log"));
+                ctx = self.context(prompt, Some(session), log);
+                fresh = false;
+                repair_round = round;
+            };
+            let last = self.report.attempts.last().cloned();
+            self.events.emit(RunEvent::Attempt { attempt: last })?;
+            match next {
+                Next::Stop | Next::Repair { .. } => break,
+                Next::Retry { after } => {
+                    self.set_aside()?;
+                    let class = self.rounds.last().map(|r| r.class).unwrap_or_default();
+                    self.events.emit(RunEvent::Retry {
+                        agent: agent.label(),
+                        class: class.name().into(),
+                        after_ms: after.as_millis() as u64,
+                    })?;
+                    std::thread::sleep(after);
+                }
+                Next::Fallback { agent: to } => {
+                    self.set_aside()?;
+                    let class = self.rounds.last().map(|r| r.class).unwrap_or_default();
+                    self.events.emit(RunEvent::Fallback {
+                        from: agent.label(),
+                        class: class.name().into(),
+                        to: plan.agents[to].label(),
+                    })?;
+                    agent_index = to;
+                }
+            }
+        }
+        self.conclude(decide)
+    }
+
+    /// The agent's context for one round in the current worktree.
+    fn context(&self, prompt: PathBuf, resume: Option<String>, log: PathBuf) -> AgentContext {
+        AgentContext {
+            run_id: self.report.run_id.clone(),
+            worktree: self.report.worktree.clone(),
+            handoff: self.journal.path(journal::HANDOFF_FILE),
+            prompt,
+            resume,
+            timeout: self.plan.timeout,
+            idle_timeout: self.plan.idle_timeout,
+            kill_grace: self.plan.kill_grace,
+            log,
         }
     }
-    let prompt = journal.write_file(journal::PROMPT_FILE, opts.handoff.body.as_bytes())?;
-    let chain: Vec<&AgentSpec> = std::iter::once(&opts.agent).chain(&opts.fallback).collect();
-    let mut number = 0u32;
-    'agents: for (position, agent) in chain.iter().enumerate() {
-        let backend = agent.backend(&opts.config)?;
-        let mut retries = 0;
-        loop {
-            number += 1;
-            if number > 1 {
-                // A fresh worktree from the same base: attempts never mix.
-                report.branch = format!("{}-a{number}", worktree::branch_name(&run_id));
-                report.worktree = PathBuf::from(format!("{}-a{number}", wt_path.display()));
-                report.agent = agent.label();
-                report.checks.clear();
-                report.scope = None;
-                report.verdict = Verdict::Pending;
-            }
-            let name = report.branch.trim_start_matches("baton/").to_string();
-            let wt = worktree::create(repo, &report.worktree, &name, &report.base)?;
-            journal.event(
-                "worktree.created",
-                json!({ "path": wt.path, "branch": wt.branch, "base": wt.base, "attempt": number }),
-            )?;
-            ui::progress(
-                "worktree",
-                format!("{} at {}", wt.branch, wt.path.display()),
-            );
-            let log = if number == 1 {
-                journal.path(journal::AGENT_LOG)
-            } else {
-                journal.path(&format!("agent-{number}.log"))
-            };
-            // The attempt's first round in its fresh worktree, then repair rounds that
-            // resume the agent's session there.
-            let work = |prompt: PathBuf, resume: Option<String>, log: PathBuf| Work {
-                backend: backend.as_ref(),
-                fresh: resume.is_none(),
-                ctx: AgentContext {
-                    run_id: run_id.clone(),
-                    worktree: wt.path.clone(),
-                    handoff: handoff_path.clone(),
-                    prompt,
-                    resume,
-                    timeout: opts.timeout,
-                    idle_timeout: opts.idle_timeout,
-                    kill_grace: opts.kill_grace,
-                    log,
-                },
-                scope: scope.clone(),
-                checks: &opts.checks,
-                check_timeout: opts.check_timeout,
-                kill_grace: opts.kill_grace,
-            };
-            judge_attempt(repo, journal, report, work(prompt.clone(), None, log))?;
-            let mut round = 0;
-            while matches!(
-                report.verdict,
-                Verdict::ChecksFailed | Verdict::ScopeViolated
-            ) && round < opts.repair
-            {
-                let Some(session) = report.agent_result.as_ref().and_then(|a| a.session.clone())
-                else {
-                    break;
-                };
-                report
-                    .attempts
-                    .push(attempt_record(report, number, round, &agent.label()));
-                round += 1;
-                let text = repair_prompt(report, round, opts.repair)?;
-                let prompt =
-                    journal.write_file(&format!("repair-{number}-{round}.md"), text.as_bytes())?;
-                journal.event(
-                    "repair",
-                    json!({ "attempt": number, "round": round, "session": session }),
-                )?;
-                ui::progress(
-                    "repair",
-                    format!(
-                        "round {round} of {}: {} again, told what failed",
-                        opts.repair,
-                        agent.label()
-                    ),
-                );
-                report.checks.clear();
-                let log = journal.path(&format!("agent-{number}-repair-{round}.log"));
-                judge_attempt(repo, journal, report, work(prompt, Some(session), log))?;
-            }
-            let class = report
+
+    /// One round: the agent, then the judge, into the report and the rounds.
+    fn round(
+        &mut self,
+        agent: &AgentSpec,
+        ctx: &AgentContext,
+        fresh: bool,
+        agent_index: usize,
+        number: u32,
+        repair: u32,
+    ) -> Result<()> {
+        let backend = agent.backend(&self.plan.config)?;
+        let config = judge_settings(self.plan);
+        round(
+            self.repo,
+            &self.journal,
+            &self.events,
+            &mut self.report,
+            &config,
+            backend.as_ref(),
+            ctx,
+            fresh,
+        )?;
+        let class = self
+            .report
+            .agent_result
+            .as_ref()
+            .map(|a| a.class)
+            .unwrap_or_default();
+        self.rounds.push(Round {
+            agent: agent_index,
+            repair,
+            class,
+            verdict: self.report.verdict,
+            session: self
+                .report
                 .agent_result
                 .as_ref()
-                .map(|a| a.class)
-                .unwrap_or_default();
-            report
-                .attempts
-                .push(attempt_record(report, number, round, &agent.label()));
-            journal.event("attempt", json!({ "attempt": report.attempts.last() }))?;
-            if report.verdict.passed() || report.interrupted {
-                break 'agents;
-            }
-            let retry = class.transient() && retries < opts.retries;
-            let next =
-                position + 1 < chain.len() && falls_back(&opts.fallback_on, class, report.verdict);
-            if !retry && !next {
-                break 'agents;
-            }
-            set_aside(repo, journal, report)?;
-            if retry {
-                retries += 1;
-                let wait = Duration::from_secs(1 << (retries - 1).min(5));
-                ui::progress(
-                    "retry",
-                    format!(
-                        "{} ({}): again in {}",
-                        agent.label(),
-                        class.name(),
-                        crate::duration::format(wait)
-                    ),
-                );
-                std::thread::sleep(wait);
-                continue;
-            }
-            ui::progress(
-                "fallback",
-                format!(
-                    "{} ended {}; handing the task to {}",
-                    agent.label(),
-                    class.name(),
-                    chain[position + 1].label()
-                ),
-            );
-            continue 'agents;
-        }
+                .is_some_and(|a| a.session.is_some()),
+            interrupted: self.report.interrupted,
+        });
+        let record = attempt_record(&self.report, number, repair, &agent.label());
+        self.report.attempts.push(record);
+        Ok(())
     }
-    conclude(repo, journal, report, opts.apply, decide)
+
+    /// Keeps a failed attempt's change (its patch in the journal, and a stash when it
+    /// changed anything) and drops its worktree, before the next attempt starts afresh.
+    fn set_aside(&mut self) -> Result<()> {
+        let report = &mut self.report;
+        let number = report.attempts.len();
+        let journal = &self.journal;
+        if let Ok(patch) = std::fs::read(journal.path(journal::PATCH_FILE)) {
+            journal.write_file(&format!("attempt-{number}.patch"), &patch)?;
+        }
+        let tree = report.tree.clone().unwrap_or_default();
+        let message = commit_message(report);
+        let task = format!(
+            "{} (attempt {number}, {})",
+            report.task.lines().next().unwrap_or(""),
+            report.agent
+        );
+        let landing = Landing {
+            task: &task,
+            ..Landing::of_run(self.repo, journal, report, &tree, &message)
+        };
+        let changed = self
+            .repo
+            .tree_of(&report.base)
+            .map(|t| t != tree)
+            .unwrap_or(true);
+        let kept = if changed {
+            Some(outcome::stash(&landing)?.stash.unwrap_or_default())
+        } else {
+            outcome::discard(&landing)?;
+            None
+        };
+        if let Some(a) = report.attempts.last_mut() {
+            a.kept = kept;
+            if let Some(e) = a.evidence.as_mut() {
+                e.patch = Some(journal.path(&format!("attempt-{number}.patch")));
+            }
+        }
+        journal.write_state(report)?;
+        journal.done()?;
+        Ok(())
+    }
+
+    /// The outcome of a judged run, by policy (or by asking).
+    fn conclude(&mut self, decide: Decide) -> Result<()> {
+        conclude(
+            self.repo,
+            &self.journal,
+            &self.events,
+            &mut self.report,
+            decide,
+        )
+    }
 }
 
-fn attempt_record(
-    report: &RunReport,
-    number: u32,
-    round: u32,
-    agent: &str,
-) -> crate::report::Attempt {
+/// What the judge of a round is given, from a plan or a kept run's settings.
+struct JudgeSettings {
+    scope: Scope,
+    checks: Vec<String>,
+    check_timeout: Duration,
+    kill_grace: Duration,
+}
+
+fn judge_settings(plan: &Plan) -> JudgeSettings {
+    JudgeSettings {
+        scope: plan.scope.clone(),
+        checks: plan.settings.checks.clone(),
+        check_timeout: plan.check_timeout,
+        kill_grace: plan.kill_grace,
+    }
+}
+
+/// agent → judge, in an existing worktree, into the run's report. `fresh` says the
+/// worktree was made for this round and nobody but git wrote it before the agent.
+#[allow(clippy::too_many_arguments)]
+fn round(
+    repo: &Repo,
+    journal: &Journal,
+    events: &Events,
+    report: &mut RunReport,
+    settings: &JudgeSettings,
+    backend: &dyn crate::agent::Backend,
+    ctx: &AgentContext,
+    fresh: bool,
+) -> Result<()> {
+    enter(journal, events, report, Stage::Agent)?;
+    let step: AgentStep =
+        attempt::attempt(repo, events, &report.agent, backend, ctx, &report.branch)?;
+    report.warnings.extend(step.warnings.iter().cloned());
+    report.interrupted |= step.report.status == AgentStatus::Interrupted;
+    let agent = AgentEnd {
+        ok: step.report.status == AgentStatus::Succeeded,
+        interrupted: report.interrupted,
+    };
+    report.agent_result = Some(step.report.clone());
+
+    let run_id = report.run_id.clone();
+    let judge = Judge {
+        repo,
+        journal,
+        events,
+        run_id: &run_id,
+        scope: &settings.scope,
+        checks: &settings.checks,
+        check_timeout: settings.check_timeout,
+        kill_grace: settings.kill_grace,
+    };
+    // The checkout's stat data can be trusted only in a worktree nobody but the agent
+    // of this round has touched since it was made.
+    let freshness = if fresh && !step.link_broken {
+        Freshness::Fresh {
+            since: step.started,
+        }
+    } else {
+        Freshness::Used
+    };
+    let worktree = report.worktree.clone();
+    let base = report.base.clone();
+    let tree = judge.snapshot(&worktree, freshness)?;
+    report.tree = Some(tree.clone());
+    // Writes outside the tree that the snapshot cannot show: the worktree's link to
+    // the repository, and the git directory's config, hooks and info.
+    let outside: Vec<String> = step
+        .link_broken
+        .then(|| ".git".to_string())
+        .into_iter()
+        .chain(step.restored.iter().cloned())
+        .collect();
+    let evidence: Evidence =
+        judge.judge(&worktree, &base, tree, agent, &outside, &mut |stage| {
+            enter(journal, events, report, stage)
+        })?;
+    if let Some(a) = report
+        .agent_result
+        .as_mut()
+        .filter(|a| a.class == FailureClass::Ok && !evidence.has_change())
+    {
+        a.class = FailureClass::NoChange;
+    }
+    report.interrupted |= evidence.interrupted;
+    report.verdict = evidence.verdict;
+    report.checks = evidence.checks;
+    report.scope = Some(evidence.scope);
+    report.tree = Some(evidence.tree);
+    Ok(())
+}
+
+fn attempt_record(report: &RunReport, number: u32, round: u32, agent: &str) -> Attempt {
     let class = report
         .agent_result
         .as_ref()
         .map(|a| a.class)
         .unwrap_or_default();
-    crate::report::Attempt {
+    Attempt {
         number,
         round,
         agent: agent.to_string(),
@@ -395,12 +595,25 @@ fn attempt_record(
         branch: report.branch.clone(),
         error: report.agent_result.as_ref().and_then(|a| a.error.clone()),
         kept: None,
+        evidence: Some(AttemptEvidence {
+            tree: report.tree.clone(),
+            checks: report.checks.clone(),
+            files: report.scope.as_ref().map_or(0, |s| s.paths.len()),
+            violations: report.scope.as_ref().map_or(0, |s| s.violations),
+            scope: report
+                .scope
+                .as_ref()
+                .map(|s| s.summary())
+                .unwrap_or_default(),
+            patch: None,
+        }),
     }
 }
 
 /// The follow-up of a repair round (or of `baton resume`): the failing checks with the
 /// tail of their output, and the paths out of scope with the rule.
 pub fn repair_prompt(report: &RunReport, round: u32, rounds: u32) -> Result<String> {
+    use crate::checklist::CheckStatus;
     let repair = crate::handoff::Repair {
         task: report.task.lines().next().unwrap_or("").to_string(),
         round,
@@ -444,524 +657,29 @@ pub fn repair_prompt(report: &RunReport, round: u32, rounds: u32) -> Result<Stri
     Ok(crate::handoff::render_repair(&repair, Some(&templates))?)
 }
 
-/// The default triggers of a fallback: every failure of the agent, and a change that
-/// failed its checks or left its scope.
-pub const DEFAULT_FALLBACK_ON: &[&str] = &[
-    "rate_limited",
-    "server_error",
-    "network",
-    "timeout",
-    "idle",
-    "crashed",
-    "no_change",
-    "checks_failed",
-    "scope_violated",
-];
-
-fn falls_back(on: &[String], class: FailureClass, verdict: Verdict) -> bool {
-    let verdict_name = match verdict {
-        Verdict::ChecksFailed => "checks_failed",
-        Verdict::ScopeViolated => "scope_violated",
-        _ => "",
-    };
-    on.iter()
-        .any(|t| t == class.name() || (!verdict_name.is_empty() && t == verdict_name))
-}
-
-/// Keeps a failed attempt's change (its patch in the journal, and a stash when it
-/// changed anything) and drops its worktree, before the next attempt starts afresh.
-fn set_aside(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<()> {
-    let number = report.attempts.len();
-    if let Ok(patch) = std::fs::read(journal.path(journal::PATCH_FILE)) {
-        journal.write_file(&format!("attempt-{number}.patch"), &patch)?;
-    }
-    let tree = report.tree.clone().unwrap_or_default();
-    let message = commit_message(report);
-    let task = format!(
-        "{} (attempt {number}, {})",
-        report.task.lines().next().unwrap_or(""),
-        report.agent
-    );
-    let landing = Landing {
-        task: &task,
-        ..Landing::of_run(repo, journal, report, &tree, &message)
-    };
-    let changed = repo
-        .tree_of(&report.base)
-        .map(|t| t != tree)
-        .unwrap_or(true);
-    let kept = if changed {
-        Some(outcome::stash(&landing)?.stash.unwrap_or_default())
-    } else {
-        outcome::discard(&landing)?;
-        None
-    };
-    if let Some(a) = report.attempts.last_mut() {
-        a.kept = kept;
-    }
-    journal.write_state(report)?;
-    journal.done()?;
-    Ok(())
-}
-
-/// What the agent stage onwards needs, for a new run or a resumed one.
-struct Work<'a> {
-    backend: &'a dyn Backend,
-    ctx: AgentContext,
-    scope: Scope,
-    checks: &'a [String],
-    check_timeout: Duration,
-    kill_grace: Duration,
-    /// The worktree was made for this round (see the snapshot).
-    fresh: bool,
-}
-
-/// agent → snapshot → checklist → scope → verdict, in an existing worktree.
-fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work) -> Result<()> {
-    // agent
-    enter(journal, report, Stage::Agent)?;
-    let wt_path = report.worktree.clone();
-    let run_id = report.run_id.clone();
-    let git_link = worktree::git_link(&wt_path);
-    ui::progress("agent", format!("{} working", report.agent));
-    let guard = Guard::before(repo, &wt_path, &report.branch)?;
-    let mut journal_failure = None;
-    let agent_started = worktree::file_clock(&wt_path).map_err(|source| Error::Io {
-        context: format!("could not write next to {}", wt_path.display()),
-        source,
-    })?;
-    let agent_report = w.backend.run(&w.ctx, &mut |event| {
-        if let AgentEvent::Message { text } = &event {
-            ui::progress(
-                "agent",
-                format!("says: {}", ui::printable(text.lines().next().unwrap_or(""))),
-            );
-        }
-        let (kind, data) = event.journal_entry();
-        if let Err(e) = journal.event(kind, data) {
-            journal_failure.get_or_insert(e);
-        }
-    })?;
-    if let Some(e) = journal_failure {
-        return Err(e.into());
-    }
-    journal.event("agent.finished", json!({ "result": agent_report }))?;
-    ui::progress("agent", agent_report.describe());
-    if agent_report.left_background_process {
-        report.warnings.push(
-            "the agent left a background process running; baton killed its process group".into(),
-        );
-    }
-    let trespass = guard.after(repo)?;
-    for w in &trespass.warnings {
-        ui::warn(w);
-    }
-    report.warnings.extend(trespass.warnings);
-    report.interrupted |= agent_report.status == AgentStatus::Interrupted;
-    let mut agent_report = agent_report;
-    agent_report.class = crate::agent::classify(&agent_report);
-    report.agent_result = Some(agent_report);
-
-    // scope (judged before the checks run, so the tree judged is the agent's alone)
-    let mut link_broken = false;
-    if worktree::git_link(&wt_path) != git_link {
-        // Put the link back first: every git command below reads it.
-        if let Some(original) = &git_link {
-            let _ = std::fs::write(wt_path.join(".git"), original);
-        }
-        link_broken = true;
-    }
-    // The checkout's stat data can be trusted only in a worktree nobody but the agent
-    // of this round has touched since it was made; a resumed or repaired worktree
-    // gets git's own (slower, always right) racy-file handling.
-    let tree = if link_broken || !w.fresh {
-        repo.snapshot_tree(&wt_path)?
-    } else {
-        repo.snapshot_tree_since(&wt_path, agent_started)?
-    };
-    report.tree = Some(tree.clone());
-    let base_tree = repo.tree_of(&report.base)?;
-    let (changes, patch) = if tree == base_tree {
-        (vec![], vec![])
-    } else {
-        (
-            repo.diff_trees(&base_tree, &tree)?,
-            repo.patch(&base_tree, &tree)?,
-        )
-    };
-    journal.write_file(journal::PATCH_FILE, &patch)?;
-    let mut scope_report = judge_change(repo, &w.scope, &changes)?;
-    // Writes outside the tree that the snapshot cannot show: the worktree's link to
-    // the repository, and the git directory's config, hooks and info.
-    let outside = link_broken
-        .then(|| ".git".to_string())
-        .into_iter()
-        .chain(trespass.restored);
-    for path in outside {
-        scope_report.paths.push(JudgedPath {
-            path,
-            old_path: None,
-            change: crate::git::ChangeKind::Modified,
-            mode: None,
-            verdict: PathVerdict::GitInternal,
-            added: None,
-            removed: None,
-            size: None,
-            binary: false,
-        });
-        scope_report.violations += 1;
-    }
-    let agent_ok = report
-        .agent_result
-        .as_ref()
-        .is_some_and(|a| a.status == AgentStatus::Succeeded);
-    let has_change = !scope_report.paths.is_empty();
-    if let Some(a) = report
-        .agent_result
-        .as_mut()
-        .filter(|a| a.class == FailureClass::Ok && !has_change)
-    {
-        a.class = FailureClass::NoChange;
-    }
-
-    // checklist
-    if agent_ok && has_change && !report.interrupted {
-        enter(journal, report, Stage::Checks)?;
-        let checklist = Checklist {
-            commands: w.checks,
-            worktree: &wt_path,
-            timeout: w.check_timeout,
-            kill_grace: w.kill_grace,
-            env: vec![("BATON_RUN_ID".into(), run_id.clone())],
-        };
-        report.checks = checklist.run(&|i| journal.check_log(i), &mut |i, result| {
-            let _ = journal.event("check.finished", json!({ "index": i, "result": result }));
-            ui::progress(
-                "check",
-                format!(
-                    "{} — {} ({:.1}s)",
-                    result.command,
-                    result.status.name(),
-                    result.duration_ms as f64 / 1000.0
-                ),
-            );
-        })?;
-        report.interrupted |= report
-            .checks
-            .iter()
-            .any(|c| c.status == CheckStatus::Interrupted);
-        if w.checks.is_empty() {
-            ui::progress(
-                "check",
-                "no checks configured (give --check or run `baton init`)",
-            );
-        }
-    }
-
-    enter(journal, report, Stage::Scope)?;
-    if scope_report.defaulted_to_everything {
-        ui::progress("scope", "no scope given: judged against `**`");
-    }
-    for p in scope_report
-        .paths
-        .iter()
-        .filter(|p| p.verdict.is_violation())
-    {
-        let size = p
-            .size
-            .filter(|_| matches!(p.verdict, PathVerdict::TooLarge { .. }))
-            .map(|n| format!(" ({})", crate::scope::human_size(n)))
-            .unwrap_or_default();
-        ui::progress(
-            "scope",
-            format!(
-                "{}{size}: {}",
-                ui::quote_path(&p.path),
-                p.verdict.describe()
-            ),
-        );
-    }
-    ui::progress("scope", scope_report.summary());
-    journal.event("scope.judged", json!({ "scope": scope_report }))?;
-    report.verdict = verdict(agent_ok, has_change, scope_report.clean(), &report.checks);
-    report.scope = Some(scope_report);
-    journal.event("verdict", json!({ "verdict": report.verdict }))?;
-
-    Ok(())
-}
-
-/// The worst thing that is true of a judged change, in the order the exit statuses
-/// rank them: the agent failed, it changed nothing, it left its scope, a check failed.
-fn verdict(
-    agent_ok: bool,
-    has_change: bool,
-    in_scope: bool,
-    checks: &[crate::checklist::CheckResult],
-) -> Verdict {
-    if !agent_ok {
-        Verdict::AgentFailed
-    } else if !has_change {
-        Verdict::NoChange
-    } else if !in_scope {
-        Verdict::ScopeViolated
-    } else if checks.iter().any(|c| !c.status.passed()) {
-        Verdict::ChecksFailed
-    } else {
-        Verdict::Passed
-    }
-}
-
 /// The outcome of a judged run, by policy (or by asking).
 fn conclude(
     repo: &Repo,
     journal: &Journal,
+    events: &Events,
     report: &mut RunReport,
-    apply: bool,
     decide: Decide,
 ) -> Result<()> {
-    enter(journal, report, Stage::Outcome)?;
+    enter(journal, events, report, Stage::Outcome)?;
     let policy = if report.verdict == Verdict::NoChange {
         Policy::Revert
     } else {
         decide(report)
     };
-    let outcome = land(repo, report, journal, policy, apply)?;
-    finish(journal, report, outcome)?;
-    Ok(())
-}
-
-/// Judges a change by the scope, after reading what the judgement needs from git: the
-/// target of every symlink it adds or modifies, and the size of every file it writes.
-fn judge_change(repo: &Repo, scope: &Scope, changes: &[Change]) -> Result<ScopeReport> {
-    let mut targets = BTreeMap::new();
-    for c in changes
-        .iter()
-        .filter(|c| c.new_mode == Change::SYMLINK_MODE)
-    {
-        let target = repo.blob(&c.new_oid)?;
-        targets.insert(
-            c.path.clone(),
-            String::from_utf8_lossy(&target).into_owned(),
-        );
-    }
-    let written: Vec<&Change> = changes
-        .iter()
-        .filter(|c| c.kind != crate::git::ChangeKind::Deleted && c.new_mode != Change::GITLINK_MODE)
-        .collect();
-    let oids: Vec<String> = written.iter().map(|c| c.new_oid.clone()).collect();
-    let by_oid = repo.blob_sizes(&oids)?;
-    let sizes = written
-        .iter()
-        .filter_map(|c| Some((c.path.clone(), *by_oid.get(&c.new_oid)?)))
-        .collect();
-    Ok(scope.judge(changes, &targets, &sizes))
-}
-
-/// The verified commit's message: the task, then trailers carrying the evidence.
-pub fn commit_message(report: &RunReport) -> String {
-    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut lines = report.task.trim().lines();
-    let subject = lines.next().unwrap_or("baton run");
-    let rest: Vec<&str> = lines.collect();
-    let mut msg = format!("{subject}\n\n");
-    if !rest.is_empty() {
-        msg.push_str(rest.join("\n").trim());
-        msg.push_str("\n\n");
-    }
-    msg.push_str(&format!(
-        "Delegated by baton run {} to {}, verified in an isolated worktree.\n\n",
-        report.run_id, report.agent
-    ));
-    let checks = if report.checks.is_empty() {
-        "none".to_string()
-    } else {
-        report
-            .checks
-            .iter()
-            .map(|c| format!("{} ({})", one_line(&c.command), c.status.name()))
-            .collect::<Vec<_>>()
-            .join("; ")
-    };
-    let scope = report
-        .scope
-        .as_ref()
-        .map(|s| format!("{} ({})", s.allowed.join(", "), s.summary()))
-        .unwrap_or_else(|| "-".into());
-    msg.push_str(&format!("Baton-Run: {}\n", report.run_id));
-    msg.push_str(&format!("Baton-Agent: {}\n", one_line(&report.agent)));
-    msg.push_str(&format!("Baton-Checks: {checks}\n"));
-    msg.push_str(&format!("Baton-Scope: {}\n", one_line(&scope)));
-    msg
-}
-
-/// Carries out a policy for a judged run.
-pub fn land(
-    repo: &Repo,
-    report: &RunReport,
-    journal: &Journal,
-    policy: Policy,
-    apply: bool,
-) -> Result<OutcomeReport> {
-    let tree = report.tree.clone().unwrap_or_default();
-    let message = commit_message(report);
-    let landing = Landing::of_run(repo, journal, report, &tree, &message);
-    if report.verdict == Verdict::NoChange {
-        return Ok(outcome::discard(&landing)?);
-    }
-    // A failed run that changed nothing has nothing to save: a stash entry of it would
-    // only be an empty one that says `git stash apply` brings something back.
-    let unchanged = report.tree.is_some() && repo.tree_of(&report.base)? == tree;
-    if unchanged && matches!(policy, Policy::Stash | Policy::Revert) {
-        let mut discarded = outcome::discard(&landing)?;
-        if policy == Policy::Stash {
-            discarded.message = "nothing changed, so nothing was stashed; worktree removed".into();
-        }
-        return Ok(discarded);
-    }
-    let result = match policy {
-        Policy::Merge if report.verdict.passed() => outcome::merge(&landing, apply)?,
-        Policy::Merge => {
-            return Err(Error::NotVerified {
-                run_id: report.run_id.clone(),
-                verdict: report.verdict.describe().into(),
-                scope_violated: report.verdict == Verdict::ScopeViolated,
-            });
-        }
-        Policy::Stash => outcome::stash(&landing)?,
-        Policy::Revert => outcome::revert(&landing)?,
-        Policy::Keep => outcome::keep(&landing),
-    };
-    Ok(result)
-}
-
-/// Records the outcome and the exit status; the run's last journal writes.
-pub fn finish(journal: &Journal, report: &mut RunReport, outcome: OutcomeReport) -> Result<()> {
-    journal.event("outcome", json!({ "outcome": outcome }))?;
-    ui::progress("outcome", &outcome.message);
-    report.outcome = Some(outcome);
-    report.stage = Stage::Finished;
-    report.updated_at = journal::now();
-    // A Ctrl-C that came while the outcome was being carried out let it finish (a
-    // landing is never left half done); the exit status still says it came.
-    report.interrupted |= process::interrupted();
-    report.exit_code = Some(exit::for_report(report));
-    journal.event(
-        "run.finished",
-        json!({ "exit_code": report.exit_code, "verdict": report.verdict }),
+    let outcome = land(
+        repo,
+        report,
+        journal,
+        policy,
+        Target::of_apply(report.apply),
     )?;
-    // A report of a change to the user's repository is synced before the intent that
-    // preceded it is forgotten.
-    let touched_user = report.outcome.as_ref().is_some_and(|o| {
-        matches!(
-            o.action,
-            OutcomeAction::Merged | OutcomeAction::Applied | OutcomeAction::Stashed
-        )
-    });
-    journal.write_report(report, touched_user)?;
-    journal.done()?;
+    land::finish(journal, events, report, outcome)?;
     Ok(())
-}
-
-/// `baton merge|revert|stash RUN` on a run that was kept (or refused by a conflict).
-/// If the worktree changed since it was judged, it is judged again — scope and
-/// checks — before anything lands.
-pub fn decide_later(
-    repo: &Repo,
-    journal: &Journal,
-    policy: Policy,
-    apply: bool,
-) -> Result<RunReport> {
-    let mut report = journal.read_state()?;
-    let pending = report
-        .outcome
-        .as_ref()
-        .is_some_and(|o| o.action.is_pending());
-    if report.stage != Stage::Finished || !pending {
-        let state = report
-            .outcome
-            .as_ref()
-            .map(|o| format!("{:?}", o.action).to_lowercase())
-            .unwrap_or_else(|| format!("{:?}", report.stage).to_lowercase());
-        return Err(Error::Usage(format!(
-            "run {} is {state}, not kept; only a kept run (or one stopped by a conflict) can be decided later — see `baton show {}`",
-            report.run_id, report.run_id
-        )));
-    }
-    if !report.worktree.exists() {
-        return Err(Error::Usage(format!(
-            "the worktree of run {} is gone ({}); its patch is in {}",
-            report.run_id,
-            report.worktree.display(),
-            journal.path(journal::PATCH_FILE).display()
-        )));
-    }
-    // This decision is a new act of the user's: whether the run it decides on was once
-    // interrupted (it is in the warnings and attempts) no longer sets its status.
-    report.interrupted = false;
-    let tree = repo.snapshot_tree(&report.worktree)?;
-    if report.tree.as_deref() != Some(tree.as_str()) {
-        ui::progress(
-            "verify",
-            "the worktree changed since it was judged; judging it again",
-        );
-        journal.event(
-            "reverify",
-            json!({ "old_tree": report.tree, "new_tree": tree }),
-        )?;
-        reverify(repo, journal, &mut report, tree)?;
-    }
-    if policy == Policy::Merge && !report.verdict.passed() {
-        return Err(Error::NotVerified {
-            run_id: report.run_id.clone(),
-            verdict: report.verdict.describe().into(),
-            scope_violated: report.verdict == Verdict::ScopeViolated,
-        });
-    }
-    let outcome = land(repo, &report, journal, policy, apply)?;
-    report.apply = apply;
-    finish(journal, &mut report, outcome)?;
-    Ok(report)
-}
-
-fn reverify(repo: &Repo, journal: &Journal, report: &mut RunReport, tree: String) -> Result<()> {
-    let s = report.settings.clone();
-    let scope = Scope::compile(&s.scope, &s.deny)?.with_limits(s.limits);
-    let base_tree = repo.tree_of(&report.base)?;
-    let changes = repo.diff_trees(&base_tree, &tree)?;
-    journal.write_file(journal::PATCH_FILE, &repo.patch(&base_tree, &tree)?)?;
-    let scope_report = judge_change(repo, &scope, &changes)?;
-    let checklist = Checklist {
-        commands: &s.checks,
-        worktree: &report.worktree,
-        timeout: Duration::from_millis(s.check_timeout_ms),
-        kill_grace: Duration::from_millis(s.kill_grace_ms),
-        env: vec![("BATON_RUN_ID".into(), report.run_id.clone())],
-    };
-    report.checks = checklist.run(&|i| journal.check_log(i), &mut |_, r| {
-        ui::progress("check", format!("{} — {}", r.command, r.status.name()));
-    })?;
-    report.interrupted |= report
-        .checks
-        .iter()
-        .any(|c| c.status == CheckStatus::Interrupted);
-    report.verdict = verdict(
-        true,
-        !changes.is_empty(),
-        scope_report.clean(),
-        &report.checks,
-    );
-    report.scope = Some(scope_report);
-    report.tree = Some(tree);
-    Ok(())
-}
-
-/// The outcome a run gets when nobody is asked.
-pub fn default_policy(report: &RunReport) -> Policy {
-    if report.verdict.passed() {
-        report.on_pass
-    } else {
-        report.on_fail
-    }
 }
 
 /// What `baton resume` may change about the run it continues.
@@ -986,11 +704,12 @@ pub fn follow_up(report: &RunReport) -> Result<String> {
 }
 
 /// `baton resume RUN`: continues the agent's own session in the run's kept worktree,
-/// then verifies and decides again.
+/// then verifies and decides again — the same attempt, judge and land as a run.
 pub fn resume(
     repo: &Repo,
-    journal: &Journal,
+    journal: Arc<Journal>,
     opts: ResumeOptions,
+    observers: Vec<Box<dyn Observer>>,
     decide: Decide,
 ) -> Result<RunReport> {
     let mut report = journal.read_state()?;
@@ -1022,7 +741,13 @@ pub fn resume(
     let agent = AgentSpec::parse(&report.agent)?;
     let backend = agent.backend(&opts.config)?;
     let s = report.settings.clone();
-    let scope = Scope::compile(&s.scope, &s.deny)?.with_limits(s.limits);
+    let settings = JudgeSettings {
+        scope: Scope::compile(&s.scope, &s.deny)?.with_limits(s.limits),
+        checks: s.checks.clone(),
+        check_timeout: Duration::from_millis(s.check_timeout_ms),
+        kill_grace: Duration::from_millis(s.kill_grace_ms),
+    };
+    let events = Events::new(&report.run_id, journal.clone(), observers);
     report.on_pass = opts.on_pass.unwrap_or(report.on_pass);
     report.on_fail = opts.on_fail.unwrap_or(report.on_fail);
     report.apply = opts.apply || report.apply;
@@ -1040,41 +765,37 @@ pub fn resume(
     report.interrupted = false;
     report.error = None;
     report.exit_code = None;
-    journal.event(
-        "resume",
-        json!({ "session": session, "resumes": report.resumes }),
-    )?;
-    ui::progress(
-        "resume",
-        format!(
-            "{} session {session} in {}",
-            report.agent,
-            report.worktree.display()
-        ),
-    );
+    events.emit(RunEvent::Resume {
+        session: session.clone(),
+        resumes: report.resumes,
+        agent: report.agent.clone(),
+        worktree: report.worktree.clone(),
+    })?;
     let ms = |v: Option<u64>| v.map(Duration::from_millis);
-    let work = Work {
-        backend: backend.as_ref(),
-        ctx: AgentContext {
-            run_id: report.run_id.clone(),
-            worktree: report.worktree.clone(),
-            handoff: journal.path(journal::HANDOFF_FILE),
-            prompt,
-            resume: Some(session),
-            timeout: opts.timeout.or(ms(s.timeout_ms)),
-            idle_timeout: opts.idle_timeout.or(ms(s.idle_timeout_ms)),
-            kill_grace: Duration::from_millis(s.kill_grace_ms),
-            log: journal.path(&format!("agent-resume-{}.log", report.resumes)),
-        },
-        scope,
-        checks: &s.checks,
-        check_timeout: Duration::from_millis(s.check_timeout_ms),
+    let ctx = AgentContext {
+        run_id: report.run_id.clone(),
+        worktree: report.worktree.clone(),
+        handoff: journal.path(journal::HANDOFF_FILE),
+        prompt,
+        resume: Some(session),
+        timeout: opts.timeout.or(ms(s.timeout_ms)),
+        idle_timeout: opts.idle_timeout.or(ms(s.idle_timeout_ms)),
         kill_grace: Duration::from_millis(s.kill_grace_ms),
-        fresh: false,
+        log: journal.path(&format!("agent-resume-{}.log", report.resumes)),
     };
     let apply = report.apply;
-    let result = judge_attempt(repo, journal, &mut report, work)
-        .and_then(|()| conclude(repo, journal, &mut report, apply, decide));
+    // A resumed worktree was written before: the judge is told it is not fresh.
+    let result = round(
+        repo,
+        &journal,
+        &events,
+        &mut report,
+        &settings,
+        backend.as_ref(),
+        &ctx,
+        false,
+    )
+    .and_then(|()| conclude(repo, &journal, &events, &mut report, decide));
     if let Err(e) = result {
         report.error = Some(e.to_string());
         let _ = journal.write_state(&report);
