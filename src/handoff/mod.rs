@@ -388,6 +388,78 @@ mod tests {
         assert!(err.to_string().contains("scopes"), "{err}");
     }
 
+    /// The built-in kinds, as `--template` names them.
+    const KINDS: [&str; 6] = ["implement", "bugfix", "refactor", "tests", "docs", "review"];
+
+    /// Every field a built-in template reads, each given, several of them lists of
+    /// more than one; the text carries `<`, `&` and quotes to pin that nothing is
+    /// HTML-escaped, and context and notes carry the blank lines that get trimmed.
+    fn rich(template: &str) -> NewHandoff {
+        NewHandoff {
+            template: template.into(),
+            task: "Make add() return a + b for \"big\" <ints> & floats".into(),
+            context:
+                "\n  add() in src/calc.py returns a - b.\n\nSee issue #12 <urgent> & \"soon\".\n\n"
+                    .into(),
+            scope: vec!["src/calc.py".into(), "tests/**".into(), "docs/".into()],
+            deny: vec!["**/*.lock".into(), ".github/**".into()],
+            checks: vec!["ruff check .".into(), "pytest -q tests/test_calc.py".into()],
+            requirements: vec![
+                "Keep the signature `add(a, b)`".into(),
+                "Raise TypeError for strings & None".into(),
+            ],
+            patterns: vec![
+                "Error handling as in src/parse.py".into(),
+                "Tests as in tests/test_parse.py".into(),
+            ],
+            notes: "\nThe CI runs Python 3.12.\nAsk before adding <deps>.\n".into(),
+            agent: Some("codex".into()),
+            timeout: Some(Duration::from_secs(1200)),
+            vars: BTreeMap::from([("ticket".into(), "ABC-1".into())]),
+            ..Default::default()
+        }
+    }
+
+    /// A task and nothing else: no scope (so `scope_all`), no deny, no checks.
+    fn minimal(template: &str) -> NewHandoff {
+        NewHandoff {
+            template: template.into(),
+            task: "Fix add()".into(),
+            ..Default::default()
+        }
+    }
+
+    /// A scope without a deny list, one check, and no prose fields.
+    fn scoped(template: &str) -> NewHandoff {
+        NewHandoff {
+            template: template.into(),
+            task: "Fix add()".into(),
+            scope: vec!["src/calc.py".into()],
+            checks: vec!["pytest -q".into()],
+            ..Default::default()
+        }
+    }
+
+    /// The body each built-in template writes, pinned byte for byte: moving text
+    /// between the templates' files must not change a single rendered character.
+    #[test]
+    fn built_in_templates_render_as_pinned() {
+        for kind in KINDS {
+            for (inputs, new) in [
+                ("rich", rich(kind)),
+                ("scoped", scoped(kind)),
+                ("minimal", minimal(kind)),
+            ] {
+                let body = render_new(&new, None).unwrap().body;
+                // insta compares text with trailing whitespace trimmed and CRLF read
+                // as LF; these two pin what it cannot see.
+                assert_eq!(body, format!("{}\n", body.trim_end()), "{kind} {inputs}");
+                assert!(!body.contains('\r'), "{kind} {inputs}");
+                insta::assert_snapshot!(format!("{kind}_{inputs}"), body);
+            }
+        }
+    }
+
     #[test]
     fn strict_templates_name_the_missing_field() {
         let dir = tempfile::tempdir().unwrap();
