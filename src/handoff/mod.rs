@@ -1,13 +1,15 @@
 //! The handoff stage: the document that says what a run is to do. It owns the format
 //! (TOML front matter between `+++` lines — the machine-readable contract — and a
 //! Markdown body, the prompt the agent receives) and the templates that write new
-//! handoffs. It knows nothing of agents, git or the journal.
+//! handoffs: one layout the built-in kinds share, each kind's parts, the repair prompt,
+//! and a repository's own templates. It knows nothing of agents, git or the
+//! journal.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use handlebars::{Handlebars, RenderErrorReason};
+use handlebars::{Handlebars, RenderErrorReason, TemplateErrorReason};
 use serde::{Deserialize, Serialize};
 
 use crate::duration;
@@ -36,8 +38,13 @@ pub enum HandoffError {
         "template `{template}` needs the field `{field}`, which nobody gave; pass it with `--var {field}=VALUE`"
     )]
     MissingField { template: String, field: String },
-    #[error("template `{template}` does not render: {message}; fix the template file")]
-    Template { template: String, message: String },
+    #[error("template `{template}` does not render: {message}; fix {file}")]
+    Template {
+        template: String,
+        /// The file at fault: the template's own, or the layout it renders through.
+        file: String,
+        message: String,
+    },
     #[error("invalid --var `{0}`; write it as KEY=VALUE")]
     BadVar(String),
 }
@@ -189,6 +196,8 @@ pub fn parse_var(text: &str) -> Result<(String, String), HandoffError> {
     }
 }
 
+/// The built-in kinds. Each file holds only what its kind says differently (its
+/// parts, as inline partials) and renders them through [`LAYOUT`].
 const BUILTIN: &[(&str, &str)] = &[
     (
         "implement",
@@ -200,6 +209,97 @@ const BUILTIN: &[(&str, &str)] = &[
     ("docs", include_str!("../../templates/docs.md.hbs")),
     ("review", include_str!("../../templates/review.md.hbs")),
 ];
+
+/// The structure every built-in kind shares: the sections, the lists of globs and
+/// checks, and the sentences no kind changes.
+const LAYOUT: &str = include_str!("../../templates/layout.md.hbs");
+
+/// The partial name a kind calls the layout by (`{{#> layout}}`).
+const LAYOUT_NAME: &str = "layout";
+
+/// A template's text and the file it came from, which every error about it names:
+/// the only thing a user can do about a template that does not render is fix its file.
+struct Source {
+    text: String,
+    file: String,
+}
+
+impl Source {
+    fn builtin(name: &str, text: &str) -> Source {
+        Source {
+            text: text.to_string(),
+            file: format!("templates/{name}.md.hbs (built in)"),
+        }
+    }
+
+    /// The repository's `NAME.md.hbs`, if it has one.
+    fn repo(name: &str, repo_templates: Option<&Path>) -> Result<Option<Source>, HandoffError> {
+        let Some(path) = repo_templates
+            .map(|dir| dir.join(format!("{name}.md.hbs")))
+            .filter(|path| path.is_file())
+        else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| HandoffError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Some(Source {
+            text,
+            file: path.display().to_string(),
+        }))
+    }
+
+    /// The error for this template's text that does not parse or render.
+    fn error(&self, template: &str, message: String) -> HandoffError {
+        HandoffError::Template {
+            template: template.to_string(),
+            file: self.file.clone(),
+            message,
+        }
+    }
+}
+
+/// A registry as every baton template is rendered with: strict, so a field nobody gave
+/// is an error rather than an empty string, and without HTML escaping, since handoffs
+/// are Markdown.
+fn registry() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb
+}
+
+/// Registers `source` under `name`, or says on one line where it does not parse
+/// (handlebars' own message spans several, with a drawing of the line, and a syntax
+/// error lists every token the parser would have taken, which helps nobody).
+fn register(
+    hb: &mut Handlebars<'static>,
+    template: &str,
+    name: &str,
+    source: &Source,
+) -> Result<(), HandoffError> {
+    hb.register_template_string(name, &source.text)
+        .map_err(|e| {
+            let place = e
+                .pos()
+                .map(|(line, col)| format!(" at line {line}, column {col}"))
+                .unwrap_or_default();
+            let reason = match e.reason() {
+                TemplateErrorReason::InvalidSyntax(_) => "invalid handlebars syntax".to_string(),
+                other => other.to_string(),
+            };
+            source.error(template, format!("{reason}{place}"))
+        })
+}
+
+/// A render error on one line, with the place when handlebars knows it.
+fn render_message(e: &handlebars::RenderError) -> String {
+    match (e.line_no, e.column_no) {
+        (Some(line), Some(col)) => format!("{} at line {line}, column {col}", e.reason()),
+        _ => e.reason().to_string(),
+    }
+}
 
 /// What a repair round tells the agent: the failing checks and the paths out of scope.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -230,27 +330,17 @@ pub struct Violation {
 const REPAIR: &str = include_str!("../../templates/repair.md.hbs");
 
 /// The follow-up prompt of a repair round (`templates/repair.md.hbs`, or the
-/// repository's own `repair.md.hbs`).
+/// repository's own `repair.md.hbs`). It does not use the layout.
 pub fn render_repair(
     repair: &Repair,
     repo_templates: Option<&Path>,
 ) -> Result<String, HandoffError> {
-    let source = repo_templates
-        .map(|d| d.join("repair.md.hbs"))
-        .filter(|p| p.is_file())
-        .map(|p| {
-            std::fs::read_to_string(&p).map_err(|source| HandoffError::Read { path: p, source })
-        })
-        .transpose()?
-        .unwrap_or_else(|| REPAIR.to_string());
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    hb.render_template(&source, repair)
-        .map_err(|e| HandoffError::Template {
-            template: "repair".into(),
-            message: e.to_string(),
-        })
+    let source = Source::repo("repair", repo_templates)?
+        .unwrap_or_else(|| Source::builtin("repair", REPAIR));
+    let mut hb = registry();
+    register(&mut hb, "repair", "repair", &source)?;
+    hb.render("repair", repair)
+        .map_err(|e| source.error("repair", render_message(&e)))
 }
 
 /// The names of the templates available in a repository (built-in and its own).
@@ -271,41 +361,35 @@ pub fn template_names(repo_templates: Option<&Path>) -> Vec<String> {
     names
 }
 
-fn template_source(name: &str, repo_templates: Option<&Path>) -> Result<String, HandoffError> {
-    if let Some(dir) = repo_templates {
-        let path = dir.join(format!("{name}.md.hbs"));
-        if path.is_file() {
-            return std::fs::read_to_string(&path)
-                .map_err(|source| HandoffError::Read { path, source });
-        }
+/// The text of the template `name`: the repository's own file first, then the
+/// built-in one.
+fn template_source(name: &str, repo_templates: Option<&Path>) -> Result<Source, HandoffError> {
+    let unknown = || HandoffError::UnknownTemplate {
+        name: name.to_string(),
+        available: template_names(repo_templates).join(", "),
+    };
+    if let Some(source) = Source::repo(name, repo_templates)? {
+        return Ok(source);
     }
     BUILTIN
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, src)| src.to_string())
-        .ok_or_else(|| HandoffError::UnknownTemplate {
-            name: name.to_string(),
-            available: template_names(repo_templates).join(", "),
-        })
+        .map(|(n, text)| Source::builtin(n, text))
+        .ok_or_else(unknown)
 }
 
 /// Writes a new handoff from a template (the repository's `.baton/templates/NAME.md.hbs`
-/// first, then the built-in one). Rendering is strict: a field the template uses and
-/// nobody gave is an error naming it.
+/// first, then the built-in one), with the layout available to it as `{{#> layout}}`.
+/// Rendering is strict: a field the template uses and nobody gave is an error naming it.
 pub fn render_new(
     new: &NewHandoff,
     repo_templates: Option<&Path>,
 ) -> Result<Handoff, HandoffError> {
     let source = template_source(&new.template, repo_templates)?;
-    let mut hb = Handlebars::new();
-    hb.set_strict_mode(true);
-    hb.register_escape_fn(handlebars::no_escape);
-    let template_err = |message: String| HandoffError::Template {
-        template: new.template.clone(),
-        message,
-    };
-    hb.register_template_string(&new.template, &source)
-        .map_err(|e| template_err(e.to_string()))?;
+    let layout = Source::builtin(LAYOUT_NAME, LAYOUT);
+    let mut hb = registry();
+    register(&mut hb, &new.template, &new.template, &source)?;
+    register(&mut hb, &new.template, LAYOUT_NAME, &layout)?;
 
     let mut data = serde_json::Map::new();
     for (k, v) in &new.vars {
@@ -333,7 +417,11 @@ pub fn render_new(
                 template: new.template.clone(),
                 field: field.clone(),
             },
-            _ => template_err(e.to_string()),
+            // handlebars names the template, or the partial, it was rendering.
+            _ if e.template_name.as_deref() == Some(LAYOUT_NAME) => {
+                layout.error(&new.template, render_message(&e))
+            }
+            _ => source.error(&new.template, render_message(&e)),
         })?;
     Ok(Handoff {
         contract: Contract {
