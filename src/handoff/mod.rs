@@ -2,7 +2,7 @@
 //! (TOML front matter between `+++` lines — the machine-readable contract — and a
 //! Markdown body, the prompt the agent receives) and the templates that write new
 //! handoffs: one layout the built-in kinds share, each kind's parts, the repair prompt,
-//! and a repository's own templates. It knows nothing of agents, git or the
+//! and a repository's overrides of any of them. It knows nothing of agents, git or the
 //! journal.
 
 use std::collections::BTreeMap;
@@ -214,7 +214,9 @@ const BUILTIN: &[(&str, &str)] = &[
 /// checks, and the sentences no kind changes.
 const LAYOUT: &str = include_str!("../../templates/layout.md.hbs");
 
-/// The partial name a kind calls the layout by (`{{#> layout}}`).
+/// The partial name a kind calls the layout by (`{{#> layout}}`), and so the stem of
+/// the file that overrides it. It is not a template of its own: rendered alone it has
+/// no parts.
 const LAYOUT_NAME: &str = "layout";
 
 /// A template's text and the file it came from, which every error about it names:
@@ -343,7 +345,8 @@ pub fn render_repair(
         .map_err(|e| source.error("repair", render_message(&e)))
 }
 
-/// The names of the templates available in a repository (built-in and its own).
+/// The names of the templates available in a repository (built-in and its own). The
+/// layout is not one: a repository's `layout.md.hbs` changes the built-in kinds.
 pub fn template_names(repo_templates: Option<&Path>) -> Vec<String> {
     let mut names: Vec<String> = BUILTIN.iter().map(|(n, _)| n.to_string()).collect();
     if let Some(dir) = repo_templates {
@@ -351,7 +354,9 @@ pub fn template_names(repo_templates: Option<&Path>) -> Vec<String> {
             for e in entries.flatten() {
                 let file = e.file_name().to_string_lossy().into_owned();
                 if let Some(name) = file.strip_suffix(".md.hbs") {
-                    names.push(name.to_string());
+                    if name != LAYOUT_NAME {
+                        names.push(name.to_string());
+                    }
                 }
             }
         }
@@ -368,6 +373,9 @@ fn template_source(name: &str, repo_templates: Option<&Path>) -> Result<Source, 
         name: name.to_string(),
         available: template_names(repo_templates).join(", "),
     };
+    if name == LAYOUT_NAME {
+        return Err(unknown());
+    }
     if let Some(source) = Source::repo(name, repo_templates)? {
         return Ok(source);
     }
@@ -379,16 +387,20 @@ fn template_source(name: &str, repo_templates: Option<&Path>) -> Result<Source, 
 }
 
 /// Writes a new handoff from a template (the repository's `.baton/templates/NAME.md.hbs`
-/// first, then the built-in one), with the layout available to it as `{{#> layout}}`.
-/// Rendering is strict: a field the template uses and nobody gave is an error naming it.
+/// first, then the built-in one), with the layout available to it as `{{#> layout}}`
+/// (the repository's `layout.md.hbs` first, then the built-in one). Rendering is
+/// strict: a field the template uses and nobody gave is an error naming it.
 pub fn render_new(
     new: &NewHandoff,
     repo_templates: Option<&Path>,
 ) -> Result<Handoff, HandoffError> {
     let source = template_source(&new.template, repo_templates)?;
-    let layout = Source::builtin(LAYOUT_NAME, LAYOUT);
+    let layout = Source::repo(LAYOUT_NAME, repo_templates)?
+        .unwrap_or_else(|| Source::builtin(LAYOUT_NAME, LAYOUT));
     let mut hb = registry();
     register(&mut hb, &new.template, &new.template, &source)?;
+    // Registered even for a template that does not call it: a broken layout file is
+    // named at once rather than the first time a kind happens to use it.
     register(&mut hb, &new.template, LAYOUT_NAME, &layout)?;
 
     let mut data = serde_json::Map::new();
@@ -563,5 +575,90 @@ mod tests {
         };
         let err = render_new(&new, Some(dir.path())).unwrap_err();
         assert!(err.to_string().contains("`ticket`"), "{err}");
+    }
+
+    /// A repository's `layout.md.hbs` reshapes every built-in kind, each still with its
+    /// own parts, and a kind a repository writes as parts renders through it too.
+    #[test]
+    fn a_repository_layout_applies_to_every_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("layout.md.hbs"),
+            "# {{task}} ({{template}})\n\n{{> intro}} Mine.\n\n{{> rules}}\n{{> closing}}\n",
+        )
+        .unwrap();
+        let bugfix = render_new(&minimal("bugfix"), Some(dir.path()))
+            .unwrap()
+            .body;
+        assert!(
+            bugfix.starts_with("# Fix add() (bugfix)\n\nThis is a **bugfix**: "),
+            "{bugfix}"
+        );
+        assert!(bugfix.contains("\n- Reproduce the bug first"), "{bugfix}");
+        assert!(!bugfix.contains("## Scope"), "{bugfix}");
+        let review = render_new(&minimal("review"), Some(dir.path()))
+            .unwrap()
+            .body;
+        assert!(
+            review.contains("- Save the review as `REVIEW.md`."),
+            "{review}"
+        );
+
+        std::fs::write(
+            dir.path().join("ticket.md.hbs"),
+            "{{#> layout}}{{#*inline \"intro\"}}Close {{ticket}}.{{/inline}}\
+             {{#*inline \"rules\"}}- Say which.\n{{/inline}}\
+             {{#*inline \"closing\"}}Thanks.\n{{/inline}}{{/layout}}",
+        )
+        .unwrap();
+        let mut ticket = minimal("ticket");
+        ticket.vars.insert("ticket".into(), "ABC-1".into());
+        let body = render_new(&ticket, Some(dir.path())).unwrap().body;
+        assert_eq!(
+            body,
+            "# Fix add() (ticket)\n\nClose ABC-1. Mine.\n\n- Say which.\nThanks.\n"
+        );
+    }
+
+    /// The layout is what the kinds render through, not a kind of its own.
+    #[test]
+    fn the_layout_is_not_a_template() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("layout.md.hbs"), "# {{task}}\n").unwrap();
+        assert!(!template_names(Some(dir.path())).contains(&"layout".to_string()));
+        for repo in [None, Some(dir.path())] {
+            let err = render_new(&minimal("layout"), repo).unwrap_err();
+            assert!(matches!(err, HandoffError::UnknownTemplate { .. }), "{err}");
+        }
+    }
+
+    /// A template that does not parse, or calls a part nobody defined, is an error
+    /// that names the file to fix, on one line.
+    #[test]
+    fn a_broken_template_is_named_by_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("layout.md.hbs");
+        let fails = |template: &str| {
+            let err = render_new(&minimal(template), Some(dir.path())).unwrap_err();
+            let text = err.to_string();
+            assert!(!text.contains('\n'), "{text}");
+            text
+        };
+
+        std::fs::write(&layout, "# {{task}}\n{{#if scope_all}}\n").unwrap();
+        let text = fails("bugfix");
+        assert!(text.contains(&layout.display().to_string()), "{text}");
+        assert!(text.contains("at line 3, column 1"), "{text}");
+
+        std::fs::write(&layout, "# {{task}}\n{{> intro}} {{> ticket_link}}\n").unwrap();
+        let text = fails("docs");
+        assert!(text.contains(&layout.display().to_string()), "{text}");
+        assert!(text.contains("ticket_link"), "{text}");
+        std::fs::remove_file(&layout).unwrap();
+
+        let own = dir.path().join("bugfix.md.hbs");
+        std::fs::write(&own, "# {{task}}\n{{/each}}\n").unwrap();
+        let text = fails("bugfix");
+        assert!(text.contains(&own.display().to_string()), "{text}");
     }
 }
