@@ -243,6 +243,78 @@ fn a_repository_template_field_nobody_gave_is_named_with_the_var_that_fills_it()
 }
 
 #[test]
+fn a_repository_layout_reshapes_every_built_in_template_and_a_broken_one_is_named() {
+    let bench = Bench::with_fixture("python-calc");
+    // The repository's layout keeps the kinds' own parts but drops the scope section.
+    bench.write(
+        ".baton/templates/layout.md.hbs",
+        "# {{task}}\n\n{{> intro}} Ours.\n\n## Must\n\n{{> rules}}\n\n## Checks\n\n\
+         {{#each checks}}\n- `{{this}}`\n{{else}}\n{{> no_checks}}\n{{/each}}\n\n{{> closing}}\n",
+    );
+    let new = |template: &str, out: &str| {
+        bench.baton(&[
+            "handoff",
+            "new",
+            "--template",
+            template,
+            "--task",
+            "Fix add()",
+            "--check",
+            PYTEST,
+            "-o",
+            out,
+        ])
+    };
+    new("bugfix", "task.md").expect(0);
+    let handoff = bench.read("task.md");
+    let body = body_of(&handoff);
+    assert!(
+        body.starts_with("# Fix add()\n\nThis is a **bugfix**: find the root cause"),
+        "{body}"
+    );
+    assert!(
+        body.contains("change. Ours.\n\n## Must\n\n- Reproduce the bug first"),
+        "{body}"
+    );
+    assert!(
+        body.contains("\n\n## Checks\n\n- `python3 -m pytest -q`\n\nIf the fix needs"),
+        "{body}"
+    );
+    assert!(body.ends_with("how you verified it.\n"), "{body}");
+    assert!(!body.contains("## Scope"), "{body}");
+    let fm = front_matter(&handoff);
+    assert_eq!(fm["template"].as_str(), Some("bugfix"));
+
+    // The layout applies to every kind, each with its own parts.
+    new("review", "review.md").expect(0);
+    let review = bench.read("review.md");
+    assert!(
+        body_of(&review).contains("Make **no code changes**. Ours.\n"),
+        "{review}"
+    );
+
+    // A whole template of the repository's own still wins over the layout.
+    bench.write(".baton/templates/bugfix.md.hbs", "Our own: {{task}}\n");
+    new("bugfix", "own.md").expect(0);
+    assert_eq!(body_of(&bench.read("own.md")), "Our own: Fix add()\n");
+
+    // The layout is not a template to choose, and a broken one is named by its file.
+    let ran = new("layout", "layout.md");
+    refused(&ran, &["unknown template `layout`", "bugfix"]);
+    bench.write(
+        ".baton/templates/layout.md.hbs",
+        "# {{task}}\n{{#each checks}}\n",
+    );
+    let before = before(&bench);
+    let ran = new("docs", "docs.md");
+    refused(
+        &ran,
+        &[".baton/templates/layout.md.hbs", "`docs`", "line 3"],
+    );
+    assert_untouched(&bench, &before);
+}
+
+#[test]
 fn an_invalid_glob_is_named_in_the_error() {
     let bench = Bench::with_fixture("python-calc");
     let before = before(&bench);
