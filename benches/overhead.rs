@@ -35,8 +35,9 @@
 //! mostly cancels out. 1.00 means baton costs nothing beyond the worktree it has to make;
 //! 1.30 means it adds 30% on top. The target is a ratio of at most 1.30. The absolute
 //! milliseconds are printed for context only and nothing is asserted about them (this
-//! is a measurement, not a test). The per-stage table splits baton's time at the moments
-//! its progress lines reached stderr, to show where any extra time goes.
+//! is a measurement, not a test). The per-stage table splits baton's time at the events
+//! the run recorded in its journal (`events.jsonl`, each with its `ts_ms`), to show where
+//! any extra time goes.
 //!
 //! Noise: both sides spend their time creating and deleting thousands of files, so the
 //! filesystem under the temporary directory (`$TMPDIR`, else `/tmp`; the repository and
@@ -344,15 +345,60 @@ fn baseline_once(s: &Scratch, n: usize) -> Duration {
     elapsed
 }
 
-/// A line of baton's stderr and when it arrived, relative to the spawn.
+/// A line of baton's stderr, kept for the report and for failures.
 struct StderrLine {
-    at: Duration,
     text: String,
 }
 
-/// One baton iteration; returns its wall time and its stderr lines, timed.
-fn baton_once(s: &Scratch) -> (Duration, Vec<StderrLine>) {
+/// One event of the run's journal and when it happened, relative to the spawn.
+struct Event {
+    at: Duration,
+    name: String,
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The events of the newest run of the scratch repository (`events.jsonl`), each named
+/// by its kind (`stage:<name>` for a stage change), timed from `spawned_ms`.
+fn run_events(s: &Scratch, spawned_ms: u64) -> Vec<Event> {
+    let runs = s.repo.join(".git/baton/runs");
+    let newest = fs::read_dir(&runs)
+        .expect("the run has a journal")
+        .flatten()
+        .max_by_key(|e| {
+            fs::read_to_string(e.path().join("seq"))
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .expect("the run has a journal directory");
+    let text = fs::read_to_string(newest.path().join("events.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| {
+            let ts = v.get("ts_ms")?.as_u64()?;
+            let kind = v.get("event")?.as_str()?;
+            let name = match (kind, v.get("stage").and_then(|s| s.as_str())) {
+                ("stage", Some(stage)) => format!("stage:{stage}"),
+                _ => kind.to_string(),
+            };
+            Some(Event {
+                at: Duration::from_millis(ts.saturating_sub(spawned_ms)),
+                name,
+            })
+        })
+        .collect()
+}
+
+/// One baton iteration; returns its wall time, its stderr and its journal's events.
+fn baton_once(s: &Scratch) -> (Duration, Vec<StderrLine>, Vec<Event>) {
     let start = Instant::now();
+    let spawned_ms = epoch_ms();
     let mut child = s
         .baton()
         .stdout(Stdio::null())
@@ -363,15 +409,12 @@ fn baton_once(s: &Scratch) -> (Duration, Vec<StderrLine>) {
     let mut lines = Vec::new();
     for line in BufReader::new(stderr).lines() {
         let text = line.expect("could not read baton's stderr");
-        lines.push(StderrLine {
-            at: start.elapsed(),
-            text,
-        });
+        lines.push(StderrLine { text });
     }
     let status = child.wait().expect("could not wait for baton");
     let elapsed = start.elapsed();
     check_baton_result(s, status, &lines);
-    (elapsed, lines)
+    (elapsed, lines, run_events(s, spawned_ms))
 }
 
 /// Proves the run did its work and cleaned up: exit 4, only the main worktree left, no
@@ -409,18 +452,15 @@ fn check_baton_result(s: &Scratch, status: ExitStatus, lines: &[StderrLine]) {
     );
 }
 
-/// Splits a baton run at its progress lines: `spawn → run`, `run → worktree`, ...,
-/// `<last> → exit`, each line named by its first word, with `#2`, `#3` for repeats.
-fn stages(lines: &[StderrLine], total: Duration) -> Vec<(String, Duration)> {
+/// Splits a baton run at its journal's events: `spawn → run.started`, ...,
+/// `<last> → exit`, with `#2`, `#3` for repeated names.
+fn stages(events: &[Event], total: Duration) -> Vec<(String, Duration)> {
     let mut out = Vec::new();
     let mut seen: Vec<(String, usize)> = Vec::new();
     let mut prev_name = "spawn".to_string();
     let mut prev_at = Duration::ZERO;
-    for line in lines {
-        let Some(word) = line.text.split_whitespace().next() else {
-            continue;
-        };
-        let word = word.trim_end_matches(':').to_string();
+    for event in events {
+        let word = event.name.clone();
         let n = match seen.iter_mut().find(|(w, _)| *w == word) {
             Some((_, n)) => {
                 *n += 1;
@@ -434,25 +474,24 @@ fn stages(lines: &[StderrLine], total: Duration) -> Vec<(String, Duration)> {
         let name = if n == 1 { word } else { format!("{word}#{n}") };
         out.push((
             format!("{prev_name} → {name}"),
-            line.at.saturating_sub(prev_at),
+            event.at.saturating_sub(prev_at),
         ));
         prev_name = name;
-        prev_at = line.at;
+        prev_at = event.at;
     }
     out.push((format!("{prev_name} → exit"), total.saturating_sub(prev_at)));
     out
 }
 
-/// What baton does between two of its progress lines, as far as the benchmark knows
-/// (progress lines may change; an unknown stage just has no hint).
+/// What baton does between two of its events, as far as the benchmark knows (events
+/// may be added; an unknown pair just has no hint).
 fn stage_hint(name: &str) -> &'static str {
     match name {
-        "spawn → run" => "start-up: open repo, config, HEAD, identity, journal",
-        "run → worktree" => "git worktree add (branch + checkout)",
-        "worktree → agent" => "journal",
-        "agent → agent#2" => "the agent (cmd:true)",
-        "agent#2 → scope" => "snapshot: copy index, git add --all, write-tree, diff",
-        "scope#2 → outcome" => "discard: worktree unlock/remove/prune, branch delete",
+        "spawn → run.started" => "start-up: open repo, config, HEAD, identity, journal",
+        "stage:worktree → worktree.created" => "git worktree add (branch + checkout)",
+        "agent.started → agent.finished" => "the agent (cmd:true)",
+        "agent.finished → stage:scope" => "snapshot: copy index, git add --all, write-tree, diff",
+        "stage:outcome → outcome" => "discard: worktree unlock/remove/prune, branch delete",
         _ => "",
     }
 }
@@ -493,7 +532,7 @@ fn bench_size(files: usize, iters: usize) -> SizeResult {
     );
 
     let warm_base = baseline_once(&scratch, 0);
-    let (warm_baton, _) = baton_once(&scratch);
+    let (warm_baton, _, _) = baton_once(&scratch);
     eprintln!(
         "[{files} files] warm-up: baseline {:.1} ms, baton {:.1} ms",
         ms(warm_base),
@@ -510,13 +549,13 @@ fn bench_size(files: usize, iters: usize) -> SizeResult {
     };
     for i in 1..=iters {
         let base = baseline_once(&scratch, i);
-        let (baton, lines) = baton_once(&scratch);
+        let (baton, lines, events) = baton_once(&scratch);
         eprintln!(
             "[{files} files] iteration {i}/{iters}: baseline {:.1} ms, baton {:.1} ms",
             ms(base),
             ms(baton)
         );
-        for (name, d) in stages(&lines, baton) {
+        for (name, d) in stages(&events, baton) {
             match result.stages.iter_mut().find(|(n, _)| *n == name) {
                 Some((_, ds)) => ds.push(d),
                 None => result.stages.push((name, vec![d])),
@@ -579,7 +618,7 @@ fn print_table(results: &[SizeResult]) {
 
 fn print_stages(r: &SizeResult) {
     println!(
-        "baton stages, {} files (median ms over {} run(s); split where each progress line reached stderr):",
+        "baton stages, {} files (median ms over {} run(s); split at the run's events in events.jsonl):",
         r.files,
         r.baton.len()
     );

@@ -10,6 +10,7 @@ mod handoff;
 mod init;
 mod model_server;
 mod recover;
+mod replay;
 mod resume;
 mod route;
 mod run;
@@ -49,6 +50,7 @@ enum Command {
     Run(Box<run::RunArgs>),
     Status(status::StatusArgs),
     Show(status::ShowArgs),
+    Replay(replay::ReplayArgs),
     Resume(resume::ResumeArgs),
     Merge(decide::MergeArgs),
     /// Discard a kept run: remove its worktree and branch (its patch stays in the
@@ -88,6 +90,15 @@ pub fn main() -> i32 {
                 source = cause.source();
             }
             ui::error(&err.to_string(), &causes);
+            if let Error::RunFailed(f) = &err {
+                crate::say!(
+                    "  run {} stopped in its {} stage; its journal is {} — `baton show {}` tells what it did, `baton recover` finishes or rolls back what it left",
+                    f.run_id,
+                    format!("{:?}", f.stage).to_lowercase(),
+                    f.journal.display(),
+                    f.run_id
+                );
+            }
             exit::for_error(&err)
         }
     }
@@ -107,6 +118,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Run(args) => run::cmd_run(&dir, *args),
         Command::Status(args) => status::cmd_status(&dir, args),
         Command::Show(args) => status::cmd_show(&dir, args),
+        Command::Replay(args) => replay::cmd_replay(&dir, args),
         Command::Resume(args) => resume::cmd_resume(&dir, args),
         Command::Merge(args) => decide::cmd_merge(&dir, args),
         Command::Revert(args) => decide::cmd_revert(&dir, args),
