@@ -96,8 +96,17 @@ impl Checklist<'_> {
                 };
                 let done = process::run(&spec, &mut |_, _| {})?;
                 let status = match (done.stopped, done.ended) {
-                    (Some(Stopped::Interrupted), _) => CheckStatus::Interrupted,
-                    (Some(_), _) => CheckStatus::TimedOut,
+                    (
+                        Some(
+                            Stopped::Interrupted
+                            | Stopped::OtherCandidateWon
+                            | Stopped::SweepStopping,
+                        ),
+                        _,
+                    ) => CheckStatus::Interrupted,
+                    (Some(Stopped::Timeout | Stopped::Idle | Stopped::AfterResult), _) => {
+                        CheckStatus::TimedOut
+                    }
                     (None, Ended::Exited(0)) => CheckStatus::Passed,
                     (None, _) => CheckStatus::Failed,
                 };

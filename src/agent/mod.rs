@@ -279,6 +279,7 @@ impl Cli<'_> {
             grace: ctx.kill_grace,
             log: Some(ctx.log.clone()),
             finished: finished.clone(),
+            cancel: process::Cancel::default(),
         };
         let mut got = Gathered::default();
         let done = process::run(&spec, &mut |stream, line| match stream {
@@ -341,7 +342,14 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
     let status = match done.stopped {
         Some(process::Stopped::Timeout) => AgentStatus::TimedOut,
         Some(process::Stopped::Idle) => AgentStatus::Idle,
-        Some(process::Stopped::Interrupted) => AgentStatus::Interrupted,
+        // Stopped by baton before it was done: like a Ctrl-C, the work so far is the
+        // caller's to keep or drop. (A report status of their own comes with the
+        // workflows that cancel so.)
+        Some(
+            process::Stopped::Interrupted
+            | process::Stopped::OtherCandidateWon
+            | process::Stopped::SweepStopping,
+        ) => AgentStatus::Interrupted,
         // The backend reported its result; it decides success from that result.
         Some(process::Stopped::AfterResult) => AgentStatus::Succeeded,
         None if done.success() => AgentStatus::Succeeded,
