@@ -281,6 +281,7 @@ fn stages(
                     idle_timeout: opts.idle_timeout,
                     kill_grace: opts.kill_grace,
                     log,
+                    cancel: process::Cancel::default(),
                 },
                 scope: scope.clone(),
                 checks: &opts.checks,
@@ -633,6 +634,7 @@ fn judge_attempt(repo: &Repo, journal: &Journal, report: &mut RunReport, w: Work
             timeout: w.check_timeout,
             kill_grace: w.kill_grace,
             env: vec![("BATON_RUN_ID".into(), run_id.clone())],
+            cancel: w.ctx.cancel.clone(),
         };
         report.checks = checklist.run(&|i| journal.check_log(i), &mut |i, result| {
             let _ = journal.event("check.finished", json!({ "index": i, "result": result }));
@@ -936,6 +938,7 @@ fn reverify(repo: &Repo, journal: &Journal, report: &mut RunReport, tree: String
         timeout: Duration::from_millis(s.check_timeout_ms),
         kill_grace: Duration::from_millis(s.kill_grace_ms),
         env: vec![("BATON_RUN_ID".into(), report.run_id.clone())],
+        cancel: process::Cancel::default(),
     };
     report.checks = checklist.run(&|i| journal.check_log(i), &mut |_, r| {
         ui::progress("check", format!("{} — {}", r.command, r.status.name()));
@@ -1065,6 +1068,7 @@ pub fn resume(
             idle_timeout: opts.idle_timeout.or(ms(s.idle_timeout_ms)),
             kill_grace: Duration::from_millis(s.kill_grace_ms),
             log: journal.path(&format!("agent-resume-{}.log", report.resumes)),
+            cancel: process::Cancel::default(),
         },
         scope,
         checks: &s.checks,
