@@ -1,7 +1,9 @@
 //! The checklist stage: the verification commands (lint, build, test) run in the
 //! worktree, in order, each with its own timeout and its own log in the journal. A
 //! failing check is a result, not an error; after the first failure the rest are
-//! skipped (a broken build makes the tests meaningless, and time matters).
+//! skipped (a broken build makes the tests meaningless, and time matters). Once the
+//! checklist's cancel token is cancelled, the running check is stopped and the rest
+//! are not started.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,6 +58,9 @@ pub struct Checklist<'a> {
     pub timeout: Duration,
     pub kill_grace: Duration,
     pub env: Vec<(String, String)>,
+    /// Stops the checks, for its reason, once cancelled; [`process::Cancel::default`]
+    /// hears Ctrl-C only.
+    pub cancel: process::Cancel,
 }
 
 impl Checklist<'_> {
@@ -69,7 +74,7 @@ impl Checklist<'_> {
         let mut results = Vec::with_capacity(self.commands.len());
         let mut failed = false;
         for (i, command) in self.commands.iter().enumerate() {
-            let result = if failed || process::interrupted() {
+            let result = if failed || self.cancel.is_cancelled() {
                 CheckResult {
                     command: command.clone(),
                     status: if failed {
@@ -92,12 +97,22 @@ impl Checklist<'_> {
                     idle_timeout: None,
                     grace: self.kill_grace,
                     log: Some(log.clone()),
+                    cancel: self.cancel.clone(),
                     ..process::Spec::default()
                 };
                 let done = process::run(&spec, &mut |_, _| {})?;
                 let status = match (done.stopped, done.ended) {
-                    (Some(Stopped::Interrupted), _) => CheckStatus::Interrupted,
-                    (Some(_), _) => CheckStatus::TimedOut,
+                    (
+                        Some(
+                            Stopped::Interrupted
+                            | Stopped::OtherCandidateWon
+                            | Stopped::SweepStopping,
+                        ),
+                        _,
+                    ) => CheckStatus::Interrupted,
+                    (Some(Stopped::Timeout | Stopped::Idle | Stopped::AfterResult), _) => {
+                        CheckStatus::TimedOut
+                    }
                     (None, Ended::Exited(0)) => CheckStatus::Passed,
                     (None, _) => CheckStatus::Failed,
                 };
@@ -118,5 +133,61 @@ impl Checklist<'_> {
             results.push(result);
         }
         Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::{Cancel, CancelReason};
+
+    fn checklist<'a>(commands: &'a [String], dir: &'a Path, cancel: Cancel) -> Checklist<'a> {
+        Checklist {
+            commands,
+            worktree: dir,
+            timeout: Duration::from_secs(20),
+            kill_grace: Duration::from_millis(300),
+            env: vec![],
+            cancel,
+        }
+    }
+
+    #[test]
+    fn a_cancelled_checklist_stops_the_running_check_and_starts_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let commands = ["sleep 30".to_string(), "touch started".to_string()];
+        let cancel = Cancel::detached();
+        let token = cancel.clone();
+        let canceller = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            token.cancel(CancelReason::OtherCandidateWon);
+        });
+        let results = checklist(&commands, dir.path(), cancel)
+            .run(
+                &|i| dir.path().join(format!("check-{i}.log")),
+                &mut |_, _| {},
+            )
+            .unwrap();
+        canceller.join().unwrap();
+        let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
+        // As after any check that did not pass, the rest are skipped.
+        assert_eq!(statuses, [CheckStatus::Interrupted, CheckStatus::Skipped]);
+        assert!(!dir.path().join("started").exists());
+    }
+
+    #[test]
+    fn a_check_that_runs_out_of_time_is_timed_out_and_the_rest_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let commands = ["sleep 30".to_string(), "true".to_string()];
+        let mut list = checklist(&commands, dir.path(), Cancel::detached());
+        list.timeout = Duration::from_millis(200);
+        let results = list
+            .run(
+                &|i| dir.path().join(format!("check-{i}.log")),
+                &mut |_, _| {},
+            )
+            .unwrap();
+        let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [CheckStatus::TimedOut, CheckStatus::Skipped]);
     }
 }

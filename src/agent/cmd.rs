@@ -34,6 +34,7 @@ impl Backend for CmdBackend {
             idle_timeout: ctx.idle_timeout,
             grace: ctx.kill_grace,
             log: Some(ctx.log.clone()),
+            cancel: ctx.cancel.clone(),
             ..process::Spec::default()
         };
         let done = process::run(&spec, &mut |stream, line| {

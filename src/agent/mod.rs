@@ -107,6 +107,9 @@ pub struct AgentContext {
     pub idle_timeout: Option<Duration>,
     pub kill_grace: Duration,
     pub log: PathBuf,
+    /// Stops the agent, for its reason, once cancelled; [`process::Cancel::default`]
+    /// hears Ctrl-C only. The backend hands it to the agent's process.
+    pub cancel: process::Cancel,
 }
 
 impl AgentContext {
@@ -279,6 +282,7 @@ impl Cli<'_> {
             grace: ctx.kill_grace,
             log: Some(ctx.log.clone()),
             finished: finished.clone(),
+            cancel: ctx.cancel.clone(),
         };
         let mut got = Gathered::default();
         let done = process::run(&spec, &mut |stream, line| match stream {
@@ -341,7 +345,14 @@ fn report_from(agent: String, done: &process::Finished) -> AgentReport {
     let status = match done.stopped {
         Some(process::Stopped::Timeout) => AgentStatus::TimedOut,
         Some(process::Stopped::Idle) => AgentStatus::Idle,
-        Some(process::Stopped::Interrupted) => AgentStatus::Interrupted,
+        // Stopped by baton before it was done: like a Ctrl-C, the work so far is the
+        // caller's to keep or drop. (A report status of their own comes with the
+        // workflows that cancel so.)
+        Some(
+            process::Stopped::Interrupted
+            | process::Stopped::OtherCandidateWon
+            | process::Stopped::SweepStopping,
+        ) => AgentStatus::Interrupted,
         // The backend reported its result; it decides success from that result.
         Some(process::Stopped::AfterResult) => AgentStatus::Succeeded,
         None if done.success() => AgentStatus::Succeeded,
@@ -553,6 +564,50 @@ mod tests {
         );
         r.error = error.map(str::to_string);
         r
+    }
+
+    #[test]
+    fn an_agent_stopped_by_its_token_is_reported_interrupted() {
+        for stopped in [
+            process::Stopped::Interrupted,
+            process::Stopped::OtherCandidateWon,
+            process::Stopped::SweepStopping,
+        ] {
+            let r = report_from(
+                "cmd:x".into(),
+                &process::Finished {
+                    ended: process::Ended::Signalled(libc::SIGTERM),
+                    stopped: Some(stopped),
+                    duration: Duration::ZERO,
+                    tail: vec![],
+                    lingering: false,
+                },
+            );
+            assert_eq!(r.status, AgentStatus::Interrupted, "{stopped:?}");
+            assert_eq!(classify(&r), FailureClass::Interrupted);
+        }
+    }
+
+    #[test]
+    fn the_cmd_backend_hands_its_token_to_the_agent_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = AgentContext {
+            run_id: "r".into(),
+            worktree: dir.path().to_path_buf(),
+            handoff: dir.path().join("handoff.md"),
+            prompt: dir.path().join("prompt.md"),
+            resume: None,
+            timeout: Some(Duration::from_secs(20)),
+            idle_timeout: None,
+            kill_grace: Duration::from_millis(300),
+            log: dir.path().join("agent.log"),
+            cancel: process::Cancel::detached(),
+        };
+        ctx.cancel.cancel(process::CancelReason::OtherCandidateWon);
+        let backend = cmd::CmdBackend::new("sleep 30".into());
+        let report = backend.run(&ctx, &mut |_| {}).unwrap();
+        assert_eq!(report.status, AgentStatus::Interrupted);
+        assert!(report.duration_ms < 10_000, "{}", report.duration_ms);
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Judge<'a> {
     pub checks: &'a [String],
     pub check_timeout: Duration,
     pub kill_grace: Duration,
+    /// Stops the checks (Ctrl-C, or the workflow's reason).
+    pub cancel: crate::process::Cancel,
 }
 
 /// How the agent ended, as far as judging needs it.
@@ -151,6 +153,7 @@ impl Judge<'_> {
             timeout: self.check_timeout,
             kill_grace: self.kill_grace,
             env: vec![("BATON_RUN_ID".into(), self.run_id.to_string())],
+            cancel: self.cancel.clone(),
         };
         let mut failure = None;
         let results = checklist.run(&|i| self.journal.check_log(i), &mut |index, result| {

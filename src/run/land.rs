@@ -236,6 +236,7 @@ pub fn land_later(
         checks: &s.checks,
         check_timeout: std::time::Duration::from_millis(s.check_timeout_ms),
         kill_grace: std::time::Duration::from_millis(s.kill_grace_ms),
+        cancel: process::Cancel::default(),
     };
     let tree = judge.snapshot(&report.worktree, Freshness::Used)?;
     if report.tree.as_deref() != Some(tree.as_str()) {

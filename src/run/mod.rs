@@ -381,6 +381,7 @@ impl Driver<'_> {
             idle_timeout: self.plan.idle_timeout,
             kill_grace: self.plan.kill_grace,
             log,
+            cancel: process::Cancel::default(),
         }
     }
 
@@ -534,6 +535,8 @@ fn round(
         checks: &settings.checks,
         check_timeout: settings.check_timeout,
         kill_grace: settings.kill_grace,
+        // The checks stop with their round's agent.
+        cancel: ctx.cancel.clone(),
     };
     // The checkout's stat data can be trusted only in a worktree nobody but the agent
     // of this round has touched since it was made.
@@ -782,6 +785,7 @@ pub fn resume(
         idle_timeout: opts.idle_timeout.or(ms(s.idle_timeout_ms)),
         kill_grace: Duration::from_millis(s.kill_grace_ms),
         log: journal.path(&format!("agent-resume-{}.log", report.resumes)),
+        cancel: process::Cancel::default(),
     };
     let apply = report.apply;
     // A resumed worktree was written before: the judge is told it is not fresh.
