@@ -5,25 +5,8 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 
-use common::{Bench, FIX_ADD, PYTEST, Ran};
-
-/// What the user could lose: their files, byte for byte, their index and their HEAD.
-struct Before {
-    files: BTreeMap<String, Vec<u8>>,
-    index: String,
-    head: String,
-}
-
-fn before(bench: &Bench) -> Before {
-    Before {
-        files: bench.files(),
-        index: bench.index(),
-        head: bench.head(),
-    }
-}
+use common::{Before, Bench, FIX_ADD, PYTEST, Ran, tree};
 
 /// The one error line of a refused command: exit 2, a single non-empty line on
 /// stderr that starts with `error:` and contains every word of `words`.
@@ -47,49 +30,6 @@ fn refused<'a>(ran: &'a Ran, words: &[&str]) -> &'a str {
         assert!(line.contains(word), "`{word}` not in: {line}");
     }
     line
-}
-
-/// Nothing happened: the user's tree, index and HEAD are as they were, no run in the
-/// journal, no baton branch or worktree, no stash.
-#[track_caller]
-fn assert_untouched(bench: &Bench, before: &Before) {
-    assert_eq!(
-        bench.files(),
-        before.files,
-        "the user's files are byte-identical"
-    );
-    assert_eq!(bench.index(), before.index, "the user's index is unchanged");
-    assert_eq!(bench.head(), before.head);
-    assert!(
-        bench.run_ids().is_empty(),
-        "a run was journaled: {:?}",
-        bench.run_ids()
-    );
-    assert!(bench.stash_list().is_empty(), "{:?}", bench.stash_list());
-    bench.assert_clean();
-}
-
-/// Every file under `dir`, `.git` included, with its bytes.
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let path = e.unwrap().path();
-            let rel = path
-                .strip_prefix(base)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if path.is_dir() {
-                out.insert(format!("{rel}/"), Vec::new());
-                walk(base, &path, out);
-            } else {
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 /// `baton run` of the fix for the python-calc bug, with `extra` options.
@@ -182,7 +122,7 @@ fn a_repository_without_commits_asks_for_a_first_commit() {
 #[test]
 fn an_unknown_template_is_refused_with_the_list_of_templates() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&run_args(&["--template", "nope"]));
     refused(
         &ran,
@@ -196,7 +136,7 @@ fn an_unknown_template_is_refused_with_the_list_of_templates() {
             "review",
         ],
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
@@ -206,11 +146,11 @@ fn a_repository_template_field_nobody_gave_is_named_with_the_var_that_fills_it()
         ".baton/templates/ticket.md.hbs",
         "# Task: {{task}}\n\nThis closes ticket {{ticket}}.\n",
     );
-    let before = before(&bench);
+    let before = Before::take(&bench);
 
     let ran = bench.baton(&run_args(&["--template", "ticket"]));
     refused(&ran, &["`ticket`", "--var ticket="]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 
     let ran = bench.baton(&[
         "handoff",
@@ -221,7 +161,7 @@ fn a_repository_template_field_nobody_gave_is_named_with_the_var_that_fills_it()
         "Fix add()",
     ]);
     refused(&ran, &["`ticket`", "--var ticket="]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 
     let ran = bench.baton(&[
         "handoff",
@@ -239,7 +179,7 @@ fn a_repository_template_field_nobody_gave_is_named_with_the_var_that_fills_it()
         "{}",
         ran.stdout
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
@@ -305,26 +245,26 @@ fn a_repository_layout_reshapes_every_built_in_template_and_a_broken_one_is_name
         ".baton/templates/layout.md.hbs",
         "# {{task}}\n{{#each checks}}\n",
     );
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = new("docs", "docs.md");
     refused(
         &ran,
         &[".baton/templates/layout.md.hbs", "`docs`", "line 3"],
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn an_invalid_glob_is_named_in_the_error() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&run_args(&["--scope", "src/[a"]));
     refused(&ran, &["invalid glob", "src/[a"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 
     let ran = bench.baton(&run_args(&["--deny", "docs/[x"]));
     refused(&ran, &["invalid glob", "docs/[x"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
@@ -339,7 +279,7 @@ fn malformed_front_matter_is_refused_whatever_is_wrong_with_it() {
         "unknown-key.md",
         "+++\ntask = \"Fix add()\"\ncolour = \"red\"\n+++\n# Task: Fix add()\n",
     );
-    let before = before(&bench);
+    let before = Before::take(&bench);
 
     for (file, word) in [
         ("bad-toml.md", "line 3"),
@@ -348,18 +288,18 @@ fn malformed_front_matter_is_refused_whatever_is_wrong_with_it() {
     ] {
         let ran = bench.baton(&["run", file, "--agent", FIX_ADD]);
         refused(&ran, &["front matter", word]);
-        assert_untouched(&bench, &before);
+        before.assert_nothing_started(&bench);
     }
 }
 
 #[test]
 fn an_unknown_agent_and_a_missing_codex_are_refused() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
 
     let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "foo"]);
     refused(&ran, &["unknown agent", "foo", "cmd:"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 
     // codex configured at a path where it is not: the fix is named.
     std::fs::create_dir_all(bench.home.join(".config/baton")).unwrap();
@@ -377,22 +317,22 @@ fn an_unknown_agent_and_a_missing_codex_are_refused() {
             "npm install -g @openai/codex@",
         ],
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn a_base_that_does_not_resolve_is_refused() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&run_args(&["--base", "no-such-branch"]));
     refused(&ran, &["no-such-branch", "--base"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn a_worktree_directory_that_cannot_be_made_is_refused_before_the_run_starts() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let afile = bench.root.join("afile");
     std::fs::write(&afile, "a regular file\n").unwrap();
     let wt = afile.join("wt");
@@ -409,43 +349,43 @@ fn a_worktree_directory_that_cannot_be_made_is_refused_before_the_run_starts() {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     refused(&ran, &[wt.to_str().unwrap(), "BATON_WORKTREES_DIR"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
     assert_eq!(std::fs::read_to_string(&afile).unwrap(), "a regular file\n");
 }
 
 #[test]
 fn merge_on_failure_and_an_unknown_policy_are_refused() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
 
     let ran = bench.baton(&run_args(&["--on-fail", "merge"]));
     refused(&ran, &["--on-fail", "merge", "stash", "revert", "keep"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 
     let ran = bench.baton(&run_args(&["--on-pass", "bogus"]));
     refused(
         &ran,
         &["--on-pass", "bogus", "merge", "revert", "stash", "keep"],
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn a_run_with_neither_a_handoff_nor_a_task_says_how_to_give_one() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&["run", "--agent", FIX_ADD]);
     refused(&ran, &["nothing to run", "--task", "baton run task.md"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn merging_a_run_that_does_not_exist_points_at_status() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&["merge", "deadbeef"]);
     refused(&ran, &["no run matches", "deadbeef", "baton status"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
@@ -455,7 +395,7 @@ fn merging_a_run_that_already_merged_is_refused_and_lands_nothing_twice() {
         .baton(&run_args(&["--scope", "calc.py", "--check", PYTEST]))
         .expect(0);
     let run = bench.only_run();
-    let after_first = before(&bench);
+    let after_first = Before::take(&bench);
     let report = bench.report(&run);
 
     let ran = bench.baton(&["merge", &run]);
@@ -473,10 +413,10 @@ fn merging_a_run_that_already_merged_is_refused_and_lands_nothing_twice() {
 fn an_invalid_config_file_is_named_in_the_error() {
     let bench = Bench::with_fixture("python-calc");
     bench.write(".baton/config.toml", "checks = [\"pytest -q\"\n[defaults\n");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&run_args(&[]));
     refused(&ran, &[".baton/config.toml"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 // B. Commands.
@@ -771,12 +711,12 @@ fn the_demo_fixes_a_scratch_repository_and_will_not_reuse_a_full_directory() {
 #[test]
 fn durations_are_checked_when_the_command_is_read() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&run_args(&["--timeout", "90x"]));
     ran.expect(2);
     assert!(ran.stderr.contains("invalid duration"), "{}", ran.stderr);
     assert!(ran.stderr.contains("90x"), "{}", ran.stderr);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 
     let ran = bench.baton(&run_args(&[
         "--timeout",
@@ -847,7 +787,7 @@ fn a_bad_size_limit_is_named_whether_given_as_a_flag_or_in_the_handoff() {
         "big.md",
         "+++\ntask = \"Fix add()\"\nmax_file_size = \"ten megs\"\n+++\n# Task: Fix add()\n",
     );
-    let before = before(&bench);
+    let before = Before::take(&bench);
 
     let ran = bench.baton(&run_args(&["--max-file-size", "12Q"]));
     ran.expect(2);
@@ -857,18 +797,18 @@ fn a_bad_size_limit_is_named_whether_given_as_a_flag_or_in_the_handoff() {
         "the fix is shown: {}",
         ran.stderr
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 
     let ran = bench.baton(&["run", "big.md", "--agent", FIX_ADD]);
     refused(&ran, &["front matter", "invalid size `ten megs`", "line 3"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn recovering_a_run_that_does_not_exist_points_at_status() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&["recover", "deadbeef"]);
     refused(&ran, &["no run matches", "deadbeef", "baton status"]);
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }

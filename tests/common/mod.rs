@@ -225,6 +225,19 @@ impl Bench {
             .collect()
     }
 
+    /// The user's branches, baton's own left out.
+    pub fn user_branches(&self) -> String {
+        self.git(&[
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/heads/",
+        ])
+        .lines()
+        .filter(|l| !l.starts_with("refs/heads/baton/"))
+        .collect::<Vec<_>>()
+        .join("\n")
+    }
+
     /// Every file of the working tree (outside .git) with its bytes, for
     /// byte-for-byte comparisons of the user's tree before and after.
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
@@ -315,6 +328,122 @@ impl Bench {
         );
     }
 }
+
+/// Every file and directory under `dir`, `.git` included, with its bytes (directories
+/// as `name/`), for proving a command wrote nothing at all.
+pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            if path.is_dir() {
+                out.insert(format!("{rel}/"), Vec::new());
+                walk(base, &path, out);
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// What the user could lose, taken before a command: their files byte for byte, their
+/// index, HEAD, branches and stash list.
+pub struct Before {
+    pub files: BTreeMap<String, Vec<u8>>,
+    pub index: String,
+    pub head: String,
+    pub branches: String,
+    pub stashes: Vec<String>,
+}
+
+impl Before {
+    pub fn take(bench: &Bench) -> Before {
+        Before {
+            files: bench.files(),
+            index: bench.index(),
+            head: bench.head(),
+            branches: bench.user_branches(),
+            stashes: bench.stash_list(),
+        }
+    }
+
+    /// Nothing of the user's changed: files, index, HEAD, branches.
+    #[track_caller]
+    pub fn assert_untouched(&self, bench: &Bench) {
+        assert_eq!(
+            bench.files(),
+            self.files,
+            "the user's files are as they were"
+        );
+        assert_eq!(bench.index(), self.index, "the user's index is as it was");
+        assert_eq!(bench.head(), self.head, "HEAD did not move");
+        assert_eq!(bench.user_branches(), self.branches, "no branch moved");
+    }
+
+    /// Nothing happened at all: the user's tree, index and HEAD are as they were, no
+    /// run in the journal, no baton branch or worktree, no stash.
+    #[track_caller]
+    pub fn assert_nothing_started(&self, bench: &Bench) {
+        self.assert_untouched(bench);
+        assert!(
+            bench.run_ids().is_empty(),
+            "a run was journaled: {:?}",
+            bench.run_ids()
+        );
+        assert!(bench.stash_list().is_empty(), "{:?}", bench.stash_list());
+        bench.assert_clean();
+    }
+
+    /// Exactly the fix landed: one verified commit on top of the old HEAD, the tree
+    /// and index at it, and every other file as it was.
+    #[track_caller]
+    pub fn assert_fix_landed(&self, bench: &Bench) {
+        assert_eq!(
+            bench.git(&["rev-parse", "HEAD~1"]).trim(),
+            self.head,
+            "one commit on top"
+        );
+        assert!(
+            bench
+                .git(&["log", "-1", "--format=%B"])
+                .contains("Baton-Run: ")
+        );
+        assert_eq!(
+            bench.git(&["diff", "--name-only", "HEAD~1", "HEAD"]).trim(),
+            "calc.py"
+        );
+        assert_eq!(
+            bench.git(&["status", "--porcelain"]).trim(),
+            "",
+            "tree and index are at the landed commit"
+        );
+        let mut expected = self.files.clone();
+        expected.insert(
+            "calc.py".into(),
+            bench.git(&["show", "HEAD:calc.py"]).into_bytes(),
+        );
+        assert_eq!(bench.files(), expected);
+        assert!(bench.read("calc.py").contains(FIXED));
+    }
+
+    /// The stash list grew by exactly one entry, which holds the fix.
+    #[track_caller]
+    pub fn assert_fix_stashed_once(&self, bench: &Bench) {
+        let stashes = bench.stash_list();
+        assert_eq!(stashes.len(), self.stashes.len() + 1, "{stashes:?}");
+        assert!(bench.git(&["show", "stash@{0}:calc.py"]).contains(FIXED));
+    }
+}
+
+/// The fixed line of the python-calc fixture's bug.
+pub const FIXED: &str = "return a + b";
 
 /// Where the test setup (`npm ci --prefix tests/agents`) installs the agent CLIs.
 pub fn agents_bin() -> PathBuf {
