@@ -100,10 +100,15 @@ pub enum RunEvent {
         class: String,
         to: String,
     },
+    /// The run is judged again before it lands: its worktree changed since it was
+    /// judged, or (`integrated`) the branch it lands on moved, and the change merged
+    /// onto it is checked.
     #[serde(rename = "reverify")]
     Reverify {
         old_tree: Option<String>,
         new_tree: String,
+        #[serde(default)]
+        integrated: bool,
     },
     #[serde(rename = "resume")]
     Resume {
@@ -376,9 +381,17 @@ pub fn describe(event: &RunEvent) -> Vec<(&'static str, String)> {
             "fallback",
             format!("{from} ended {class}; handing the task to {to}"),
         ),
-        RunEvent::Reverify { .. } => (
+        RunEvent::Reverify {
+            integrated: false, ..
+        } => (
             "verify",
             "the worktree changed since it was judged; judging it again".into(),
+        ),
+        RunEvent::Reverify {
+            integrated: true, ..
+        } => (
+            "verify",
+            "your branch moved since the run was judged; checking the change merged onto it".into(),
         ),
         RunEvent::Resume {
             session,

@@ -36,7 +36,9 @@ pub fn for_error(err: &Error) -> i32 {
             scope_violated: true,
             ..
         }) => SCOPE_VIOLATION,
-        Error::Refused(Refusal::NotVerified { .. }) => CHECKS_FAILED,
+        Error::Refused(Refusal::NotVerified { .. } | Refusal::IntegrationFailed { .. }) => {
+            CHECKS_FAILED
+        }
         Error::Refused(
             Refusal::NotKept { .. } | Refusal::StillRunning { .. } | Refusal::WorktreeGone { .. },
         ) => USAGE,

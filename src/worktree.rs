@@ -147,6 +147,26 @@ pub fn create(
     })
 }
 
+/// A worktree with `commit` checked out detached, for verifying a tree before any
+/// branch holds it (a change merged onto a branch that moved).
+pub fn create_detached(repo: &Repo, path: &Path, commit: &str) -> Result<Worktree, WorktreeError> {
+    let reason = format!("baton verification (pid {})", std::process::id());
+    let _lock = RepoLock::worktrees(&repo.common_dir)?;
+    repo.worktree_add_detached(path, commit, &reason)
+        .map_err(WorktreeError::Create)?;
+    Ok(Worktree {
+        path: path.to_path_buf(),
+        branch: String::new(),
+        base: commit.to_string(),
+    })
+}
+
+/// Removes a worktree that has no branch of its own (see [`create_detached`]).
+pub fn remove_detached(repo: &Repo, path: &Path) -> Result<(), WorktreeError> {
+    let _lock = RepoLock::worktrees(&repo.common_dir)?;
+    repo.worktree_remove(path).map_err(WorktreeError::Remove)
+}
+
 /// Removes a run's worktree and branch. The caller has saved what it wanted to keep.
 pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), WorktreeError> {
     let _lock = RepoLock::worktrees(&repo.common_dir)?;

@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::{Before, Bench, FIX_ADD, PYTEST, Ran, tree};
 
 /// The one error line of a refused command: exit 2, a single non-empty line on

@@ -163,3 +163,51 @@ fn baton_failing_after_the_run_started_has_its_own_exit_status_and_says_where() 
         "nothing landed"
     );
 }
+
+#[test]
+fn a_kept_run_is_checked_again_merged_onto_a_branch_that_moved_and_lands_only_if_it_passes() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.run_fix(FIX_ADD, &["--check", PYTEST, "--on-pass", "keep"]);
+    ran.expect(0);
+    let run = bench.only_run();
+
+    // The user commits a test that the fix breaks: each passes alone, not together.
+    let mut tests = bench.read("test_calc.py");
+    tests.push_str("\n\ndef test_add_keeps_the_old_behaviour():\n    assert add(5, 3) == 2\n");
+    bench.write("test_calc.py", &tests);
+    bench.git(&["commit", "-qam", "pin add()"]);
+    let head = bench.head();
+    let before = common::Before::take(&bench);
+
+    let merged = bench.baton(&["merge", &run]);
+    merged.expect(baton::exit::CHECKS_FAILED);
+    assert!(
+        merged.stderr.contains("merged onto main"),
+        "{}",
+        merged.stderr
+    );
+    assert!(merged.stderr.contains(PYTEST), "{}", merged.stderr);
+    assert_eq!(bench.head(), head, "nothing landed");
+    before.assert_untouched(&bench);
+    assert!(
+        bench.baton_branches().contains(&format!("baton/{run}")),
+        "still kept"
+    );
+    assert!(
+        bench
+            .journal_file(&run, "events.jsonl")
+            .contains("\"integrated\":true"),
+        "the integrated check is journaled"
+    );
+
+    // Once the user takes the test back, the same run lands.
+    bench.git(&["revert", "--no-edit", "HEAD"]);
+    let merged = bench.baton(&["merge", &run]);
+    merged.expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+    assert!(
+        merged.stderr.contains("checking the change merged onto it"),
+        "{}",
+        merged.stderr
+    );
+}

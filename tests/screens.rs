@@ -37,10 +37,7 @@ fn screen(bench: &Bench, ran: &Ran) -> String {
     text.split('\n')
         .map(|l| match l.find("/repo-") {
             Some(i) => {
-                let end = l[i + 6..]
-                    .find('/')
-                    .map(|j| i + 6 + j)
-                    .unwrap_or(l.len());
+                let end = l[i + 6..].find('/').map(|j| i + 6 + j).unwrap_or(l.len());
                 format!("{}/repo-KEY{}", &l[..i], &l[end..])
             }
             None => l.to_string(),
@@ -82,20 +79,55 @@ fn the_error_lines_of_bad_input() {
     let bad: &[&[&str]] = &[
         &["run", "--task", "x"],
         &["run", "--task", "x", "--agent", "foo"],
-        &["run", "--task", "x", "--agent", "cmd:true", "--on-pass", "bogus"],
-        &["run", "--task", "x", "--agent", "cmd:true", "--on-fail", "merge"],
-        &["run", "--task", "x", "--agent", "cmd:true", "--base", "nope"],
-        &["run", "--task", "x", "--agent", "cmd:true", "--scope", "src/[a"],
-        &["run", "--task", "x", "--agent", "cmd:true", "--timeout", "5 minutes"],
+        &[
+            "run",
+            "--task",
+            "x",
+            "--agent",
+            "cmd:true",
+            "--on-pass",
+            "bogus",
+        ],
+        &[
+            "run",
+            "--task",
+            "x",
+            "--agent",
+            "cmd:true",
+            "--on-fail",
+            "merge",
+        ],
+        &[
+            "run", "--task", "x", "--agent", "cmd:true", "--base", "nope",
+        ],
+        &[
+            "run", "--task", "x", "--agent", "cmd:true", "--scope", "src/[a",
+        ],
+        &[
+            "run",
+            "--task",
+            "x",
+            "--agent",
+            "cmd:true",
+            "--timeout",
+            "5 minutes",
+        ],
         &["merge", "deadbeef"],
         &["handoff", "new", "--template", "nope", "--task", "x"],
     ];
     let mut text = String::new();
     for args in bad {
         let ran = bench.baton(args);
-        text.push_str(&format!("$ baton {}\n{}\n", args.join(" "), screen(&bench, &ran)));
+        text.push_str(&format!(
+            "$ baton {}\n{}\n",
+            args.join(" "),
+            screen(&bench, &ran)
+        ));
     }
-    bench.write(".baton/config.toml", "[defaults]\nfallback_on = [\"timout\"]\n");
+    bench.write(
+        ".baton/config.toml",
+        "[defaults]\nfallback_on = [\"timout\"]\n",
+    );
     let ran = bench.baton(&["run", "--task", "x", "--agent", "cmd:true"]);
     text.push_str(&format!(
         "$ baton run --task x --agent cmd:true   # with a bad [defaults] fallback_on\n{}\n",

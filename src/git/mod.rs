@@ -275,6 +275,29 @@ impl Repo {
         result.map(drop)
     }
 
+    /// A locked linked worktree at `path` with `commit` checked out detached (for
+    /// verifying a tree that no branch holds yet).
+    pub fn worktree_add_detached(&self, path: &Path, commit: &str, reason: &str) -> Result<()> {
+        let path_s = path.to_string_lossy();
+        let result = self.run(&[
+            "-c",
+            "core.hooksPath=/dev/null",
+            "worktree",
+            "add",
+            "--quiet",
+            "--lock",
+            "--reason",
+            reason,
+            "--detach",
+            &path_s,
+            commit,
+        ]);
+        if result.is_err() {
+            let _ = self.run(&["worktree", "prune"]);
+        }
+        result.map(drop)
+    }
+
     /// Unlocks and removes a worktree of baton's, even with changes in it (the caller
     /// has saved them), then prunes its administrative entry.
     pub fn worktree_remove(&self, path: &Path) -> Result<()> {

@@ -4,16 +4,17 @@
 //! changed since it was judged. What cannot be landed is a typed [`Refusal`], with
 //! nothing touched; a conflict with the user's work is an outcome (data), not an error.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::events::{Events, Observer, RunEvent};
-use crate::git::Repo;
+use crate::git::{Repo, TreeMerge};
 use crate::journal::{self, Journal};
 use crate::outcome::{self, Landing};
 use crate::report::{OutcomeAction, OutcomeReport, Policy, RunReport, Stage, Verdict};
 use crate::scope::Scope;
-use crate::{exit, process};
+use crate::{exit, process, worktree};
 
 use super::judge::{AgentEnd, Freshness, Judge};
 
@@ -54,6 +55,15 @@ pub enum Refusal {
         run_id: String,
         worktree: String,
         patch: String,
+    },
+    #[error(
+        "run {run_id} passed on its own but not merged onto {target} as it is now: `{check}` {status}; the run is kept — rerun the task from the new {target}, or resolve by hand from branch baton/{run_id}"
+    )]
+    IntegrationFailed {
+        run_id: String,
+        target: String,
+        check: String,
+        status: String,
     },
     #[error(
         "run {run_id} did not pass ({verdict}); baton only lands verified changes — `baton stash {run_id}` keeps it for `git stash apply`"
@@ -243,6 +253,7 @@ pub fn land_later(
         events.emit(RunEvent::Reverify {
             old_tree: report.tree.clone(),
             new_tree: tree.clone(),
+            integrated: false,
         })?;
         let agent = AgentEnd {
             ok: true,
@@ -265,10 +276,64 @@ pub fn land_later(
     if policy == Policy::Merge && !report.verdict.passed() {
         return Err(not_verified(&report).into());
     }
+    if policy == Policy::Merge {
+        verify_integrated(repo, &judge, &report)?;
+    }
     let outcome = land(repo, &report, &journal, policy, target)?;
     report.apply = target.apply();
     finish(&journal, &events, &mut report, outcome)?;
     Ok(report)
+}
+
+/// When the branch a kept run lands on moved since the run was judged, what lands is
+/// the change merged onto its new tip: that tree is checked (in a worktree of its own,
+/// detached) before anything lands, and a failure refuses the landing with the run
+/// still kept. A merge that conflicts is left to the landing, which keeps the run.
+fn verify_integrated(repo: &Repo, judge: &Judge, report: &RunReport) -> Result<()> {
+    let head = repo.head()?;
+    let (Some(tree), false) = (report.tree.as_deref(), judge.checks.is_empty()) else {
+        return Ok(());
+    };
+    if head.commit == report.head {
+        return Ok(());
+    }
+    let base_tree = repo.tree_of(&report.base)?;
+    let head_tree = repo.tree_of(&head.commit)?;
+    let TreeMerge::Clean(merged) = repo.merge_trees(&base_tree, &head_tree, tree)? else {
+        return Ok(());
+    };
+    if merged == head_tree {
+        return Ok(());
+    }
+    judge.events.emit(RunEvent::Reverify {
+        old_tree: report.tree.clone(),
+        new_tree: merged.clone(),
+        integrated: true,
+    })?;
+    let commit = repo.commit_tree(
+        &merged,
+        &[&head.commit],
+        &format!("baton: run {} merged onto {}\n", report.run_id, head.commit),
+    )?;
+    let path = PathBuf::from(format!("{}-integrated", report.worktree.display()));
+    worktree::create_detached(repo, &path, &commit)?;
+    let checks = judge.run_checks(&path);
+    worktree::remove_detached(repo, &path)?;
+    let checks = checks?;
+    if let Some(failed) = checks.iter().find(|c| !c.status.passed()) {
+        return Err(Refusal::IntegrationFailed {
+            run_id: report.run_id.clone(),
+            target: head
+                .branch
+                .as_deref()
+                .map(|b| b.trim_start_matches("refs/heads/").to_string())
+                .unwrap_or_else(|| "HEAD".into()),
+            check: failed.command.clone(),
+            status: failed.status.name().into(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// The outcome a run gets when nobody is asked.
