@@ -414,15 +414,32 @@ impl RepoLock {
             .write(true)
             .open(&path)
             .map_err(write_err(&path))?;
-        // SAFETY: flock on a descriptor we own; blocks until other baton processes
-        // release the repository.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        // SAFETY: flock on a descriptor we own, first without waiting.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
-            return Err(JournalError::Write {
-                path,
-                source: std::io::Error::last_os_error(),
-            });
+            // Another baton holds it: say so (a silent wait looks like a hang), then
+            // wait. The holder wrote its pid into the file when it took the lock.
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u32>().ok())
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            crate::ui::progress(
+                "lock",
+                format!("waiting for another baton{holder} to finish with this repository …"),
+            );
+            // SAFETY: as above; blocks until the other baton releases it.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if rc != 0 {
+                return Err(JournalError::Write {
+                    path,
+                    source: std::io::Error::last_os_error(),
+                });
+            }
         }
+        // Who holds it now, for the next one to wait.
+        let _ = file.set_len(0);
+        let _ = (&file).write_all(std::process::id().to_string().as_bytes());
         Ok(RepoLock { _file: file })
     }
 }

@@ -37,6 +37,14 @@ pub struct Cli {
     #[arg(short = 'C', global = true, value_name = "DIR")]
     directory: Option<PathBuf>,
 
+    /// Show more while a run goes: the agent's and the checks' output lines.
+    #[arg(short = 'v', long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+
+    /// Show only the result of a run (errors still show).
+    #[arg(short = 'q', long, global = true)]
+    quiet: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -104,7 +112,20 @@ pub fn main() -> i32 {
     }
 }
 
+/// How much runs started by this command show, from `-v` / `-q` (set once, when the
+/// command line is parsed).
+static VERBOSITY: std::sync::OnceLock<ui::Verbosity> = std::sync::OnceLock::new();
+
+fn verbosity() -> ui::Verbosity {
+    VERBOSITY.get().copied().unwrap_or_default()
+}
+
 fn dispatch(cli: Cli) -> Result<i32> {
+    let _ = VERBOSITY.set(match (cli.verbose, cli.quiet) {
+        (true, _) => ui::Verbosity::Verbose,
+        (_, true) => ui::Verbosity::Quiet,
+        _ => ui::Verbosity::Normal,
+    });
     let dir = match cli.directory {
         Some(d) => d,
         None => std::env::current_dir().map_err(|source| Error::Io {
@@ -198,7 +219,7 @@ fn own_worktree(repo: &Repo) -> Option<(String, Option<std::path::PathBuf>)> {
 /// `--json --stream` the JSON Lines on stdout.
 fn observers(stream: bool) -> Vec<Box<dyn crate::events::Observer>> {
     let mut observers: Vec<Box<dyn crate::events::Observer>> =
-        vec![Box::new(crate::events::Terminal)];
+        vec![Box::new(crate::events::Terminal::new(verbosity()))];
     if stream {
         observers.push(Box::new(crate::events::JsonLines));
     }

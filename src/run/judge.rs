@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::checklist::{CheckResult, CheckStatus, Checklist};
+use crate::checklist::{CheckResult, CheckStatus, Checklist, Progress};
 use crate::error::Result;
 use crate::events::{Events, RunEvent};
 use crate::git::{Change, ChangeKind, Repo};
@@ -156,11 +156,26 @@ impl Judge<'_> {
             cancel: self.cancel.clone(),
         };
         let mut failure = None;
-        let results = checklist.run(&|i| self.journal.check_log(i), &mut |index, result| {
-            if let Err(e) = self.events.emit(RunEvent::CheckFinished {
-                index,
-                result: result.clone(),
-            }) {
+        let results = checklist.run(&|i| self.journal.check_log(i), &mut |progress| {
+            let emitted = match progress {
+                Progress::Started { index, command } => self.events.emit(RunEvent::CheckStarted {
+                    index,
+                    command: command.to_string(),
+                }),
+                // The check's log holds every line; the stream only shows them.
+                Progress::Line { index, line } => {
+                    self.events.show(RunEvent::CheckOutput {
+                        index,
+                        line: line.to_string(),
+                    });
+                    Ok(())
+                }
+                Progress::Done { index, result } => self.events.emit(RunEvent::CheckFinished {
+                    index,
+                    result: result.clone(),
+                }),
+            };
+            if let Err(e) = emitted {
                 failure.get_or_insert(e);
             }
         })?;

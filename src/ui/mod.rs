@@ -2,7 +2,21 @@
 //! final summary. Everything goes to stderr, so that `--json` output on stdout stays
 //! machine-readable.
 
+pub mod terminal;
+
 use std::io::{IsTerminal, Write};
+
+/// How much a run shows while it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// Only the result (`-q`).
+    Quiet,
+    /// A line per stage, and a live status line on a terminal.
+    #[default]
+    Normal,
+    /// Also the agent's and the checks' output lines (`-v`).
+    Verbose,
+}
 
 /// `println!` that does not panic when stdout is closed (`baton status | head`).
 #[macro_export]
@@ -84,8 +98,13 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// One progress line: the stage name, then what happened.
 pub fn progress(stage: &str, message: impl std::fmt::Display) {
-    let message = message.to_string();
-    crate::say!("{stage:>9}  {}", printable(&message));
+    crate::say!("{}", progress_line(stage, &message.to_string()));
+}
+
+/// A progress line as [`progress`] prints it, for printing elsewhere (above a live
+/// status line).
+pub fn progress_line(stage: &str, message: &str) -> String {
+    format!("{stage:>9}  {}", printable(message))
 }
 
 pub fn warn(message: impl std::fmt::Display) {

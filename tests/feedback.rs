@@ -1,0 +1,196 @@
+//! Stories of what a person sees while work runs: a live status line on a terminal, a
+//! line for a stage that runs long in a log, `-v` and `-q`, a wait for another baton,
+//! and why an agent or a check failed, on screen.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::{Bench, FIX_ADD, PYTEST};
+
+/// Runs baton under a pseudo-terminal (util-linux `script`), as a person at a
+/// terminal would, and returns everything the terminal received.
+fn at_a_terminal(bench: &Bench, args: &[&str]) -> (i32, String) {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_baton").to_string())
+        .chain(
+            args.iter()
+                .map(|a| format!("'{}'", a.replace('\'', "'\\''"))),
+        )
+        .collect();
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &quoted.join(" "), "/dev/null"])
+        .current_dir(&bench.repo)
+        .stdin(Stdio::null());
+    bench.hermetic_env(&mut cmd);
+    cmd.env("TERM", "xterm");
+    let out = cmd.output().expect("script (util-linux) runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn at_a_terminal_a_live_status_line_shows_the_stage_the_time_and_the_agents_latest_action() {
+    let bench = Bench::with_fixture("python-calc");
+    let agent = format!("cmd:echo reading-calc-py; sleep 1.5; {}", &FIX_ADD[4..]);
+    let (code, screen) = at_a_terminal(&bench, &common::fix_args(&agent, &["--check", PYTEST]));
+    assert_eq!(code, 0, "{screen}");
+    // The status line is redrawn in place (indicatif clears the line), and carries
+    // the stage, the seconds so far and the agent's latest action.
+    assert!(screen.contains("\u{1b}[2K"), "no live line: {screen:?}");
+    let status = screen
+        .split(['\r', '\n'])
+        .find(|l| l.contains("reading-calc-py") && l.contains("agent") && l.contains("1s"))
+        .unwrap_or_else(|| panic!("no status line with the agent's action: {screen:?}"));
+    assert!(!status.contains("finished"), "{status}");
+    // The stage's final line replaces it, and the run ends with its summary.
+    assert!(screen.contains("agent  finished in"), "{screen}");
+    assert!(
+        screen.contains("check  python3 -m pytest -q — passed"),
+        "{screen}"
+    );
+    assert!(screen.contains("passed — committed onto main"), "{screen}");
+}
+
+#[test]
+fn not_at_a_terminal_a_stage_that_runs_past_30_seconds_is_told() {
+    let bench = Bench::with_fixture("python-calc");
+    let agent = format!("cmd:sleep 31; {}", &FIX_ADD[4..]);
+    let ran = bench.baton(&common::fix_args(&agent, &[]));
+    ran.expect(0);
+    assert!(
+        ran.stderr.contains("    agent  still running after 30s\n"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        !ran.stderr.contains('\u{1b}'),
+        "no escape codes in a log: {}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("after 1m"), "{}", ran.stderr);
+}
+
+#[test]
+fn verbose_streams_the_agents_and_the_checks_output_and_quiet_shows_only_the_result() {
+    let bench = Bench::with_fixture("python-calc");
+    let agent = format!("cmd:echo hello-from-the-agent; {}", &FIX_ADD[4..]);
+    let ran = bench.baton(&common::fix_args(
+        &agent,
+        &[
+            "-v",
+            "--check",
+            "echo the-check-speaks",
+            "--on-pass",
+            "keep",
+        ],
+    ));
+    ran.expect(0);
+    assert!(
+        ran.stderr.contains("    agent  | hello-from-the-agent\n"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("    check  | the-check-speaks\n"),
+        "{}",
+        ran.stderr
+    );
+
+    let ran = bench.baton(&common::fix_args(FIX_ADD, &["-q"]));
+    ran.expect(0);
+    let shown: Vec<&str> = ran.stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(shown.len(), 2, "only the result: {}", ran.stderr);
+    assert!(
+        shown[0].contains("passed — committed onto main"),
+        "{}",
+        ran.stderr
+    );
+    assert!(shown[1].starts_with("  journal: "), "{}", ran.stderr);
+}
+
+#[test]
+fn waiting_for_another_baton_says_so() {
+    let bench = Bench::with_fixture("python-calc");
+    // Another baton (pid 4242, as its lock file says) holds the repository for 2 s.
+    std::fs::create_dir_all(bench.repo.join(".git/baton")).unwrap();
+    let lock = bench.repo.join(".git/baton/lock");
+    std::fs::write(&lock, "4242").unwrap();
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "2"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let ran = bench.baton(&common::fix_args(FIX_ADD, &[]));
+    holder.wait().unwrap();
+    ran.expect(0);
+    assert!(
+        ran.stderr
+            .contains("waiting for another baton (pid 4242) to finish with this repository"),
+        "{}",
+        ran.stderr
+    );
+    assert!(bench.read("calc.py").contains("return a + b"));
+}
+
+#[test]
+fn an_agent_that_fails_shows_the_last_lines_of_its_stderr() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&common::fix_args(
+        "cmd:echo 'fatal: no credentials for the model' >&2; echo goodbye; exit 3",
+        &[],
+    ));
+    ran.expect(baton::exit::AGENT_FAILED);
+    assert!(
+        ran.stderr
+            .contains("    agent  | fatal: no credentials for the model\n"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn a_failing_check_shows_its_last_lines_during_the_run_and_in_show() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&common::fix_args(
+        FIX_ADD,
+        &["--check", "echo 'AssertionError: 5 != -1'; exit 1"],
+    ));
+    ran.expect(baton::exit::CHECKS_FAILED);
+    assert!(
+        ran.stderr
+            .contains("    check  | AssertionError: 5 != -1\n"),
+        "{}",
+        ran.stderr
+    );
+    let shown = bench.baton(&["show", "last"]);
+    assert!(
+        shown.stdout.contains("| AssertionError: 5 != -1"),
+        "{}",
+        shown.stdout
+    );
+}
+
+#[test]
+fn a_kept_run_that_fails_verification_again_names_the_paths_and_the_rules_it_broke() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.run_fix(FIX_ADD, &["--on-pass", "keep"]);
+    ran.expect(0);
+    let worktree = std::path::PathBuf::from(ran.json()["worktree"].as_str().unwrap());
+    // Someone edits the kept worktree outside its scope.
+    std::fs::write(worktree.join("notes.txt"), "by hand\n").unwrap();
+    let merged = bench.baton(&["merge", "last"]);
+    merged.expect(baton::exit::SCOPE_VIOLATION);
+    let error = merged
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{}", merged.stderr));
+    assert!(error.contains("notes.txt: outside the scope"), "{error}");
+    assert!(
+        bench.read("calc.py").contains("return a - b"),
+        "nothing landed"
+    );
+}
