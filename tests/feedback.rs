@@ -194,3 +194,85 @@ fn a_kept_run_that_fails_verification_again_names_the_paths_and_the_rules_it_bro
         "nothing landed"
     );
 }
+
+/// An SGR colour code (`ESC [ … m`) anywhere in `text`.
+fn has_colour(text: &str) -> bool {
+    text.split('\u{1b}').skip(1).any(|rest| {
+        rest.strip_prefix('[').is_some_and(|r| {
+            let code: String = r
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ';')
+                .collect();
+            !code.is_empty() && r[code.len()..].starts_with('m')
+        })
+    })
+}
+
+#[test]
+fn colour_on_a_terminal_none_with_no_color_or_when_piped_and_as_asked_with_color() {
+    let bench = Bench::with_fixture("python-calc");
+    let (code, screen) = at_a_terminal(&bench, &common::fix_args(FIX_ADD, &["--on-pass", "keep"]));
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        has_colour(&screen),
+        "stage names and the verdict are coloured: {screen:?}"
+    );
+
+    let piped = bench.baton(&common::fix_args(FIX_ADD, &["--on-pass", "keep"]));
+    assert!(!has_colour(&piped.stderr), "{:?}", piped.stderr);
+
+    let mut cmd = Command::new("script");
+    let line = format!(
+        "{} run --task t --agent 'cmd:true' --on-pass keep",
+        env!("CARGO_BIN_EXE_baton")
+    );
+    cmd.args(["-qec", &line, "/dev/null"])
+        .current_dir(&bench.repo);
+    bench.hermetic_env(&mut cmd);
+    cmd.env("NO_COLOR", "1").env("TERM", "xterm");
+    let out = cmd.output().unwrap();
+    assert!(
+        !has_colour(&String::from_utf8_lossy(&out.stdout)),
+        "NO_COLOR is honoured"
+    );
+
+    let always = bench.baton(&common::fix_args(
+        FIX_ADD,
+        &["--color", "always", "--on-pass", "keep"],
+    ));
+    assert!(has_colour(&always.stderr), "{:?}", always.stderr);
+    let (_, never) = at_a_terminal(&bench, &["--color", "never", "status"]);
+    assert!(!has_colour(&never), "{never:?}");
+
+    let diff = bench.baton(&["show", "last", "--diff", "--color", "always"]);
+    diff.expect(0);
+    assert!(
+        diff.stdout.contains("\u{1b}[32m+    return a + b"),
+        "{:?}",
+        diff.stdout
+    );
+    let plain = bench.baton(&["show", "last", "--diff"]);
+    assert!(!has_colour(&plain.stdout) && plain.stdout.contains("+    return a + b"));
+}
+
+#[test]
+fn clap_errors_look_like_batons_own() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&["run", "--task", "x", "--timeout", "5 minutes"]);
+    ran.expect(baton::exit::USAGE);
+    let lines: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", ran.stderr);
+    assert!(
+        lines[0].starts_with("error: invalid value '5 minutes'"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].ends_with("see `baton run --help`"), "{}", lines[0]);
+    let ran = bench.baton(&["frobnicate"]);
+    ran.expect(baton::exit::USAGE);
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+}

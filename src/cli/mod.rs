@@ -45,6 +45,10 @@ pub struct Cli {
     #[arg(short = 'q', long, global = true)]
     quiet: bool,
 
+    /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    color: ui::ColorChoice,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -79,13 +83,28 @@ enum Command {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version, as clap writes them.
             let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            };
+            return exit::OK;
+        }
+        Err(e) => {
+            // clap's own errors look like baton's: one `error:` line that says what
+            // is wrong and where to look.
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("error: bad usage")
+                .trim_start_matches("error: ")
+                .to_string();
+            let command = std::env::args()
+                .nth(1)
+                .filter(|a| !a.starts_with('-'))
+                .map(|c| format!("baton {c} --help"))
+                .unwrap_or_else(|| "baton --help".into());
+            ui::error(&format!("{first}; see `{command}`"), &[]);
+            return exit::USAGE;
         }
     };
     match dispatch(cli) {
@@ -121,6 +140,7 @@ fn verbosity() -> ui::Verbosity {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
+    ui::set_color(cli.color);
     let _ = VERBOSITY.set(match (cli.verbose, cli.quiet) {
         (true, _) => ui::Verbosity::Verbose,
         (_, true) => ui::Verbosity::Quiet,

@@ -184,7 +184,10 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
             context: format!("no patch recorded at {}", path.display()),
             source,
         })?;
-        crate::ui::out_raw(&String::from_utf8_lossy(&patch));
+        crate::ui::out_raw(&crate::ui::color_patch(
+            crate::ui::colored(true),
+            &String::from_utf8_lossy(&patch),
+        ));
         return Ok(exit::OK);
     }
     crate::out!("run       {}", r.run_id);
