@@ -223,9 +223,13 @@ impl ScopeReport {
         } else if self.over_limits.is_empty() {
             format!("{files} changed, {} out of scope", self.violations)
         } else {
+            let violations = if self.violations == 1 {
+                "1 violation".to_string()
+            } else {
+                format!("{} violations", self.violations)
+            };
             format!(
-                "{files} changed, {} violations ({})",
-                self.violations,
+                "{files} changed, {violations} ({})",
                 self.over_limits.join("; ")
             )
         }

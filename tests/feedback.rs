@@ -10,6 +10,27 @@ use common::{Bench, FIX_ADD, PYTEST};
 
 /// Runs baton under a pseudo-terminal (util-linux `script`), as a person at a
 /// terminal would, and returns everything the terminal received.
+/// `text` without its SGR colour codes (`ESC [ … m`).
+fn uncoloured(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("\u{1b}[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let code = after
+            .find(|c: char| !(c.is_ascii_digit() || c == ';'))
+            .unwrap_or(after.len());
+        if after[code..].starts_with('m') {
+            rest = &after[code + 1..];
+        } else {
+            out.push_str("\u{1b}[");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn at_a_terminal(bench: &Bench, args: &[&str]) -> (i32, String) {
     let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_baton").to_string())
         .chain(
@@ -36,6 +57,7 @@ fn at_a_terminal_a_live_status_line_shows_the_stage_the_time_and_the_agents_late
     let agent = format!("cmd:echo reading-calc-py; sleep 1.5; {}", &FIX_ADD[4..]);
     let (code, screen) = at_a_terminal(&bench, &common::fix_args(&agent, &["--check", PYTEST]));
     assert_eq!(code, 0, "{screen}");
+    let screen = uncoloured(&screen);
     // The status line is redrawn in place (indicatif clears the line), and carries
     // the stage, the seconds so far and the agent's latest action.
     assert!(screen.contains("\u{1b}[2K"), "no live line: {screen:?}");

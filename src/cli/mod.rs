@@ -28,7 +28,8 @@ use crate::{exit, ui};
 /// it (checks and scope), then merges, reverts, stashes or keeps it.
 ///
 /// Exit status: 0 landed or passed as asked; 1 checks failed; 2 usage or configuration
-/// error; 3 scope violation; 4 the agent failed; 5 conflict with your branch or tree;
+/// error; 3 scope violation; 4 the agent failed; 5 conflict with your branch or tree; 6 baton
+/// itself failed after the run started;
 /// 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version, max_term_width = 100)]
@@ -91,13 +92,21 @@ pub fn main() -> i32 {
         Err(e) => {
             // clap's own errors look like baton's: one `error:` line that says what
             // is wrong and where to look.
+            // The message is clap's lines before its usage and tip, joined.
             let rendered = e.render().to_string();
             let first = rendered
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("error: bad usage")
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
                 .trim_start_matches("error: ")
                 .to_string();
+            let first = if first.is_empty() {
+                "bad usage".to_string()
+            } else {
+                first
+            };
             let command = std::env::args()
                 .nth(1)
                 .filter(|a| !a.starts_with('-'))
@@ -110,13 +119,27 @@ pub fn main() -> i32 {
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            let mut causes = vec![];
+            let message = err.to_string();
+            let mut causes: Vec<String> = vec![];
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
-                causes.push(cause.to_string());
+                // A cause already said (an io error quoted in its context) is not said
+                // again.
+                let text = cause.to_string();
+                if !message.contains(&text) && !causes.iter().any(|c| c.contains(&text)) {
+                    causes.push(text);
+                }
                 source = cause.source();
             }
-            ui::error(&err.to_string(), &causes);
+            ui::error(&message, &causes);
+            let code = exit::for_error(&err);
+            if std::env::args().any(|a| a == "--json") {
+                // A script that asked for JSON gets the error as JSON too.
+                crate::out!(
+                    "{}",
+                    serde_json::json!({ "error": { "message": message, "causes": causes, "exit_code": code } })
+                );
+            }
             if let Error::RunFailed(f) = &err {
                 crate::say!(
                     "  run {} stopped in its {} stage; its journal is {} — `baton show {}` tells what it did, `baton recover` finishes or rolls back what it left",
@@ -126,7 +149,7 @@ pub fn main() -> i32 {
                     f.run_id
                 );
             }
-            exit::for_error(&err)
+            code
         }
     }
 }

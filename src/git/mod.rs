@@ -382,6 +382,19 @@ impl Repo {
         self.snapshot(dir, None)
     }
 
+    /// Whether the checkout at `dir` has written its index (a `git worktree add`
+    /// stopped, or still running, has not).
+    pub fn worktree_has_index(&self, dir: &Path) -> bool {
+        Self::run_in(
+            dir,
+            &["rev-parse", "--path-format=absolute", "--git-path", "index"],
+            &[],
+            None,
+        )
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out).trim()).exists())
+        .unwrap_or(false)
+    }
+
     /// [`Repo::snapshot_tree`] for a worktree whose index nobody but git wrote before
     /// `since` (baton's own checkout), which lets baton trust the checkout's stat data
     /// instead of re-reading every file written in the checkout's last second. `since`
