@@ -41,6 +41,13 @@ impl Change {
     pub fn mode_changed(&self) -> bool {
         self.kind == ChangeKind::Modified && self.old_mode != self.new_mode
     }
+
+    /// The blob this change writes, whose size the scope judges: none for a deletion
+    /// or for a nested repository's commit.
+    pub fn written_blob(&self) -> Option<&str> {
+        (self.kind != ChangeKind::Deleted && self.new_mode != Self::GITLINK_MODE)
+            .then_some(self.new_oid.as_str())
+    }
 }
 
 fn fields(bytes: &[u8]) -> impl Iterator<Item = String> + '_ {
