@@ -96,16 +96,14 @@ impl Judge<'_> {
         enter: &mut dyn FnMut(Stage) -> Result<()>,
     ) -> Result<Evidence> {
         let base_tree = self.repo.tree_of(base)?;
-        let (changes, patch) = if tree == base_tree {
-            (vec![], vec![])
+        // The change, its patch and the sizes of what it writes, read together.
+        let diff = if tree == base_tree {
+            crate::git::TreeDiff::default()
         } else {
-            (
-                self.repo.diff_trees(&base_tree, &tree)?,
-                self.repo.patch(&base_tree, &tree)?,
-            )
+            self.repo.diff_for_judging(&base_tree, &tree)?
         };
-        self.journal.write_file(journal::PATCH_FILE, &patch)?;
-        let mut scope_report = judge_change(self.repo, self.scope, &changes)?;
+        self.journal.write_file(journal::PATCH_FILE, &diff.patch)?;
+        let mut scope_report = judge_sized(self.repo, self.scope, &diff.changes, &diff.sizes)?;
         for path in outside {
             scope_report.paths.push(JudgedPath {
                 path: path.clone(),
@@ -213,26 +211,40 @@ pub fn verdict(
 /// Judges a change by the scope, after reading what the judgement needs from git: the
 /// target of every symlink it adds or modifies, and the size of every file it writes.
 pub fn judge_change(repo: &Repo, scope: &Scope, changes: &[Change]) -> Result<ScopeReport> {
-    let mut targets = BTreeMap::new();
-    for c in changes
+    let oids: Vec<String> = changes
+        .iter()
+        .filter_map(Change::written_blob)
+        .map(str::to_string)
+        .collect();
+    judge_sized(repo, scope, changes, &repo.blob_sizes(&oids)?)
+}
+
+/// [`judge_change`] with the sizes of the blobs the change writes already read, by
+/// blob id (the symlinks' targets are read here, all through one repository).
+pub fn judge_sized(
+    repo: &Repo,
+    scope: &Scope,
+    changes: &[Change],
+    by_oid: &BTreeMap<String, u64>,
+) -> Result<ScopeReport> {
+    let links: Vec<&Change> = changes
         .iter()
         .filter(|c| c.new_mode == Change::SYMLINK_MODE)
-    {
-        let target = repo.blob(&c.new_oid)?;
-        targets.insert(
-            c.path.clone(),
-            String::from_utf8_lossy(&target).into_owned(),
-        );
-    }
-    let written: Vec<&Change> = changes
-        .iter()
-        .filter(|c| c.kind != ChangeKind::Deleted && c.new_mode != Change::GITLINK_MODE)
         .collect();
-    let oids: Vec<String> = written.iter().map(|c| c.new_oid.clone()).collect();
-    let by_oid = repo.blob_sizes(&oids)?;
-    let sizes = written
+    let oids: Vec<&str> = links.iter().map(|c| c.new_oid.as_str()).collect();
+    let targets = links
         .iter()
-        .filter_map(|c| Some((c.path.clone(), *by_oid.get(&c.new_oid)?)))
+        .zip(repo.blobs(&oids)?)
+        .map(|(c, target)| {
+            (
+                c.path.clone(),
+                String::from_utf8_lossy(&target).into_owned(),
+            )
+        })
+        .collect();
+    let sizes = changes
+        .iter()
+        .filter_map(|c| Some((c.path.clone(), *by_oid.get(c.written_blob()?)?)))
         .collect();
     Ok(scope.judge(changes, &targets, &sizes))
 }
