@@ -23,6 +23,9 @@ pub struct Change {
     pub old_path: Option<String>,
     pub old_mode: String,
     pub new_mode: String,
+    /// The old object (the commit a submodule's gitlink recorded); all zeros when added.
+    #[serde(default)]
+    pub old_oid: String,
     /// The new blob (for reading a symlink's target); all zeros when deleted.
     pub new_oid: String,
     /// Lines added and removed; `None` for binary files.
@@ -30,6 +33,10 @@ pub struct Change {
     pub added: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<u64>,
+    /// For a submodule whose content changed (a gitlink to another commit): the
+    /// changes inside it, relative to the submodule, when its objects can be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inside: Vec<Change>,
 }
 
 impl Change {
@@ -38,6 +45,12 @@ impl Change {
 
     pub fn mode_changed(&self) -> bool {
         self.kind == ChangeKind::Modified && self.old_mode != self.new_mode
+    }
+
+    /// A change of a submodule that was there before: its gitlink moved, or it was
+    /// removed or replaced. (A gitlink that is new is a nested repository.)
+    pub fn of_submodule(&self) -> bool {
+        self.old_mode == Change::GITLINK_MODE
     }
 }
 
@@ -80,9 +93,11 @@ pub fn parse(raw: &[u8], numstat: &[u8]) -> Vec<Change> {
             old_path,
             old_mode: parts[0].to_string(),
             new_mode: parts[1].to_string(),
+            old_oid: parts[2].to_string(),
             new_oid: parts[3].to_string(),
             added: None,
             removed: None,
+            inside: vec![],
         });
     }
 
