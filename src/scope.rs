@@ -2,8 +2,8 @@
 //! denied globs, against the rules no glob can lift (nothing under `.git`, no
 //! symlink that leaves the repository, no nested repository, nothing inside a
 //! submodule), and against the size limits (bytes per file, files and lines per
-//! change). Pure: it takes the change, the symlink targets and the file sizes as
-//! data and returns a report; it never reads git.
+//! change; a limit of 0 is no limit). Pure: it takes the change, the symlink targets
+//! and the file sizes as data and returns a report; it never reads git.
 
 use std::collections::BTreeMap;
 
@@ -45,7 +45,8 @@ pub fn parse_size(text: &str) -> Result<u64, ScopeError> {
     n.checked_mul(factor).ok_or_else(bad)
 }
 
-/// Limits on the size of a change. `max_file_size` 0 turns that limit off.
+/// Limits on the size of a change. Each of them set to 0 is no limit, as a zero
+/// timeout is: a limit of zero files or lines would refuse every change there is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -429,11 +430,12 @@ impl Scope {
         let lines_added: u64 = paths.iter().filter_map(|p| p.added).sum();
         let lines_removed: u64 = paths.iter().filter_map(|p| p.removed).sum();
         let mut over_limits = vec![];
-        if let Some(max) = self.limits.max_files.filter(|m| paths.len() as u64 > *m) {
+        let limit = |max: Option<u64>| max.filter(|m| *m > 0);
+        if let Some(max) = limit(self.limits.max_files).filter(|m| paths.len() as u64 > *m) {
             over_limits.push(format!("{} files changed, max_files is {max}", paths.len()));
         }
         let lines = lines_added + lines_removed;
-        if let Some(max) = self.limits.max_lines.filter(|m| lines > *m) {
+        if let Some(max) = limit(self.limits.max_lines).filter(|m| lines > *m) {
             over_limits.push(format!("{lines} lines changed, max_lines is {max}"));
         }
         ScopeReport {
@@ -633,6 +635,31 @@ mod tests {
             removed: Some(0),
             inside: vec![],
         }
+    }
+
+    #[test]
+    fn zero_limits_are_no_limits() {
+        let add = |p| change(ChangeKind::Added, p, "000000", "100644");
+        let changes = [add("a.txt"), add("b.txt")];
+        let sizes = BTreeMap::from([("a.txt".to_string(), 1u64 << 40)]);
+        let zero = Limits {
+            max_file_size: Some(0),
+            max_files: Some(0),
+            max_lines: Some(0),
+        };
+        let judge = |limits| {
+            Scope::compile(&[], &[]).unwrap().with_limits(limits).judge(
+                &changes,
+                &BTreeMap::new(),
+                &sizes,
+            )
+        };
+        assert!(judge(zero).clean());
+        let one = Limits {
+            max_files: Some(1),
+            ..zero
+        };
+        assert!(!judge(one).clean());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Stories at the edges a new user meets: a repository with submodules. Real git repositories in temp dirs, the `cmd:` agent, and what the
+//! Stories at the edges a new user meets: a repository with submodules, and limits
+//! set to zero. Real git repositories in temp dirs, the `cmd:` agent, and what the
 //! user would check afterwards: exit status, files, branches, stash, the report.
 
 mod common;
@@ -280,4 +281,140 @@ fn a_submodule_that_is_not_checked_out_is_never_fetched() {
         config
     );
     bench.assert_clean();
+}
+
+/// An agent and a check that both take a moment: a zero limit that meant "at once"
+/// would stop them.
+fn slow_fix() -> String {
+    format!("cmd:sleep 0.5 && {}", FIX_ADD.trim_start_matches("cmd:"))
+}
+const SLOW_CHECK: &str = "sleep 0.5 && python3 -m pytest -q";
+
+#[test]
+fn zero_means_no_limit_for_every_limit_flag() {
+    for flag in [
+        "--timeout",
+        "--idle-timeout",
+        "--check-timeout",
+        "--max-file-size",
+        "--max-files",
+        "--max-lines",
+    ] {
+        let bench = Bench::with_fixture("python-calc");
+        let agent = slow_fix();
+        let zero = if flag.ends_with("timeout") { "0s" } else { "0" };
+        let ran = bench.baton(&[
+            "run",
+            "--task",
+            "Fix add()",
+            "--agent",
+            &agent,
+            "--scope",
+            "calc.py",
+            "--check",
+            SLOW_CHECK,
+            flag,
+            zero,
+            "--json",
+        ]);
+        ran.expect(0);
+        assert_eq!(ran.json()["verdict"], "passed", "{flag} {zero}");
+        assert!(bench.read("calc.py").contains("return a + b"), "{flag}");
+    }
+}
+
+const ZEROS: &str = "timeout = \"0s\"\nidle_timeout = \"0s\"\ncheck_timeout = \"0s\"\nmax_file_size = 0\nmax_files = 0\nmax_lines = 0\n";
+
+#[test]
+fn zero_means_no_limit_in_the_handoff_front_matter() {
+    let bench = Bench::with_fixture("python-calc");
+    let handoff = bench.root.join("task.md");
+    std::fs::write(
+        &handoff,
+        format!(
+            "+++\ntask = \"Fix add()\"\nagent = \"{}\"\nscope = [\"calc.py\"]\nchecks = [\"{SLOW_CHECK}\"]\n{ZEROS}+++\n# Fix add()\n",
+            slow_fix()
+        ),
+    )
+    .unwrap();
+    let ran = bench.baton(&["run", handoff.to_str().unwrap(), "--json"]);
+    ran.expect(0);
+    let settings = &ran.json()["settings"];
+    assert_eq!(settings["timeout_ms"], 0, "{settings}");
+    assert_eq!(settings["check_timeout_ms"], 0, "{settings}");
+    assert!(bench.read("calc.py").contains("return a + b"));
+}
+
+#[test]
+fn zero_means_no_limit_in_the_config_defaults_and_wins_over_a_lower_layer() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.write(".baton/config.toml", &format!("[defaults]\n{ZEROS}"));
+    bench.git(&["add", ".baton"]);
+    bench.git(&["commit", "-q", "-m", "baton config"]);
+    let agent = slow_fix();
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        &agent,
+        "--scope",
+        "calc.py",
+        "--check",
+        SLOW_CHECK,
+        "--json",
+    ]);
+    ran.expect(0);
+    assert!(bench.read("calc.py").contains("return a + b"));
+
+    // A zero on the command line lifts a limit the config sets.
+    let bench = Bench::with_fixture("python-calc");
+    bench.write(
+        ".baton/config.toml",
+        "[defaults]\nmax_files = 1\ntimeout = \"100ms\"\n",
+    );
+    bench.git(&["add", ".baton"]);
+    bench.git(&["commit", "-q", "-m", "baton config"]);
+    let agent = format!("{agent} && echo more >> docs/notes.md");
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        &agent,
+        "--max-files",
+        "0",
+        "--timeout",
+        "0",
+        "--json",
+    ]);
+    ran.expect(0);
+    assert_eq!(
+        ran.json()["scope"]["paths"].as_array().map(Vec::len),
+        Some(2)
+    );
+}
+
+#[test]
+fn the_help_of_every_limit_says_what_zero_means() {
+    let bench = Bench::empty();
+    let ran = bench.baton_in(&bench.root, &["run", "--help"]);
+    ran.expect(0);
+    let help = ran.stdout.replace('\n', " ");
+    let help: String = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for flag in [
+        "--timeout",
+        "--idle-timeout",
+        "--check-timeout",
+        "--max-file-size",
+        "--max-files",
+        "--max-lines",
+    ] {
+        let at = help
+            .find(&format!("{flag} <"))
+            .unwrap_or_else(|| panic!("{flag} in {help}"));
+        let text = &help[at..];
+        let end = text[2..].find(" --").map_or(text.len(), |i| i + 2);
+        assert!(text[..end].contains("0 means no limit"), "{}", &text[..end]);
+    }
 }
