@@ -538,3 +538,71 @@ fn join_paths(dirs: &[PathBuf]) -> Option<OsString> {
     }
     std::env::join_paths(dirs).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = Repo::git_in(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c"])
+            .arg("protocol.file.allow=always")
+            .args(args)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+
+    #[test]
+    fn a_submodule_is_found_by_its_name_where_the_user_keeps_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lib = tmp.path().join("lib");
+        let root = tmp.path().join("repo");
+        for dir in [&lib, &root] {
+            std::fs::create_dir_all(dir).unwrap();
+            std::fs::write(dir.join("a.txt"), "a\n").unwrap();
+            super::super::init_with_commit(dir, "first").unwrap();
+        }
+        let lib_s = lib.to_string_lossy().into_owned();
+        // A name unlike its path, with a dot in it, as `.gitmodules` allows.
+        git(
+            &root,
+            &[
+                "submodule",
+                "add",
+                "-q",
+                "--name",
+                "my.lib",
+                &lib_s,
+                "vendor/lib",
+            ],
+        );
+        git(&root, &["commit", "-q", "-m", "sub"]);
+        let repo = Repo::discover(&root).unwrap();
+        let subs = repo.submodules("HEAD").unwrap();
+        assert_eq!(subs.len(), 1);
+        assert_eq!(
+            (subs[0].name.as_str(), subs[0].path.as_str()),
+            ("my.lib", "vendor/lib")
+        );
+        let store = repo.submodule_store(&subs[0]).unwrap();
+        assert_eq!(
+            store.canonicalize().unwrap(),
+            repo.common_dir
+                .join("modules/my.lib")
+                .canonicalize()
+                .unwrap()
+        );
+        assert_eq!(repo.submodule_files(&store, &subs[0].commit), ["a.txt"]);
+        // No .gitmodules: no submodules, and no error.
+        assert!(
+            Repo::discover(&lib)
+                .unwrap()
+                .submodules("HEAD")
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
