@@ -25,6 +25,9 @@ pub struct Change {
     pub old_path: Option<String>,
     pub old_mode: String,
     pub new_mode: String,
+    /// The old object (the commit a submodule's gitlink recorded); all zeros when added.
+    #[serde(default)]
+    pub old_oid: String,
     /// The new blob (for reading a symlink's target); all zeros when deleted.
     pub new_oid: String,
     /// Lines added and removed; `None` for binary files.
@@ -32,6 +35,10 @@ pub struct Change {
     pub added: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removed: Option<u64>,
+    /// For a submodule whose content changed (a gitlink to another commit): the
+    /// changes inside it, relative to the submodule, when its objects can be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inside: Vec<Change>,
 }
 
 impl Change {
@@ -47,6 +54,12 @@ impl Change {
     pub fn written_blob(&self) -> Option<&str> {
         (self.kind != ChangeKind::Deleted && self.new_mode != Self::GITLINK_MODE)
             .then_some(self.new_oid.as_str())
+    }
+
+    /// A change of a submodule that was there before: its gitlink moved, or it was
+    /// removed or replaced. (A gitlink that is new is a nested repository.)
+    pub fn of_submodule(&self) -> bool {
+        self.old_mode == Change::GITLINK_MODE
     }
 }
 
@@ -96,9 +109,11 @@ pub fn parse_raw(raw: &[u8]) -> Vec<Change> {
             old_path,
             old_mode: parts[0].to_string(),
             new_mode: parts[1].to_string(),
+            old_oid: parts[2].to_string(),
             new_oid: parts[3].to_string(),
             added: None,
             removed: None,
+            inside: vec![],
         });
     }
     changes

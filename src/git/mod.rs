@@ -8,8 +8,10 @@
 //! No git2 value leaves this module; each call opens what it needs (about 1 ms).
 
 mod diff;
+mod submodule;
 
 pub use diff::{Change, ChangeKind};
+pub use submodule::Submodule;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
@@ -389,9 +391,11 @@ impl Repo {
     /// Records everything in `dir` (a working tree of this repository) — committed,
     /// staged, unstaged and untracked-but-not-ignored — as a tree, without touching
     /// that working tree or its index. A copy of its index serves as a stat cache, so
-    /// only changed files are hashed.
+    /// only changed files are hashed. In one of baton's worktrees, a submodule whose
+    /// content changed is recorded too (see [`submodule`]).
     pub fn snapshot_tree(&self, dir: &Path) -> Result<String> {
-        self.snapshot(dir, None)
+        let tree = self.snapshot(dir, None)?;
+        self.with_submodule_content(dir, tree)
     }
 
     /// Whether the checkout at `dir` has written its index (a `git worktree add`
@@ -412,7 +416,8 @@ impl Repo {
     /// instead of re-reading every file written in the checkout's last second. `since`
     /// must be a time of the file clock, taken on the worktree's filesystem.
     pub fn snapshot_tree_since(&self, dir: &Path, since: SystemTime) -> Result<String> {
-        self.snapshot(dir, Some(since))
+        let tree = self.snapshot(dir, Some(since))?;
+        self.with_submodule_content(dir, tree)
     }
 
     fn snapshot(&self, dir: &Path, since: Option<SystemTime>) -> Result<String> {
@@ -559,12 +564,14 @@ impl Repo {
             a,
             b,
         ])?;
-        Ok(diff::parse(&raw, &numstat))
+        let mut changes = diff::parse(&raw, &numstat);
+        self.fill_submodule_changes(a, &mut changes);
+        Ok(changes)
     }
 
     /// A patch from `a` to `b` that `git apply` can replay, binaries included.
     pub fn patch(&self, a: &str, b: &str) -> Result<Vec<u8>> {
-        self.run(&[
+        let mut patch = self.run(&[
             "diff-tree",
             "-p",
             "-M",
@@ -573,7 +580,10 @@ impl Repo {
             "--no-color",
             a,
             b,
-        ])
+        ])?;
+        let inside = self.submodule_patches(a, b, &patch);
+        patch.extend(inside);
+        Ok(patch)
     }
 
     /// What judging the change from `a` to `b` reads from git: [`Repo::diff_trees`],
@@ -621,6 +631,7 @@ impl Repo {
             (join(numstat), join(patch), sizes)
         });
         diff::add_counts(&mut changes, &numstat?);
+        self.fill_submodule_changes(a, &mut changes);
         Ok(TreeDiff {
             changes,
             patch: patch?,
