@@ -40,6 +40,48 @@ pub struct Config {
     /// Per-agent settings, `[agents.codex]` and so on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub agents: BTreeMap<String, AgentConfig>,
+    /// The pre-commit hook (`baton precommit`) and `baton commit`.
+    #[serde(default)]
+    pub precommit: PrecommitConfig,
+}
+
+/// `[precommit]`: what the pre-commit hook checks and who fixes what fails.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrecommitConfig {
+    /// The hook's checklist (default: the repository's `checks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<String>>,
+    /// Who fixes a failing staged tree (default: `[defaults] agent`; none: the hook
+    /// only checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// What the fix may touch (default: exactly the staged paths).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Vec<String>>,
+    /// Stop the commit after a fix is written into the index, so you look first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_after_fix: Option<bool>,
+    /// The whole hook's time budget: checks, fix and its checks (default: none; 0 is
+    /// none).
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+impl PrecommitConfig {
+    fn overlay(self, over: PrecommitConfig) -> PrecommitConfig {
+        PrecommitConfig {
+            checks: over.checks.or(self.checks),
+            agent: over.agent.or(self.agent),
+            scope: over.scope.or(self.scope),
+            stop_after_fix: over.stop_after_fix.or(self.stop_after_fix),
+            timeout: over.timeout.or(self.timeout),
+        }
+    }
 }
 
 /// How baton starts one agent CLI. Everything is optional: the CLI's own
@@ -209,6 +251,7 @@ impl Config {
                 }
                 agents
             },
+            precommit: self.precommit.overlay(over.precommit),
         }
     }
 

@@ -26,6 +26,8 @@ pub enum Error {
     Process(#[from] process::ProcessError),
     #[error(transparent)]
     Duration(#[from] duration::DurationError),
+    #[error(transparent)]
+    Precommit(#[from] crate::workflow::precommit::PrecommitError),
     /// Bad usage that clap cannot catch; the message says what to do instead.
     #[error("{0}")]
     Usage(String),

@@ -29,6 +29,7 @@ pub const INTERRUPTED: i32 = 130;
 /// is named, so a new one must be given its status here.
 pub fn for_error(err: &Error) -> i32 {
     use crate::run::Refusal;
+    use crate::workflow::precommit::PrecommitError;
     match err {
         Error::Interrupted => INTERRUPTED,
         Error::RunFailed(_) => BATON_FAILED,
@@ -42,8 +43,11 @@ pub fn for_error(err: &Error) -> i32 {
         Error::Refused(
             Refusal::NotKept { .. } | Refusal::StillRunning { .. } | Refusal::WorktreeGone { .. },
         ) => USAGE,
+        // Nothing restored: files were changed since the fix, as for a conflict.
+        Error::Precommit(PrecommitError::ChangedSince { .. }) => CONFLICT,
         // Refused before anything was started or touched.
-        Error::Git(_)
+        Error::Precommit(_)
+        | Error::Git(_)
         | Error::Handoff(_)
         | Error::Scope(_)
         | Error::Config(_)

@@ -106,6 +106,9 @@ pub enum Operation {
     Stash { stash: String, message: String },
     /// Only baton's worktree and branch go.
     Revert,
+    /// A pre-commit fix goes into the index a commit is made from, and into the
+    /// working tree where that loses nothing (see `workflow::precommit::land`).
+    Index(crate::workflow::precommit::land::IndexWrite),
 }
 
 /// An [`Operation`] and the process that set out to do it.
@@ -657,6 +660,7 @@ pub fn resolve(l: &Landing, intent: &Operation) -> Result<Resolution> {
             gone(stashed(stash, message))
         }
         Operation::Revert => gone(reverted(l)),
+        Operation::Index(write) => crate::workflow::precommit::land::resolve(l, write),
     }
 }
 

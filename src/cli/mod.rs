@@ -3,12 +3,15 @@
 //! builds options and calls the core.
 
 mod clean;
+mod commit;
 mod decide;
 mod demo;
 mod doctor;
 mod handoff;
+mod hook;
 mod init;
 mod model_server;
+mod precommit;
 mod recover;
 mod replay;
 mod resume;
@@ -78,6 +81,11 @@ enum Command {
     Route(route::RouteArgs),
     Doctor(doctor::DoctorArgs),
     ModelServer(model_server::ModelServerArgs),
+    Precommit(precommit::PrecommitArgs),
+    Commit(commit::CommitArgs),
+    /// Install or remove the pre-commit hook that runs `baton precommit`.
+    #[command(subcommand)]
+    Hook(hook::HookCommand),
 }
 
 /// Parses the command line, runs the command, and returns the exit status.
@@ -193,6 +201,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Route(args) => route::cmd_route(&dir, args),
         Command::Doctor(args) => doctor::cmd_doctor(&dir, args),
         Command::ModelServer(args) => model_server::cmd_model_server(args),
+        Command::Precommit(args) => precommit::cmd_precommit(&dir, args),
+        Command::Commit(args) => commit::cmd_commit(&dir, args),
+        Command::Hook(cmd) => hook::cmd_hook(&dir, cmd),
     }
 }
 

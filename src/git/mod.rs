@@ -970,6 +970,218 @@ impl Repo {
             .collect())
     }
 
+    /// This checkout's own index file (`<git dir>/index`), absolute. Where
+    /// `$GIT_INDEX_FILE` points instead is the caller's to decide: baton's git
+    /// commands never inherit it.
+    pub fn default_index(&self) -> Result<PathBuf> {
+        let out = self.run_text(&["rev-parse", "--path-format=absolute", "--git-path", "index"])?;
+        Ok(PathBuf::from(out))
+    }
+
+    /// Where this checkout's hooks live, absolute: `core.hooksPath` when it is set
+    /// (relative to the top of the working tree, as git takes it), else `<git dir>/hooks`.
+    pub fn hooks_dir(&self) -> Result<PathBuf> {
+        let out = self.run_text(&["rev-parse", "--path-format=absolute", "--git-path", "hooks"])?;
+        Ok(PathBuf::from(out))
+    }
+
+    /// The tree the index file `index` holds (the staged tree, when it is the index a
+    /// commit is made from). `git write-tree` runs on a copy, so the user's index is
+    /// not written, not even its cache of trees; a missing file is an empty index. An
+    /// index with unmerged entries has no tree: that is an error.
+    pub fn index_tree(&self, index: &Path) -> Result<String> {
+        let scratch = self.scratch_index(Some(index))?;
+        let env = [("GIT_INDEX_FILE", scratch.as_ref())];
+        let tree = Self::run_in(&self.root, &["write-tree"], &env, None)?;
+        Ok(String::from_utf8_lossy(&tree).trim().to_string())
+    }
+
+    /// A scratch index file in the common git directory: a copy of `from`, or none
+    /// (git reads a missing index as an empty one, but an empty file as broken).
+    fn scratch_index(&self, from: Option<&Path>) -> Result<tempfile::TempPath> {
+        let scratch = tempfile::Builder::new()
+            .prefix("baton-index-")
+            .tempfile_in(&self.common_dir)
+            .map_err(|source| GitError::Io {
+                context: format!(
+                    "could not create a scratch index in {}",
+                    self.common_dir.display()
+                ),
+                source,
+            })?
+            .into_temp_path();
+        match from.filter(|f| f.exists()) {
+            Some(from) => {
+                std::fs::copy(from, &scratch).map_err(|source| GitError::Io {
+                    context: format!("could not copy {}", from.display()),
+                    source,
+                })?;
+            }
+            None => {
+                let _ = std::fs::remove_file(&scratch);
+            }
+        }
+        Ok(scratch)
+    }
+
+    /// The tree `base` with the entries at the paths of `entries` replaced (`None`
+    /// removes one), made in a scratch index: nothing of the user's is touched.
+    pub fn tree_with(
+        &self,
+        base: &str,
+        entries: &BTreeMap<String, Option<Entry>>,
+    ) -> Result<String> {
+        let scratch = self.scratch_index(None)?;
+        let env = [("GIT_INDEX_FILE", scratch.as_ref())];
+        Self::run_in(&self.root, &["read-tree", base], &env, None)?;
+        Self::run_in(
+            &self.root,
+            &["update-index", "-z", "--index-info"],
+            &env,
+            Some(&index_info(entries)),
+        )?;
+        let tree = Self::run_in(&self.root, &["write-tree"], &env, None)?;
+        Ok(String::from_utf8_lossy(&tree).trim().to_string())
+    }
+
+    /// Takes git's own lock on the index file `index` (`<index>.lock`, created
+    /// exclusively, as every git command does before it writes an index), waiting a
+    /// moment for a git command of the user's that holds it. While baton holds it no
+    /// git can change that index; see [`IndexLock`].
+    pub fn lock_index(&self, index: &Path) -> Result<IndexLock> {
+        let mut lock = index.as_os_str().to_owned();
+        lock.push(".lock");
+        let lock = PathBuf::from(lock);
+        let deadline = std::time::Instant::now() + INDEX_LOCK_WAIT;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+            {
+                Ok(file) => {
+                    return Ok(IndexLock {
+                        index: index.to_path_buf(),
+                        lock,
+                        file: Some(file),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(GitError::IndexLocked { lock });
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(source) => {
+                    return Err(GitError::Io {
+                        context: format!("could not lock {}", index.display()),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Writes each content of `contents` into the object store as a blob; their ids,
+    /// in order (one opening of the repository for all).
+    pub fn write_blobs(&self, contents: &[&[u8]]) -> Result<Vec<String>> {
+        if contents.is_empty() {
+            return Ok(vec![]);
+        }
+        let repo = self.open()?;
+        contents
+            .iter()
+            .map(|c| {
+                repo.blob(c)
+                    .map(|oid| oid.to_string())
+                    .map_err(|source| GitError::Git2 {
+                        context: "writing a blob",
+                        source,
+                    })
+            })
+            .collect()
+    }
+
+    /// 3-way merges the blobs `ours` and `theirs` of one file from their common
+    /// ancestor `base`, in memory (libgit2's `git merge-file`); the merged blob, written
+    /// to the object store, or `None` when they conflict.
+    pub fn merge_blobs(&self, base: &str, ours: &str, theirs: &str) -> Result<Option<String>> {
+        let [b, o, t] =
+            <[Vec<u8>; 3]>::try_from(self.blobs(&[base, ours, theirs])?).map_err(|_| {
+                GitError::Command {
+                    args: "merge-file".into(),
+                    stderr: "three blobs were asked for".into(),
+                }
+            })?;
+        fn input(content: &[u8]) -> git2::MergeFileInput<'_> {
+            let mut i = git2::MergeFileInput::new();
+            i.content(content);
+            i
+        }
+        let (b, o, t) = (input(&b), input(&o), input(&t));
+        let merged = git2::merge_file(&b, &o, &t, None).map_err(|source| GitError::Git2 {
+            context: "merging a file",
+            source,
+        })?;
+        if !merged.is_automergeable() {
+            return Ok(None);
+        }
+        let content = merged.content().to_vec();
+        Ok(self.write_blobs(&[&content])?.pop())
+    }
+
+    /// Runs the user's hook `name` as `git commit` would (`git hook run`: from
+    /// `core.hooksPath` or `<git dir>/hooks`, in the top of the working tree), with
+    /// `GIT_INDEX_FILE` pointing at `index` and `env` added; its output goes to the
+    /// user. Whether it succeeded (a missing hook succeeds).
+    pub fn run_hook(
+        &self,
+        name: &str,
+        args: &[&str],
+        index: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<bool> {
+        let mut cmd = process::command("git");
+        cmd.current_dir(&self.root)
+            .args(["hook", "run", "--ignore-missing", name, "--"])
+            .args(args)
+            .env("GIT_INDEX_FILE", index)
+            // As git runs hooks: stdin closed, their stdout on our stderr.
+            .stdin(std::process::Stdio::null())
+            .stdout(std::io::stderr());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let status = cmd.status().map_err(GitError::Spawn)?;
+        Ok(status.success())
+    }
+
+    /// `git stripspace`: trailing whitespace and blank lines at either end gone,
+    /// runs of blank lines made one; with `strip_comments`, lines starting with the
+    /// comment character (`core.commentChar`) gone too — how `git commit` cleans up a
+    /// message.
+    pub fn stripspace(&self, text: &str, strip_comments: bool) -> Result<String> {
+        let mut args = vec!["stripspace"];
+        if strip_comments {
+            args.push("--strip-comments");
+        }
+        let out = Self::run_in(&self.root, &args, &[], Some(text.as_bytes()))?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// `text` with `trailers` (`Key: value`) added to its trailer block, as `git
+    /// interpret-trailers` places them (after a `Signed-off-by:` already there).
+    pub fn add_trailers(&self, text: &str, trailers: &[String]) -> Result<String> {
+        let mut args = vec!["interpret-trailers".to_string()];
+        for t in trailers {
+            args.push("--trailer".into());
+            args.push(t.clone());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = Self::run_in(&self.root, &args, &[], Some(text.as_bytes()))?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
     /// A lock file git left in the repository (a git process killed while it held it),
     /// if there is one: while it stands, git refuses to change the index.
     pub fn index_lock(&self) -> Option<PathBuf> {
@@ -978,15 +1190,91 @@ impl Repo {
     }
 }
 
+/// git's lock on one index file, held by baton: while it stands no git command can
+/// write that index, so reading its tree and replacing it is one compare-and-swap.
+/// Dropped without [`IndexLock::commit`], it is released and the index unchanged.
+#[derive(Debug)]
+pub struct IndexLock {
+    index: PathBuf,
+    lock: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl IndexLock {
+    /// The index file this lock guards.
+    pub fn index(&self) -> &Path {
+        &self.index
+    }
+
+    /// The tree the locked index holds now.
+    pub fn tree(&self, repo: &Repo) -> Result<String> {
+        repo.index_tree(&self.index)
+    }
+
+    /// Replaces the entries at the paths of `entries` in the locked index (`None`
+    /// removes one; every other entry keeps its stat data), then puts the new index
+    /// in place the way git does: written to the lock file, synced, renamed over the
+    /// index. The entries written have no stat data, so git hashes those files again
+    /// before it trusts them.
+    pub fn commit(mut self, repo: &Repo, entries: &BTreeMap<String, Option<Entry>>) -> Result<()> {
+        let scratch = repo.scratch_index(Some(&self.index))?;
+        let env = [("GIT_INDEX_FILE", scratch.as_ref())];
+        Repo::run_in(
+            &repo.root,
+            &["update-index", "-z", "--index-info"],
+            &env,
+            Some(&index_info(entries)),
+        )?;
+        let io = |context: String| move |source| GitError::Io { context, source };
+        let bytes =
+            std::fs::read(&scratch).map_err(io(format!("could not read {}", scratch.display())))?;
+        let mut file = self.file.take().ok_or_else(|| GitError::Io {
+            context: "the index lock was already used".into(),
+            source: std::io::Error::other("used"),
+        })?;
+        std::io::Write::write_all(&mut file, &bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(io(format!("could not write {}", self.lock.display())))?;
+        drop(file);
+        std::fs::rename(&self.lock, &self.index)
+            .map_err(io(format!("could not replace {}", self.index.display())))?;
+        // Renamed: nothing left for Drop to release.
+        self.lock = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        if !self.lock.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.lock);
+        }
+    }
+}
+
+/// `entries` as `git update-index -z --index-info` reads them; `None` removes a path.
+fn index_info(entries: &BTreeMap<String, Option<Entry>>) -> Vec<u8> {
+    let mut info = Vec::new();
+    for (path, entry) in entries {
+        match entry {
+            Some(e) => info.extend_from_slice(format!("{} {}\t", e.mode, e.oid).as_bytes()),
+            None => info.extend_from_slice(b"0 0000000000000000000000000000000000000000\t"),
+        }
+        info.extend_from_slice(path.as_bytes());
+        info.push(0);
+    }
+    info
+}
+
 /// One entry of a tree, an index or a working tree: its mode and object id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entry {
     pub mode: String,
     pub oid: String,
 }
 
 impl Entry {
-    fn new(mode: &str, oid: &str) -> Entry {
+    pub fn new(mode: &str, oid: &str) -> Entry {
         Entry {
             mode: mode.to_string(),
             oid: oid.to_string(),

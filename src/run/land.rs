@@ -25,6 +25,9 @@ pub enum Target {
     Branch,
     /// Uncommitted changes in the user's working tree and index (`--apply`).
     WorkingTree,
+    /// The index a commit is being made from, and the working tree only where that
+    /// loses nothing: a run whose base is the staged tree (`baton precommit`).
+    Index,
 }
 
 impl Target {
@@ -37,7 +40,7 @@ impl Target {
     }
 
     fn apply(self) -> bool {
-        self == Target::WorkingTree
+        matches!(self, Target::WorkingTree | Target::Index)
     }
 }
 
@@ -177,6 +180,12 @@ pub fn land(
         return Ok(discarded);
     }
     let result = match policy {
+        Policy::Merge if report.verdict.passed() && target == Target::Index => {
+            let index = crate::workflow::precommit::staged_index(repo)?;
+            crate::workflow::precommit::land::to_index(&landing, &index, &mut |line| {
+                crate::ui::progress("backup", line)
+            })?
+        }
         Policy::Merge if report.verdict.passed() => outcome::merge(&landing, target.apply())?,
         Policy::Merge => return Err(not_verified(report).into()),
         Policy::Stash => outcome::stash(&landing)?,
@@ -263,6 +272,12 @@ pub fn land_later(
         }
         .into());
     }
+    // A run that started from the staged tree lands where it came from: the index.
+    let target = if crate::workflow::precommit::land::is_index_run(&journal) {
+        Target::Index
+    } else {
+        target
+    };
     let events = Events::new(&report.run_id, journal.clone(), observers);
     // This decision is a new act of the user's: whether the run it decides on was once
     // interrupted (it is in the warnings and attempts) no longer sets its status.
@@ -308,7 +323,8 @@ pub fn land_later(
     if policy == Policy::Merge && !report.verdict.passed() {
         return Err(not_verified(&report).into());
     }
-    if policy == Policy::Merge {
+    // The index target checks for itself that the index still holds what was judged.
+    if policy == Policy::Merge && target != Target::Index {
         verify_integrated(repo, &judge, &report)?;
     }
     let outcome = land(repo, &report, &journal, policy, target)?;

@@ -83,7 +83,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-fn journal_for_new_run(repo: &Repo) -> Result<(String, Journal, u64)> {
+pub(crate) fn journal_for_new_run(repo: &Repo) -> Result<(String, Journal, u64)> {
     let mut last_err = None;
     for _ in 0..20 {
         let id = new_run_id();
