@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import pytest' >/dev/null 2>&1; then
-    echo "test.sh: installing pytest for the Python fixture (tests/requirements.txt)" >&2
+if ! python3 -c 'import pytest, pre_commit' >/dev/null 2>&1; then
+    echo "test.sh: installing pytest and pre-commit (tests/requirements.txt)" >&2
     python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 

@@ -604,6 +604,22 @@ pub fn precommit(
     let events = Events::new(&report.run_id, journal.clone(), observers());
     let landed = outcome.action == OutcomeAction::Applied;
     run::land::finish(&journal, &events, &mut report, outcome)?;
+    if landed {
+        // The fixed tree is the staged tree now, and it passed these very checks: the
+        // next hook on it (after `stop_after_fix`, or a message editor closed empty)
+        // answers at once.
+        cache::store(
+            repo,
+            &Checked {
+                tree: tree.clone(),
+                checks: report.checks.clone(),
+                run_id: report.run_id.clone(),
+                cached: false,
+                interrupted: false,
+            },
+            &opts.checks.checks,
+        );
+    }
     let run = Box::new(report);
     Ok(if landed {
         Precommit::Fixed {
@@ -714,6 +730,11 @@ pub struct Restored {
 /// is restored, and the error names it.
 pub fn restore(repo: &Repo, query: &str) -> Result<Restored> {
     let journal = Journal::open(&repo.common_dir, query)?;
+    // A baton killed while it wrote the fix left an intent (and its lock on the
+    // index): that is settled first, as `baton recover` would.
+    if crate::recover::needs_recovery(&journal.read_state()?, &journal) {
+        crate::recover::recover(repo, &journal)?;
+    }
     let report = journal.read_state()?;
     let reference = land::backup_ref(&report.run_id);
     let Some(backup) = repo.ref_target(&reference) else {

@@ -396,6 +396,18 @@ fn on_disk(repo: &Repo, path: &str) -> Option<Entry> {
 /// The index holding anything else: the user has moved on, nothing is touched.
 pub fn resolve(l: &Landing, w: &IndexWrite) -> Result<Resolution> {
     let repo = l.repo;
+    // baton held git's lock on the index from before the intent until the rename; a
+    // lock file still there is its own (no git could take the lock while it stood),
+    // and would stop every git command of the user's.
+    let mut lock = w.index.as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = PathBuf::from(lock);
+    if lock.exists() {
+        std::fs::remove_file(&lock).map_err(|source| GitError::Io {
+            context: format!("could not remove baton's stale lock {}", lock.display()),
+            source,
+        })?;
+    }
     let now = if w.index.exists() {
         Some(repo.index_tree(&w.index)?)
     } else {
