@@ -725,3 +725,19 @@ fn the_real_pre_commit_framework_runs_baton_from_its_hooks_file() {
     assert_eq!(bench.git(&["show", "HEAD:calc.py"]), fixed(STAGED));
     assert!(bench.stash_list().is_empty());
 }
+
+#[test]
+fn commit_with_paths_leaves_the_fix_in_the_index_git_keeps_too() {
+    let bench = repo(Some(FIX_ADD));
+    bench.write("calc.py", STAGED);
+    bench.write("README.md", "not part of this commit\n");
+    let (code, said) = git_commit(&bench, &["-m", "Document", "calc.py"], &[]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(bench.git(&["show", "HEAD:calc.py"]), fixed(STAGED));
+    // Index, HEAD and file agree at calc.py; README.md stays an unstaged change.
+    assert_eq!(
+        bench.git(&["status", "--porcelain", "--untracked-files=no"]),
+        " M README.md\n"
+    );
+    assert_eq!(bench.read("calc.py"), fixed(STAGED));
+}

@@ -808,6 +808,21 @@ impl Repo {
         }))
     }
 
+    /// [`Repo::index_entries`] of the index file `index` (read from a copy).
+    pub fn index_entries_of(
+        &self,
+        index: &Path,
+        paths: &[String],
+    ) -> Result<BTreeMap<String, Entry>> {
+        let scratch = self.scratch_index(Some(index))?;
+        let env = [("GIT_INDEX_FILE", scratch.as_ref())];
+        let out = Self::run_in(&self.root, &["ls-files", "--stage", "-z"], &env, None)?;
+        Ok(entries_at(&out, paths, |fields| match fields {
+            [mode, oid, "0"] => Some(Entry::new(mode, oid)),
+            _ => None,
+        }))
+    }
+
     /// The entries of `tree` at `paths`, as [`Repo::index_entries`] gives them.
     pub fn tree_entries(&self, tree: &str, paths: &[String]) -> Result<BTreeMap<String, Entry>> {
         let out = self.run(&["ls-tree", "-r", "-z", "--full-tree", tree])?;

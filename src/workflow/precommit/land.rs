@@ -126,23 +126,22 @@ pub fn to_index(l: &Landing, index: &Path, notify: &mut dyn FnMut(&str)) -> Resu
         id = l.run_id
     );
     let from = repo.tree_of(l.base)?;
-    let locked = match repo.lock_index(index) {
-        Ok(lock) => lock,
-        Err(e @ GitError::IndexLocked { .. }) => {
-            return Ok(conflict(format!("{e}; {retry}"), vec![]));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let now = locked.tree(repo)?;
-    if now != from {
-        return Ok(conflict(
+    let moved = |now: &str| {
+        conflict(
             format!(
                 "the index changed while the fix was made (it held {}, it holds {} now), so nothing was written; {retry}",
                 short(&from),
-                short(&now)
+                short(now)
             ),
             vec![],
-        ));
+        )
+    };
+    // A first look without the lock; the plan and the backup are made before git's
+    // lock on the index is taken, so that a baton killed while it holds that lock
+    // has recorded its intent (and `recover` can take the lock away).
+    let now = repo.index_tree(index)?;
+    if now != from {
+        return Ok(moved(&now));
     }
     let changes = repo.diff_trees(&from, l.tree)?;
     let mut paths: Vec<String> = vec![];
@@ -208,6 +207,33 @@ pub fn to_index(l: &Landing, index: &Path, notify: &mut dyn FnMut(&str)) -> Resu
         backup_ref(l.run_id),
         restore_command(l.run_id)
     ));
+    let locked = match repo.lock_index(index) {
+        Ok(lock) => lock,
+        Err(e @ GitError::IndexLocked { .. }) => {
+            return Ok(conflict(format!("{e}; {retry}"), vec![]));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Under the lock, the compare of the compare-and-swap: the index, and the files
+    // as planned (an editor may have saved one since).
+    let now = locked.tree(repo)?;
+    if now != from {
+        return Ok(moved(&now));
+    }
+    let edited: Vec<String> = before
+        .iter()
+        .filter(|(p, e)| on_disk(repo, p).as_ref() != e.as_ref())
+        .map(|(p, _)| p.clone())
+        .collect();
+    if !edited.is_empty() {
+        return Ok(conflict(
+            format!(
+                "{} changed while the fix was being written, so nothing was written; {retry}",
+                quote_all(&edited)
+            ),
+            edited,
+        ));
+    }
     let entries: BTreeMap<String, Option<Entry>> = paths
         .iter()
         .map(|p| (p.clone(), fixed.get(p).cloned()))
@@ -234,6 +260,7 @@ pub fn to_index(l: &Landing, index: &Path, notify: &mut dyn FnMut(&str)) -> Resu
     process::crash_point("precommit.worktree");
     locked.commit(repo, &entries)?;
     process::crash_point("precommit.index");
+    also_in_the_index_git_keeps(repo, index, &staged, &entries)?;
     worktree::remove(repo, l.worktree, l.branch)?;
     let merged = after
         .iter()
@@ -258,6 +285,41 @@ pub fn to_index(l: &Landing, index: &Path, notify: &mut dyn FnMut(&str)) -> Resu
         stash: None,
         paths,
     })
+}
+
+/// `git commit PATHS` commits from a temporary index (`next-index-*.lock`) while it
+/// holds the real one as `index.lock`, which becomes the index after the commit: the
+/// fix goes there too, at the paths where that index holds what was staged, or the
+/// commit would leave the fix unstaged and its reversal staged.
+fn also_in_the_index_git_keeps(
+    repo: &Repo,
+    index: &Path,
+    staged: &BTreeMap<String, Entry>,
+    entries: &BTreeMap<String, Option<Entry>>,
+) -> Result<()> {
+    let partial = index
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .is_some_and(|n| n.starts_with("next-index-") && n.ends_with(".lock"));
+    let Some(kept) = index.parent().map(|d| d.join("index.lock")) else {
+        return Ok(());
+    };
+    if !partial || !kept.exists() {
+        return Ok(());
+    }
+    let paths: Vec<String> = entries.keys().cloned().collect();
+    let there = repo.index_entries_of(&kept, &paths)?;
+    let same: BTreeMap<String, Option<Entry>> = entries
+        .iter()
+        .filter(|(p, _)| there.get(*p) == staged.get(*p))
+        .map(|(p, e)| (p.clone(), e.clone()))
+        .collect();
+    if same.is_empty() {
+        return Ok(());
+    }
+    // git holds this one's lock (it is the lock file); baton's lock is its `.lock`.
+    repo.lock_index(&kept)?.commit(repo, &same)?;
+    Ok(())
 }
 
 /// The working-tree file at `path` as git would store it (no content filters), its
