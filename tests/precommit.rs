@@ -723,6 +723,25 @@ fn the_real_pre_commit_framework_runs_baton_from_its_hooks_file() {
     let (code, said) = git_commit(&bench, &["-m", "Document"], &[]);
     assert_eq!(code, 0, "{said}");
     assert_eq!(bench.git(&["show", "HEAD:calc.py"]), fixed(STAGED));
+
+    // With an agent: the framework sets the unstaged hunk aside in a patch of its own,
+    // baton's fix goes into the index and the file, the hunk comes back.
+    bench.write(
+        ".baton/config.toml",
+        &format!("checks = [\"{PYTEST}\"]\n[precommit]\nagent = \"{FIX_ADD}\"\n"),
+    );
+    bench.git(&["commit", "-q", "--no-verify", "-am", "an agent"]);
+    let bug = fixed(STAGED)
+        .replace(FIXED, "return a - b")
+        .replace("now documented", "documented");
+    bench.write("calc.py", &bug);
+    bench.git(&["add", "calc.py"]);
+    let working = format!("{bug}{UNSTAGED_HUNK}");
+    bench.write("calc.py", &working);
+    let (code, said) = git_commit(&bench, &["-m", "Document again"], &[]);
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(bench.git(&["show", "HEAD:calc.py"]), fixed(&bug));
+    assert_eq!(bench.read("calc.py"), fixed(&working));
     assert!(bench.stash_list().is_empty());
 }
 
