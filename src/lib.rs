@@ -4,9 +4,10 @@
 //! [`handoff`] (what) → [`worktree`] (where) → [`agent`] (do) → [`checklist`] (verify)
 //! → [`scope`] (judge) → [`outcome`] (merge, revert, stash or keep), recorded by the
 //! [`journal`] and driven by [`run`]; [`recover`] finishes or rolls back what a
-//! killed run left in flight. All git access is in [`git`], all child-process
-//! control in [`process`], all printing for people in [`ui`], and the command line in
-//! [`cli`].
+//! killed run left in flight; [`workflow`] holds the strategies over the run (the
+//! pre-commit hook and its index landing target, verified commits). All git access is
+//! in [`git`], all child-process control in [`process`], all printing for people in
+//! [`ui`], and the command line in [`cli`].
 
 pub mod agent;
 pub mod checklist;

@@ -788,3 +788,24 @@ pub fn restore(repo: &Repo, query: &str) -> Result<Restored> {
     repo.lock_index(&index)?.commit(repo, &entries)?;
     Ok(Restored { reference, paths })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_staged_path_becomes_a_glob_that_matches_it_alone() {
+        let paths = ["src/a[1].rs", "docs/*.md", "weird{x}?.txt", "back\\slash"];
+        let globs: Vec<String> = paths.iter().map(|p| literal_glob(p)).collect();
+        let scope = Scope::compile(&globs, &[]).unwrap();
+        for p in paths {
+            assert!(
+                !scope.judge_path(p).is_violation(),
+                "{p} is in its own scope"
+            );
+        }
+        for other in ["src/a1.rs", "docs/readme.md", "weirdxx.txt"] {
+            assert!(scope.judge_path(other).is_violation(), "{other} is not");
+        }
+    }
+}
