@@ -229,7 +229,16 @@ impl Repo {
     }
 
     pub fn tree_of(&self, commit: &str) -> Result<String> {
-        self.run_text(&["rev-parse", "--verify", &format!("{commit}^{{tree}}")])
+        // In process (a git process costs more than the lookup): the judge asks for
+        // the base's tree on every round.
+        let repo = self.open()?;
+        let tree = repo
+            .revparse_single(&format!("{commit}^{{tree}}"))
+            .map_err(|source| GitError::Git2 {
+                context: "reading a commit's tree",
+                source,
+            })?;
+        Ok(tree.id().to_string())
     }
 
     pub fn head(&self) -> Result<Head> {
@@ -401,14 +410,27 @@ impl Repo {
     /// Whether the checkout at `dir` has written its index (a `git worktree add`
     /// stopped, or still running, has not).
     pub fn worktree_has_index(&self, dir: &Path) -> bool {
-        Self::run_in(
+        Self::index_path(dir).is_ok_and(|p| p.exists())
+    }
+
+    /// The index file of the checkout at `dir`: read from its `.git` link (a linked
+    /// worktree's `gitdir: …`, no git process needed), else asked of git.
+    fn index_path(dir: &Path) -> Result<PathBuf> {
+        if let Ok(link) = std::fs::read_to_string(dir.join(".git")) {
+            if let Some(gitdir) = link.trim().strip_prefix("gitdir: ") {
+                let gitdir = dir.join(gitdir);
+                if gitdir.is_dir() {
+                    return Ok(gitdir.join("index"));
+                }
+            }
+        }
+        let out = Self::run_in(
             dir,
             &["rev-parse", "--path-format=absolute", "--git-path", "index"],
             &[],
             None,
-        )
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out).trim()).exists())
-        .unwrap_or(false)
+        )?;
+        Ok(PathBuf::from(String::from_utf8_lossy(&out).trim()))
     }
 
     /// [`Repo::snapshot_tree`] for a worktree whose index nobody but git wrote before
@@ -421,13 +443,7 @@ impl Repo {
     }
 
     fn snapshot(&self, dir: &Path, since: Option<SystemTime>) -> Result<String> {
-        let index = Self::run_in(
-            dir,
-            &["rev-parse", "--path-format=absolute", "--git-path", "index"],
-            &[],
-            None,
-        )?;
-        let index = PathBuf::from(String::from_utf8_lossy(&index).trim());
+        let index = Self::index_path(dir)?;
         let scratch = tempfile::Builder::new()
             .prefix("baton-index-")
             .tempfile_in(&self.common_dir)
@@ -880,12 +896,28 @@ impl Repo {
 
     /// Every ref of the repository and the object it names.
     pub fn refs(&self) -> Result<BTreeMap<String, String>> {
-        let out = self.run(&["for-each-ref", "--format=%(refname) %(objectname)"])?;
-        Ok(String::from_utf8_lossy(&out)
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(name, oid)| (name.to_string(), oid.to_string()))
-            .collect())
+        // In process, loose and packed alike; a symbolic ref names what it resolves
+        // to, as `for-each-ref` shows it.
+        let repo = self.open()?;
+        let git2_err = |source| GitError::Git2 {
+            context: "listing refs",
+            source,
+        };
+        let mut refs = BTreeMap::new();
+        for r in repo.references().map_err(git2_err)? {
+            let r = r.map_err(git2_err)?;
+            let Some(name) = r.name().ok().map(str::to_string) else {
+                continue;
+            };
+            let target = match r.target() {
+                Some(oid) => Some(oid),
+                None => r.resolve().ok().and_then(|d| d.target()),
+            };
+            if let Some(oid) = target {
+                refs.insert(name, oid.to_string());
+            }
+        }
+        Ok(refs)
     }
 
     /// The message of the newest reflog entry of `refname` (who moved it, and why).
