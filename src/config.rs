@@ -21,6 +21,63 @@ pub enum ConfigError {
     },
     #[error("{} is not valid: {message}; fix it or move it aside", path.display())]
     Parse { path: PathBuf, message: String },
+    /// A value that parses but would be refused later: refused when the file is read,
+    /// so the error names the file, the field and its line.
+    #[error("{}: {field}{}: {problem}", path.display(), at_line(*line))]
+    Field {
+        path: PathBuf,
+        field: String,
+        line: Option<usize>,
+        problem: String,
+    },
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" at line {l}")).unwrap_or_default()
+}
+
+/// One step of the way to a value in a TOML document: a key, or an array's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+/// The line (1-based) where the value at `keys` is written in the TOML `text`, or,
+/// when the last key names a table (`[agents.codx]`), where that key is. None when the
+/// text does not parse or holds no such value.
+pub fn line_of(text: &str, keys: &[Key<'_>]) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut value: Option<&DeValue<'_>> = None;
+    let mut table = Some(root.get_ref());
+    let mut start = root.span().start;
+    for key in keys {
+        let next = match (key, table, value) {
+            (Key::Name(name), Some(t), _) => {
+                let (k, v) = t.get_key_value(*name)?;
+                // A table's own line is its header's, where its key is written.
+                start = if matches!(v.get_ref(), DeValue::Table(_)) {
+                    k.span().start
+                } else {
+                    v.span().start
+                };
+                v
+            }
+            (Key::Index(i), _, Some(DeValue::Array(a))) => {
+                let v = a.get(*i)?;
+                start = v.span().start;
+                v
+            }
+            _ => return None,
+        };
+        value = Some(next.get_ref());
+        table = match next.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    Some(text.get(..start)?.matches('\n').count() + 1)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -151,6 +208,7 @@ fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
         path: path.to_path_buf(),
         message: e.message().trim().to_string() + &crate::settings::toml_place(&text, &e),
     })?;
+    check(path, &text, &config)?;
     if config.defaults.task.is_some() {
         return Err(ConfigError::Parse {
             path: path.to_path_buf(),
@@ -158,6 +216,52 @@ fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
         });
     }
     Ok(Some(config))
+}
+
+/// Refuses what parses but could never work, naming the file, the field and its line:
+/// a `[[route]]` that picks no agent baton has, or a word of one that can never
+/// match a task.
+fn check(path: &Path, text: &str, config: &Config) -> Result<(), ConfigError> {
+    let refuse = |field: String, keys: &[Key<'_>], problem: String| ConfigError::Field {
+        path: path.to_path_buf(),
+        field,
+        line: line_of(text, keys),
+        problem,
+    };
+    for (i, rule) in config.route.iter().enumerate() {
+        let field = |name: &str| format!("[[route]] {}, `{name}`", i + 1);
+        if let Some(problem) = route_agent_problem(&rule.agent) {
+            let keys = [Key::Name("route"), Key::Index(i), Key::Name("agent")];
+            return Err(refuse(field("agent"), &keys, problem));
+        }
+        for (j, term) in rule.when.iter().enumerate() {
+            if let Some(problem) = crate::route::unmatchable(term) {
+                let keys = [
+                    Key::Name("route"),
+                    Key::Index(i),
+                    Key::Name("when"),
+                    Key::Index(j),
+                ];
+                return Err(refuse(field("when"), &keys, problem));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a route cannot pick `agent`, if it cannot.
+fn route_agent_problem(agent: &str) -> Option<String> {
+    use crate::agent::{AgentError, AgentSpec, BACKEND_NAMES};
+    match AgentSpec::parse(agent) {
+        Ok(_) => None,
+        Err(AgentError::NotAvailable(_)) => Some(format!(
+            "a route cannot pick `auto` (routing is what picks); name one of: {BACKEND_NAMES}"
+        )),
+        Err(AgentError::Unknown(name)) => Some(format!(
+            "unknown agent `{name}`; a route picks one of: {BACKEND_NAMES}"
+        )),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 impl Config {

@@ -18,6 +18,9 @@ use crate::report::{AgentReport, AgentStatus, FailureClass};
 pub use claude::pointed_at as claude_pointed_at;
 pub use codex::{CODEX_PACKAGE, CODEX_VERSION, pointed_at};
 
+/// The agents that do the work (`auto` only picks one of them).
+pub const BACKEND_NAMES: &str = "codex, claude, gemini, cmd:<shell command>";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     #[error(

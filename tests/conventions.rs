@@ -1,0 +1,154 @@
+//! Stories of what a new user meets in their first hour, and the conventions of git
+//! and Rust command-line tools they expect baton to keep: routing that reads whole
+//! words, a pager for `show --diff` at a terminal, shell completions and a man page,
+//! `--help` that tells where things are, config errors that name the file and the
+//! field, a doctor that checks every agent, and an `init` that says what comes next.
+//! Each story asserts the exit status, what was printed, and that the user's files
+//! were not touched.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Bench, FIX_ADD, Ran};
+
+/// What the user could lose: their files, byte for byte, their index and their HEAD.
+struct Before {
+    files: BTreeMap<String, Vec<u8>>,
+    index: String,
+    head: String,
+}
+
+fn before(bench: &Bench) -> Before {
+    Before {
+        files: bench.files(),
+        index: bench.index(),
+        head: bench.head(),
+    }
+}
+
+#[track_caller]
+fn assert_untouched(bench: &Bench, before: &Before) {
+    assert_eq!(
+        bench.files(),
+        before.files,
+        "the user's files are unchanged"
+    );
+    assert_eq!(bench.index(), before.index, "the user's index is unchanged");
+    assert_eq!(bench.head(), before.head, "the user's HEAD is unchanged");
+    bench.assert_clean();
+}
+
+/// A refused command: exit 2 and one line on stderr, starting `error:`, holding every
+/// one of `words`.
+#[track_caller]
+fn refused<'a>(ran: &'a Ran, words: &[&str]) -> &'a str {
+    ran.expect(2);
+    let lines: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line, got:\n{}", ran.stderr);
+    let line = lines[0];
+    assert!(line.starts_with("error:"), "{line}");
+    for word in words {
+        assert!(line.contains(word), "`{word}` not in: {line}");
+    }
+    line
+}
+
+fn write_config(bench: &Bench, text: &str) {
+    bench.write(".baton/config.toml", text);
+    bench.git(&["add", ".baton/config.toml"]);
+    bench.git(&["commit", "-q", "-m", "baton config"]);
+}
+
+// 3. Routing matches whole words.
+
+#[test]
+fn routing_reads_whole_words_and_their_inflections_not_prefixes() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = before(&bench);
+    let first_line = |task: &str| {
+        let ran = bench.baton(&["route", task]);
+        ran.expect(0);
+        let mut lines = ran.stdout.lines();
+        let agent = lines.next().unwrap_or_default().to_string();
+        (agent, lines.collect::<Vec<_>>().join("\n"))
+    };
+
+    // "docker" starts with "doc" but is not a word about docs.
+    let (agent, why) = first_line("add docker support");
+    assert_eq!(agent, "codex", "{why}");
+    assert!(why.contains("default"), "{why}");
+
+    for (task, agent) in [
+        ("Update the docs for the parser", "claude"),
+        ("Document the public API", "claude"),
+        ("Fix typos in the README.md", "claude"),
+        ("Summarise what the parser does", "gemini"),
+        ("Summarize the design", "gemini"),
+        ("Write a summary of the changes", "gemini"),
+        ("Reviewing the lexer", "gemini"),
+        ("Explained: the lexer", "gemini"),
+        ("Add a doctor command", "codex"),
+        ("Fix the commentary generator", "codex"),
+    ] {
+        let (got, why) = first_line(task);
+        assert_eq!(got, agent, "{task}: {why}");
+        assert!(why.starts_with("  rule "), "the reason follows: {why}");
+    }
+    assert_untouched(&bench, &before);
+}
+
+#[test]
+fn a_route_to_an_unknown_agent_is_a_config_error_when_the_config_is_read() {
+    let bench = Bench::with_fixture("python-calc");
+    write_config(
+        &bench,
+        "[[route]]\nwhen = [\"migration\"]\nagent = \"claude\"\n\n[[route]]\nwhen = [\"schema\"]\nagent = \"clade\"\n\n[[route]]\nagent = \"codex\"\n",
+    );
+    let before = before(&bench);
+    // Not only when a run is routed there: any command that reads the config says so.
+    for args in [
+        vec!["route", "Add a migration"],
+        vec!["run", "--task", "Fix add()", "--agent", FIX_ADD],
+    ] {
+        let ran = bench.baton(&args);
+        refused(
+            &ran,
+            &[
+                ".baton/config.toml",
+                "[[route]] 2",
+                "line 7",
+                "clade",
+                "codex, claude, gemini, cmd:<shell command>",
+            ],
+        );
+        assert_untouched(&bench, &before);
+        assert!(bench.run_ids().is_empty());
+    }
+}
+
+#[test]
+fn a_route_word_that_can_never_match_is_a_config_error() {
+    let bench = Bench::with_fixture("python-calc");
+    write_config(
+        &bench,
+        "[[route]]\nwhen = [\"pull request\"]\nagent = \"claude\"\n",
+    );
+    let before = before(&bench);
+    let ran = bench.baton(&["route", "Open a pull request"]);
+    refused(
+        &ran,
+        &[
+            ".baton/config.toml",
+            "[[route]] 1",
+            "line 2",
+            "pull request",
+            "one word",
+        ],
+    );
+    assert_untouched(&bench, &before);
+}
