@@ -152,3 +152,176 @@ fn a_route_word_that_can_never_match_is_a_config_error() {
     );
     assert_untouched(&bench, &before);
 }
+
+// 15. Config errors name the file and the field; unknown agents; -C.
+
+#[test]
+fn a_bad_value_in_the_config_is_named_by_file_field_and_line() {
+    let bench = Bench::with_fixture("python-calc");
+    write_config(&bench, "checks = []\n");
+    let before = before(&bench);
+    let config = bench.repo.join(".baton/config.toml");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[defaults]\nagent = \"foo\"\n",
+            &[
+                "[defaults] agent",
+                "line 2",
+                "foo",
+                "codex, claude, gemini, cmd:<shell command>, auto",
+            ],
+        ),
+        (
+            "[defaults]\nfallback = [\"claude\", \"bar\"]\n",
+            &[
+                "[defaults] fallback",
+                "line 2",
+                "bar",
+                "codex, claude, gemini",
+            ],
+        ),
+        (
+            "[defaults]\non_fail = \"merge\"\n",
+            &[
+                "[defaults] on_fail",
+                "line 2",
+                "not verified",
+                "stash, revert or keep",
+            ],
+        ),
+        (
+            "[defaults]\ndeny = [\"ok/**\", \"a{b\"]\n",
+            &["[defaults] deny", "line 2", "a{b"],
+        ),
+        (
+            "[defaults]\n\n[agents.codx]\nmodel = \"gpt-5.5\"\n",
+            &["[agents.codx]", "line 3", "codex, claude, gemini"],
+        ),
+        (
+            "[defaults]\non_pass = \"mrg\"\n",
+            &["on_pass", "line 2", "mrg", "merge"],
+        ),
+    ];
+    for (text, words) in cases {
+        std::fs::write(&config, text).unwrap();
+        // Passed the flags it names a problem with, or not: the config is named.
+        let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", FIX_ADD]);
+        let line = refused(&ran, words);
+        assert!(line.contains(config.to_str().unwrap()), "the file: {line}");
+        assert!(
+            !line.contains("--on-"),
+            "no flag the user did not pass: {line}"
+        );
+        assert!(bench.run_ids().is_empty());
+    }
+    std::fs::write(&config, "checks = []\n").unwrap();
+    assert_untouched(&bench, &before);
+}
+
+#[test]
+fn a_bad_value_in_a_handoff_is_named_by_file_field_and_line() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = before(&bench);
+    let handoff = bench.root.join("task.md");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "agent = \"foo\"\n",
+            &[
+                "front matter",
+                "`agent`",
+                "line 3",
+                "foo",
+                "codex, claude, gemini, cmd:<shell command>, auto",
+            ],
+        ),
+        (
+            "agent = \"cmd:true\"\nfallback = [\"gemnii\"]\n",
+            &["`fallback`", "line 4", "gemnii", "codex, claude, gemini"],
+        ),
+        (
+            "agent = \"cmd:true\"\non_fail = \"merge\"\n",
+            &["`on_fail`", "line 4", "not verified"],
+        ),
+        (
+            "agent = \"cmd:true\"\non_fail = \"stsh\"\n",
+            &["front matter", "line 4", "stsh", "keep"],
+        ),
+        (
+            "agent = \"cmd:true\"\nscope = [\"a{b\"]\n",
+            &["`scope`", "line 4", "a{b"],
+        ),
+    ];
+    for (fields, words) in cases {
+        std::fs::write(
+            &handoff,
+            format!("+++\ntask = \"Fix add()\"\n{fields}+++\nFix it.\n"),
+        )
+        .unwrap();
+        let ran = bench.baton(&["run", handoff.to_str().unwrap()]);
+        let line = refused(&ran, words);
+        assert!(line.contains(handoff.to_str().unwrap()), "the file: {line}");
+        assert!(
+            !line.contains("--on-"),
+            "no flag the user did not pass: {line}"
+        );
+    }
+    assert_untouched(&bench, &before);
+    assert!(bench.run_ids().is_empty());
+}
+
+#[test]
+fn an_unknown_agent_on_the_command_line_lists_every_agent() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = before(&bench);
+    let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "claud"]);
+    refused(
+        &ran,
+        &[
+            "unknown agent `claud`",
+            "codex, claude, gemini, cmd:<shell command>, auto",
+        ],
+    );
+    let ran = bench.baton(&[
+        "run",
+        "--task",
+        "Fix add()",
+        "--agent",
+        FIX_ADD,
+        "--fallback",
+        "auto",
+    ]);
+    refused(
+        &ran,
+        &[
+            "auto",
+            "fallback",
+            "codex, claude, gemini, cmd:<shell command>",
+        ],
+    );
+    assert_untouched(&bench, &before);
+}
+
+#[test]
+fn dash_c_on_a_directory_that_is_not_there_says_so() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = before(&bench);
+    let missing = bench.root.join("no-such-dir");
+    for args in [
+        vec!["status"],
+        vec!["run", "--task", "x", "--agent", FIX_ADD],
+        vec!["init"],
+    ] {
+        let mut all = vec!["-C", missing.to_str().unwrap()];
+        all.extend(args);
+        let ran = bench.baton(&all);
+        refused(
+            &ran,
+            &["-C", missing.to_str().unwrap(), "no such directory"],
+        );
+    }
+    let file = bench.repo.join("calc.py");
+    let ran = bench.baton(&["-C", file.to_str().unwrap(), "status"]);
+    refused(&ran, &["-C", "not a directory"]);
+    assert!(!missing.exists());
+    assert_untouched(&bench, &before);
+}

@@ -113,7 +113,8 @@ pub fn cmd_handoff(dir: &Path, cmd: HandoffCommand) -> Result<i32> {
                 timeout: args.timeout,
                 ..NewHandoff::default()
             };
-            if let Some(agent) = &args.agent {
+            // `auto` is routed when the handoff runs.
+            if let Some(agent) = args.agent.as_deref().filter(|a| a.trim() != "auto") {
                 crate::agent::AgentSpec::parse(agent)?;
             }
             crate::scope::Scope::compile(&args.scope, &args.deny)?;

@@ -170,7 +170,28 @@ fn dispatch(cli: Cli) -> Result<i32> {
         _ => ui::Verbosity::Normal,
     });
     let dir = match cli.directory {
-        Some(d) => d,
+        // Said here, before any command mistakes it for "not a repository".
+        Some(d) => match std::fs::metadata(&d) {
+            Ok(m) if m.is_dir() => d,
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "-C {}: not a directory; give the directory to run baton in",
+                    d.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Usage(format!(
+                    "-C {}: no such directory; check the path (it is taken from where baton was started)",
+                    d.display()
+                )));
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    context: format!("cannot use -C {}", d.display()),
+                    source,
+                });
+            }
+        },
         None => std::env::current_dir().map_err(|source| Error::Io {
             context: "cannot read the current directory".into(),
             source,
