@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::process::Command;
 
 use common::{Bench, FIX_ADD, Ran};
 
@@ -324,4 +325,77 @@ fn dash_c_on_a_directory_that_is_not_there_says_so() {
     refused(&ran, &["-C", "not a directory"]);
     assert!(!missing.exists());
     assert_untouched(&bench, &before);
+}
+
+// 14. `--help` and `--version`.
+
+#[test]
+fn help_shows_examples_environment_config_files_and_every_agent() {
+    let bench = Bench::empty();
+    let ran = bench.baton_in(&bench.root, &["--help"]);
+    ran.expect(0);
+    for word in [
+        "BATON_WORKTREES_DIR",
+        "BATON_PAGER",
+        "PAGER",
+        "NO_COLOR",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        ".baton/config.toml",
+        "~/.config/baton/config.toml",
+    ] {
+        assert!(
+            ran.stdout.contains(word),
+            "`{word}` not in --help:\n{}",
+            ran.stdout
+        );
+    }
+
+    let ran = bench.baton_in(&bench.root, &["run", "--help"]);
+    ran.expect(0);
+    assert!(ran.stdout.contains("Examples:"), "{}", ran.stdout);
+    let examples: Vec<&str> = ran
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("baton run "))
+        .collect();
+    assert!(
+        examples.len() >= 4,
+        "a handful of real invocations: {examples:?}"
+    );
+    let agent_help = ran
+        .stdout
+        .split("--agent <")
+        .nth(1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .unwrap_or_default()
+        .to_string();
+    for agent in ["codex", "claude", "gemini", "cmd:<shell command>", "auto"] {
+        assert!(
+            agent_help.contains(agent),
+            "--agent's help lacks {agent}: {agent_help}"
+        );
+    }
+}
+
+#[test]
+fn version_names_the_commit_baton_was_built_from() {
+    let bench = Bench::empty();
+    let built_from = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    for flag in ["--version", "-V"] {
+        let ran = bench.baton_in(&bench.root, &[flag]);
+        ran.expect(0);
+        assert_eq!(
+            ran.stdout.trim(),
+            format!("baton {} ({built_from})", env!("CARGO_PKG_VERSION"))
+        );
+    }
 }

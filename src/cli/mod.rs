@@ -7,6 +7,7 @@ mod decide;
 mod demo;
 mod doctor;
 mod handoff;
+mod help;
 mod init;
 mod model_server;
 mod recover;
@@ -18,7 +19,7 @@ mod status;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches as _, Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::git::Repo;
@@ -32,7 +33,7 @@ use crate::{exit, ui};
 /// itself failed after the run started;
 /// 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "baton", version, max_term_width = 100)]
+#[command(name = "baton", version = help::VERSION, max_term_width = 100)]
 pub struct Cli {
     /// Run as if baton was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -82,7 +83,12 @@ enum Command {
 
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    // Parsed through `help::command()`, the command line with its examples and
+    // environment attached, so `--help` shows them.
+    let parsed = help::command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version, as clap writes them.
@@ -301,7 +307,6 @@ fn print_json<T: serde::Serialize>(value: &T) {
 mod tests {
     #[test]
     fn verify_app() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::help::command().debug_assert();
     }
 }
