@@ -327,6 +327,51 @@ fn dash_c_on_a_directory_that_is_not_there_says_so() {
     assert_untouched(&bench, &before);
 }
 
+// 13. Completions and a man page.
+
+#[test]
+fn completions_for_bash_zsh_and_fish_and_a_man_page_anywhere() {
+    let bench = Bench::empty();
+    let anywhere = &bench.root;
+    let ran = bench.baton_in(anywhere, &["completions", "bash"]);
+    ran.expect(0);
+    for word in [
+        "baton",
+        "run",
+        "status",
+        "show",
+        "route",
+        "doctor",
+        "completions",
+        "man",
+    ] {
+        assert!(ran.stdout.contains(word), "bash completion lacks {word}");
+    }
+    assert!(
+        ran.stdout.contains("complete -F"),
+        "a bash completion script"
+    );
+    let ran = bench.baton_in(anywhere, &["completions", "zsh"]);
+    ran.expect(0);
+    assert!(ran.stdout.starts_with("#compdef baton"), "{}", ran.stdout);
+    let ran = bench.baton_in(anywhere, &["completions", "fish"]);
+    ran.expect(0);
+    assert!(ran.stdout.contains("complete -c baton"), "{}", ran.stdout);
+    let ran = bench.baton_in(anywhere, &["completions", "tcsh"]);
+    ran.expect(2);
+    assert!(ran.stderr.contains("bash"), "{}", ran.stderr);
+
+    let ran = bench.baton_in(anywhere, &["man"]);
+    ran.expect(0);
+    assert!(ran.stdout.starts_with(".TH"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("baton\\-run"), "the man page names run");
+    assert!(
+        ran.stdout.contains("BATON_WORKTREES_DIR"),
+        "and the environment"
+    );
+    assert!(ran.stderr.is_empty(), "{}", ran.stderr);
+}
+
 // 14. `--help` and `--version`.
 
 #[test]

@@ -3,12 +3,14 @@
 //! builds options and calls the core.
 
 mod clean;
+mod completions;
 mod decide;
 mod demo;
 mod doctor;
 mod handoff;
 mod help;
 mod init;
+mod man;
 mod model_server;
 mod recover;
 mod replay;
@@ -79,6 +81,8 @@ enum Command {
     Route(route::RouteArgs),
     Doctor(doctor::DoctorArgs),
     ModelServer(model_server::ModelServerArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
 }
 
 /// Parses the command line, runs the command, and returns the exit status.
@@ -220,6 +224,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Route(args) => route::cmd_route(&dir, args),
         Command::Doctor(args) => doctor::cmd_doctor(&dir, args),
         Command::ModelServer(args) => model_server::cmd_model_server(args),
+        Command::Completions(args) => completions::cmd_completions(args),
+        Command::Man(args) => man::cmd_man(args),
     }
 }
 
