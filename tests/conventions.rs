@@ -9,6 +9,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::{Bench, FIX_ADD, Ran};
@@ -57,6 +58,49 @@ fn refused<'a>(ran: &'a Ran, words: &[&str]) -> &'a str {
         assert!(line.contains(word), "`{word}` not in: {line}");
     }
     line
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// baton run at a terminal: in a pseudo-terminal made by util-linux `script`, so its
+/// stdout is a tty, with `env` added to the bench's environment. What the terminal
+/// showed comes back as stdout (with `\r\n` made `\n`).
+fn at_terminal(bench: &Bench, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_baton"))
+        .chain(args.iter().copied())
+        .map(shell_quote)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .current_dir(&bench.repo);
+    bench.hermetic_env(&mut cmd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script (util-linux) runs");
+    Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A pager that marks what it was given, so a test sees it was used.
+fn marking_pager(bench: &Bench, name: &str) -> PathBuf {
+    let dir = bench.root.join("bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(
+        &path,
+        "#!/bin/sh\necho \"[paged by $(basename \"$0\") $*]\"\ncat\necho \"[end of page]\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 fn write_config(bench: &Bench, text: &str) {
@@ -152,6 +196,207 @@ fn a_route_word_that_can_never_match_is_a_config_error() {
         ],
     );
     assert_untouched(&bench, &before);
+}
+
+// 12. `show --diff` goes through a pager at a terminal.
+
+#[test]
+fn show_diff_is_paged_at_a_terminal_as_git_does_and_never_when_piped() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.baton(&common::fix_args(FIX_ADD, &[])).expect(0);
+    let before = before(&bench);
+    let marker = marking_pager(&bench, "mark");
+    let marker = marker.to_str().unwrap();
+    let show = ["show", "last", "--diff"];
+
+    // Piped: the patch as is, whatever the pager settings say.
+    let ran = bench
+        .baton_command(&show)
+        .env("BATON_PAGER", marker)
+        .output()
+        .unwrap();
+    let piped = String::from_utf8_lossy(&ran.stdout).into_owned();
+    assert!(ran.status.success());
+    assert!(piped.contains("+    return a + b"), "{piped}");
+    assert!(!piped.contains("[paged by"), "{piped}");
+
+    // At a terminal: BATON_PAGER first.
+    let ran = at_terminal(
+        &bench,
+        &show,
+        &[("BATON_PAGER", marker), ("PAGER", "false")],
+    );
+    ran.expect(0);
+    assert!(ran.stdout.contains("[paged by mark ]"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("+    return a + b"), "{}", ran.stdout);
+    assert!(
+        ran.stdout.trim_end().ends_with("[end of page]"),
+        "baton waits for its pager: {}",
+        ran.stdout
+    );
+
+    // The page is coloured as the terminal would have been, and not with NO_COLOR.
+    assert!(
+        ran.stdout.contains("\u{1b}[32m+"),
+        "colours in the page: {}",
+        ran.stdout
+    );
+    let ran = at_terminal(&bench, &show, &[("BATON_PAGER", marker), ("NO_COLOR", "1")]);
+    assert!(ran.stdout.contains("[paged by mark ]"), "{}", ran.stdout);
+    assert!(!ran.stdout.contains('\u{1b}'), "no colour: {}", ran.stdout);
+
+    // Then PAGER.
+    let ran = at_terminal(&bench, &show, &[("PAGER", marker)]);
+    ran.expect(0);
+    assert!(ran.stdout.contains("[paged by mark ]"), "{}", ran.stdout);
+
+    // An empty BATON_PAGER, or `cat`, means no pager: PAGER is not consulted.
+    for none in ["", "cat"] {
+        let ran = at_terminal(&bench, &show, &[("BATON_PAGER", none), ("PAGER", marker)]);
+        ran.expect(0);
+        assert!(
+            !ran.stdout.contains("[paged by"),
+            "{none:?}: {}",
+            ran.stdout
+        );
+        assert!(ran.stdout.contains("+    return a + b"), "{}", ran.stdout);
+    }
+    let ran = at_terminal(&bench, &show, &[("PAGER", "")]);
+    assert!(!ran.stdout.contains("[paged by"), "{}", ran.stdout);
+
+    // Neither set: `less -FRX`, found on PATH.
+    let less = marking_pager(&bench, "less");
+    let path = format!(
+        "{}:{}",
+        less.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let ran = at_terminal(&bench, &show, &[("PATH", &path)]);
+    ran.expect(0);
+    assert!(
+        ran.stdout.contains("[paged by less -FRX]"),
+        "{}",
+        ran.stdout
+    );
+    assert_untouched(&bench, &before);
+}
+
+// 13. Completions and a man page.
+
+#[test]
+fn completions_for_bash_zsh_and_fish_and_a_man_page_anywhere() {
+    let bench = Bench::empty();
+    let anywhere = &bench.root;
+    let ran = bench.baton_in(anywhere, &["completions", "bash"]);
+    ran.expect(0);
+    for word in [
+        "baton",
+        "run",
+        "status",
+        "show",
+        "route",
+        "doctor",
+        "completions",
+        "man",
+    ] {
+        assert!(ran.stdout.contains(word), "bash completion lacks {word}");
+    }
+    assert!(
+        ran.stdout.contains("complete -F"),
+        "a bash completion script"
+    );
+    let ran = bench.baton_in(anywhere, &["completions", "zsh"]);
+    ran.expect(0);
+    assert!(ran.stdout.starts_with("#compdef baton"), "{}", ran.stdout);
+    let ran = bench.baton_in(anywhere, &["completions", "fish"]);
+    ran.expect(0);
+    assert!(ran.stdout.contains("complete -c baton"), "{}", ran.stdout);
+    let ran = bench.baton_in(anywhere, &["completions", "tcsh"]);
+    ran.expect(2);
+    assert!(ran.stderr.contains("bash"), "{}", ran.stderr);
+
+    let ran = bench.baton_in(anywhere, &["man"]);
+    ran.expect(0);
+    assert!(ran.stdout.starts_with(".TH"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("baton\\-run"), "the man page names run");
+    assert!(
+        ran.stdout.contains("BATON_WORKTREES_DIR"),
+        "and the environment"
+    );
+    assert!(ran.stderr.is_empty(), "{}", ran.stderr);
+}
+
+// 14. `--help` and `--version`.
+
+#[test]
+fn help_shows_examples_environment_config_files_and_every_agent() {
+    let bench = Bench::empty();
+    let ran = bench.baton_in(&bench.root, &["--help"]);
+    ran.expect(0);
+    for word in [
+        "BATON_WORKTREES_DIR",
+        "BATON_PAGER",
+        "PAGER",
+        "NO_COLOR",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        ".baton/config.toml",
+        "~/.config/baton/config.toml",
+    ] {
+        assert!(
+            ran.stdout.contains(word),
+            "`{word}` not in --help:\n{}",
+            ran.stdout
+        );
+    }
+
+    let ran = bench.baton_in(&bench.root, &["run", "--help"]);
+    ran.expect(0);
+    assert!(ran.stdout.contains("Examples:"), "{}", ran.stdout);
+    let examples: Vec<&str> = ran
+        .stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("baton run "))
+        .collect();
+    assert!(
+        examples.len() >= 4,
+        "a handful of real invocations: {examples:?}"
+    );
+    let agent_help = ran
+        .stdout
+        .split("--agent <")
+        .nth(1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .unwrap_or_default()
+        .to_string();
+    for agent in ["codex", "claude", "gemini", "cmd:<shell command>", "auto"] {
+        assert!(
+            agent_help.contains(agent),
+            "--agent's help lacks {agent}: {agent_help}"
+        );
+    }
+}
+
+#[test]
+fn version_names_the_commit_baton_was_built_from() {
+    let bench = Bench::empty();
+    let built_from = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    for flag in ["--version", "-V"] {
+        let ran = bench.baton_in(&bench.root, &[flag]);
+        ran.expect(0);
+        assert_eq!(
+            ran.stdout.trim(),
+            format!("baton {} ({built_from})", env!("CARGO_PKG_VERSION"))
+        );
+    }
 }
 
 // 15. Config errors name the file and the field; unknown agents; -C.
@@ -325,122 +570,4 @@ fn dash_c_on_a_directory_that_is_not_there_says_so() {
     refused(&ran, &["-C", "not a directory"]);
     assert!(!missing.exists());
     assert_untouched(&bench, &before);
-}
-
-// 13. Completions and a man page.
-
-#[test]
-fn completions_for_bash_zsh_and_fish_and_a_man_page_anywhere() {
-    let bench = Bench::empty();
-    let anywhere = &bench.root;
-    let ran = bench.baton_in(anywhere, &["completions", "bash"]);
-    ran.expect(0);
-    for word in [
-        "baton",
-        "run",
-        "status",
-        "show",
-        "route",
-        "doctor",
-        "completions",
-        "man",
-    ] {
-        assert!(ran.stdout.contains(word), "bash completion lacks {word}");
-    }
-    assert!(
-        ran.stdout.contains("complete -F"),
-        "a bash completion script"
-    );
-    let ran = bench.baton_in(anywhere, &["completions", "zsh"]);
-    ran.expect(0);
-    assert!(ran.stdout.starts_with("#compdef baton"), "{}", ran.stdout);
-    let ran = bench.baton_in(anywhere, &["completions", "fish"]);
-    ran.expect(0);
-    assert!(ran.stdout.contains("complete -c baton"), "{}", ran.stdout);
-    let ran = bench.baton_in(anywhere, &["completions", "tcsh"]);
-    ran.expect(2);
-    assert!(ran.stderr.contains("bash"), "{}", ran.stderr);
-
-    let ran = bench.baton_in(anywhere, &["man"]);
-    ran.expect(0);
-    assert!(ran.stdout.starts_with(".TH"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("baton\\-run"), "the man page names run");
-    assert!(
-        ran.stdout.contains("BATON_WORKTREES_DIR"),
-        "and the environment"
-    );
-    assert!(ran.stderr.is_empty(), "{}", ran.stderr);
-}
-
-// 14. `--help` and `--version`.
-
-#[test]
-fn help_shows_examples_environment_config_files_and_every_agent() {
-    let bench = Bench::empty();
-    let ran = bench.baton_in(&bench.root, &["--help"]);
-    ran.expect(0);
-    for word in [
-        "BATON_WORKTREES_DIR",
-        "BATON_PAGER",
-        "PAGER",
-        "NO_COLOR",
-        "XDG_CONFIG_HOME",
-        "XDG_DATA_HOME",
-        ".baton/config.toml",
-        "~/.config/baton/config.toml",
-    ] {
-        assert!(
-            ran.stdout.contains(word),
-            "`{word}` not in --help:\n{}",
-            ran.stdout
-        );
-    }
-
-    let ran = bench.baton_in(&bench.root, &["run", "--help"]);
-    ran.expect(0);
-    assert!(ran.stdout.contains("Examples:"), "{}", ran.stdout);
-    let examples: Vec<&str> = ran
-        .stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("baton run "))
-        .collect();
-    assert!(
-        examples.len() >= 4,
-        "a handful of real invocations: {examples:?}"
-    );
-    let agent_help = ran
-        .stdout
-        .split("--agent <")
-        .nth(1)
-        .and_then(|rest| rest.split("\n      --").next())
-        .unwrap_or_default()
-        .to_string();
-    for agent in ["codex", "claude", "gemini", "cmd:<shell command>", "auto"] {
-        assert!(
-            agent_help.contains(agent),
-            "--agent's help lacks {agent}: {agent_help}"
-        );
-    }
-}
-
-#[test]
-fn version_names_the_commit_baton_was_built_from() {
-    let bench = Bench::empty();
-    let built_from = Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
-    for flag in ["--version", "-V"] {
-        let ran = bench.baton_in(&bench.root, &[flag]);
-        ran.expect(0);
-        assert_eq!(
-            ran.stdout.trim(),
-            format!("baton {} ({built_from})", env!("CARGO_PKG_VERSION"))
-        );
-    }
 }

@@ -12,6 +12,7 @@ mod help;
 mod init;
 mod man;
 mod model_server;
+mod pager;
 mod recover;
 mod replay;
 mod resume;
@@ -91,9 +92,9 @@ pub fn main() -> i32 {
     // environment attached, so `--help` shows them.
     let parsed = help::command()
         .try_get_matches()
-        .and_then(|matches| Cli::from_arg_matches(&matches));
-    let cli = match parsed {
-        Ok(cli) => cli,
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => {
             // --help and --version, as clap writes them.
             let _ = e.print();
@@ -126,7 +127,18 @@ pub fn main() -> i32 {
             return exit::USAGE;
         }
     };
-    match dispatch(cli) {
+    let pager = paged(&matches).then(pager::start).flatten();
+    // The page stands for the terminal stdout was: its colours stay on, as git's do
+    // in its pager, unless asked otherwise (decided before `dispatch` sets the choice).
+    if pager.is_some() && cli.color == ui::ColorChoice::Auto && ui::colored(false) {
+        ui::set_color(ui::ColorChoice::Always);
+    }
+    let result = dispatch(cli);
+    // The page is over before an error is said, so the error is not lost behind it.
+    if let Some(pager) = pager {
+        pager.finish();
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             let message = err.to_string();
@@ -170,6 +182,21 @@ static VERBOSITY: std::sync::OnceLock<ui::Verbosity> = std::sync::OnceLock::new(
 
 fn verbosity() -> ui::Verbosity {
     VERBOSITY.get().copied().unwrap_or_default()
+}
+
+/// Whether the command prints something long enough for a pager: `show --diff`
+/// (not with `--json`).
+fn paged(matches: &clap::ArgMatches) -> bool {
+    let flag = |m: &clap::ArgMatches, id: &str| {
+        m.try_get_one::<bool>(id)
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false)
+    };
+    matches
+        .subcommand_matches("show")
+        .is_some_and(|show| flag(show, "diff") && !flag(show, "json"))
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
