@@ -185,7 +185,9 @@ fn home() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn user_file() -> Option<PathBuf> {
+/// The user's own config file, under every repository's:
+/// `$XDG_CONFIG_HOME/baton/config.toml` (`~/.config/...`).
+pub fn user_file() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)

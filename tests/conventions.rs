@@ -571,3 +571,36 @@ fn dash_c_on_a_directory_that_is_not_there_says_so() {
     assert!(!missing.exists());
     assert_untouched(&bench, &before);
 }
+
+// 20. `init` says what comes next.
+
+#[test]
+fn init_says_where_the_user_config_is_to_commit_baton_and_what_to_run_next() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = bench.baton(&["init"]);
+    ran.expect(0);
+    let user = bench.home.join(".config/baton/config.toml");
+    assert!(
+        ran.stderr.contains(user.to_str().unwrap()),
+        "where the user-level config is:\n{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("commit .baton/") || ran.stderr.contains("git add .baton"),
+        "whether to commit .baton/:\n{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("git add .baton && git commit"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("baton run --task"),
+        "the next command:\n{}",
+        ran.stderr
+    );
+    assert!(!user.exists(), "init writes only the repository's config");
+    let status = bench.git(&["status", "--porcelain"]);
+    assert_eq!(status, "?? .baton/\n", "only .baton/ is new: {status}");
+}
