@@ -572,6 +572,116 @@ fn dash_c_on_a_directory_that_is_not_there_says_so() {
     assert_untouched(&bench, &before);
 }
 
+// 19. The doctor checks every agent.
+
+/// The doctor's lines for `agent`, as (ok?, what).
+fn doctor_lines<'a>(stdout: &'a str, agent: &str) -> Vec<(&'a str, &'a str)> {
+    let prefix = format!("{agent}: ");
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let (status, rest) = l.split_once("  ")?;
+            let rest = rest.trim_start().strip_prefix(&prefix)?;
+            Some((status.trim(), rest))
+        })
+        .collect()
+}
+
+#[test]
+fn doctor_checks_codex_claude_and_gemini_for_real() {
+    let bench = Bench::with_fixture("python-calc");
+    for cli in ["codex", "claude", "gemini"] {
+        common::require_cli(cli);
+    }
+    let before = before(&bench);
+    let ran = bench.baton(&["doctor"]);
+    ran.expect(0);
+    for (agent, version, outside) in [
+        ("codex", "0.169.0", "sandbox refuses writes outside"),
+        ("claude", "2.1.197", "refuses edits outside"),
+        ("gemini", "0.61.0", "refuses edits outside"),
+    ] {
+        let lines = doctor_lines(&ran.stdout, agent);
+        assert_eq!(lines.len(), 4, "{agent}:\n{}", ran.stdout);
+        assert!(lines.iter().all(|(s, _)| *s == "ok"), "{}", ran.stdout);
+        assert!(lines[0].1.starts_with("found"), "{}", ran.stdout);
+        assert!(
+            lines[1].1.starts_with("version") && lines[1].1.contains(version),
+            "{}",
+            ran.stdout
+        );
+        assert!(
+            lines[2].1.starts_with("edit lands in a worktree"),
+            "{}",
+            ran.stdout
+        );
+        assert!(lines[3].1.starts_with(outside), "{}", ran.stdout);
+    }
+    assert_untouched(&bench, &before);
+}
+
+/// A PATH with codex alone of the agent CLIs.
+fn path_with_codex_only(bench: &Bench) -> String {
+    let bin = bench.root.join("codex-only");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(common::require_codex(), bin.join("codex")).unwrap();
+    let system: Vec<PathBuf> = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .filter(|p| !p.join("claude").exists() && !p.join("gemini").exists())
+        .collect();
+    std::env::join_paths(std::iter::once(bin).chain(system))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn doctor_reports_an_agent_that_is_not_installed_and_fails_only_a_configured_one() {
+    let bench = Bench::with_fixture("python-calc");
+    let path = path_with_codex_only(&bench);
+    let doctor = |bench: &Bench| {
+        let out = bench
+            .baton_command(&["doctor"])
+            .env("PATH", &path)
+            .env("XDG_CACHE_HOME", bench.root.join("cache"))
+            .output()
+            .unwrap();
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    // Nothing asks for claude or gemini: missing, they are reported, not failed.
+    let ran = doctor(&bench);
+    ran.expect(0);
+    for agent in ["claude", "gemini"] {
+        let lines = doctor_lines(&ran.stdout, agent);
+        assert_eq!(lines.len(), 1, "{}", ran.stdout);
+        assert_eq!(lines[0].0, "--", "{}", ran.stdout);
+        assert!(lines[0].1.contains("not installed"), "{}", ran.stdout);
+    }
+    assert!(
+        doctor_lines(&ran.stdout, "codex")
+            .iter()
+            .all(|(s, _)| *s == "ok")
+    );
+
+    // The config names gemini: now its absence fails the doctor.
+    write_config(&bench, "[defaults]\nfallback = [\"gemini\"]\n");
+    let ran = doctor(&bench);
+    ran.expect(2);
+    let lines = doctor_lines(&ran.stdout, "gemini");
+    assert_eq!(lines.len(), 1, "{}", ran.stdout);
+    assert_eq!(lines[0].0, "FAIL", "{}", ran.stdout);
+    assert!(
+        lines[0].1.contains("not installed")
+            && lines[0].1.contains("npm install -g @google/gemini-cli@"),
+        "{}",
+        ran.stdout
+    );
+    assert_eq!(doctor_lines(&ran.stdout, "claude")[0].0, "--");
+}
+
 // 20. `init` says what comes next.
 
 #[test]

@@ -525,6 +525,16 @@ pub fn find_executable(name: &str, configured: Option<&Path>) -> Result<PathBuf,
         })
 }
 
+/// The version of the CLI `name` that baton is tested with.
+pub fn tested_version(name: &str) -> Option<&'static str> {
+    match name {
+        "codex" => Some(CODEX_VERSION),
+        "claude" => Some(claude::CLAUDE_VERSION),
+        "gemini" => Some(gemini::GEMINI_VERSION),
+        _ => None,
+    }
+}
+
 /// baton's own cache of agent CLIs: `$XDG_CACHE_HOME/baton/agents` (`~/.cache/...`).
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")
