@@ -55,7 +55,8 @@ pub struct NewArgs {
     /// A check to run in the worktree (repeatable, in order).
     #[arg(long = "check", value_name = "CMD")]
     checks: Vec<String>,
-    /// The agent: cmd:<shell command>.
+    /// The agent: codex, claude, gemini, cmd:<shell command>, or auto (picked by the
+    /// task's words when the handoff runs).
     #[arg(long)]
     agent: Option<String>,
     /// Wall-clock limit for the agent, like 20m.
