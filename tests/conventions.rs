@@ -326,6 +326,43 @@ fn completions_for_bash_zsh_and_fish_and_a_man_page_anywhere() {
     assert!(ran.stderr.is_empty(), "{}", ran.stderr);
 }
 
+#[test]
+fn a_mistyped_command_or_value_keeps_clap_s_hint_on_its_one_line() {
+    let bench = Bench::empty();
+    for (args, words) in [
+        (
+            &["completions", "tcsh"][..],
+            &[
+                "'tcsh'",
+                "possible values: bash",
+                "fish",
+                "zsh",
+                "see `baton completions --help`",
+            ][..],
+        ),
+        (
+            &["stauts"][..],
+            &["'stauts'", "'status'", "see `baton --help`"][..],
+        ),
+        (
+            &["run", "--on-pas", "keep"][..],
+            &["'--on-pass'", "see `baton run --help`"][..],
+        ),
+    ] {
+        let ran = bench.baton_in(&bench.root, args);
+        ran.expect(2);
+        let lines: Vec<&str> = ran
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        assert_eq!(lines.len(), 1, "{}", ran.stderr);
+        for word in words {
+            assert!(lines[0].contains(word), "`{word}` not in: {}", lines[0]);
+        }
+    }
+}
+
 // 14. `--help` and `--version`.
 
 #[test]

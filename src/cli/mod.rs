@@ -101,29 +101,7 @@ pub fn main() -> i32 {
             return exit::OK;
         }
         Err(e) => {
-            // clap's own errors look like baton's: one `error:` line that says what
-            // is wrong and where to look.
-            // The message is clap's lines before its usage and tip, joined.
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(" ")
-                .trim_start_matches("error: ")
-                .to_string();
-            let first = if first.is_empty() {
-                "bad usage".to_string()
-            } else {
-                first
-            };
-            let command = std::env::args()
-                .nth(1)
-                .filter(|a| !a.starts_with('-'))
-                .map(|c| format!("baton {c} --help"))
-                .unwrap_or_else(|| "baton --help".into());
-            ui::error(&format!("{first}; see `{command}`"), &[]);
+            ui::error(&usage_line(&e), &[]);
             return exit::USAGE;
         }
     };
@@ -182,6 +160,41 @@ static VERBOSITY: std::sync::OnceLock<ui::Verbosity> = std::sync::OnceLock::new(
 
 fn verbosity() -> ui::Verbosity {
     VERBOSITY.get().copied().unwrap_or_default()
+}
+
+/// clap's own error as one line like baton's: what is wrong, clap's hints (the values
+/// allowed, a similar name that exists), and the help to read — the command's own
+/// when the command line names one.
+fn usage_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    // The message is clap's lines before its usage, joined (the values allowed among
+    // them); its tips (a similar name that exists) follow a blank line.
+    let message = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = match message.trim_start_matches("error: ") {
+        "" => "bad usage",
+        m => m,
+    };
+    let tips: Vec<&str> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "))
+        .collect();
+    let tips = if tips.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", tips.join("; "))
+    };
+    let top = help::command();
+    let command = std::env::args()
+        .skip(1)
+        .find(|a| top.find_subcommand(a).is_some())
+        .map(|c| format!("baton {c} --help"))
+        .unwrap_or_else(|| "baton --help".into());
+    format!("{message}{tips}; see `{command}`")
 }
 
 /// Whether the command prints something long enough for a pager: `show --diff`
