@@ -8,38 +8,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{Bench, FIX_ADD, Ran};
-
-/// What the user could lose: their files, byte for byte, their index and their HEAD.
-struct Before {
-    files: BTreeMap<String, Vec<u8>>,
-    index: String,
-    head: String,
-}
-
-fn before(bench: &Bench) -> Before {
-    Before {
-        files: bench.files(),
-        index: bench.index(),
-        head: bench.head(),
-    }
-}
-
-#[track_caller]
-fn assert_untouched(bench: &Bench, before: &Before) {
-    assert_eq!(
-        bench.files(),
-        before.files,
-        "the user's files are unchanged"
-    );
-    assert_eq!(bench.index(), before.index, "the user's index is unchanged");
-    assert_eq!(bench.head(), before.head, "the user's HEAD is unchanged");
-    bench.assert_clean();
-}
+use common::{Before, Bench, FIX_ADD, Ran};
 
 /// A refused command: exit 2 and one line on stderr, starting `error:`, holding every
 /// one of `words`.
@@ -114,7 +86,7 @@ fn write_config(bench: &Bench, text: &str) {
 #[test]
 fn routing_reads_whole_words_and_their_inflections_not_prefixes() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let first_line = |task: &str| {
         let ran = bench.baton(&["route", task]);
         ran.expect(0);
@@ -144,7 +116,7 @@ fn routing_reads_whole_words_and_their_inflections_not_prefixes() {
         assert_eq!(got, agent, "{task}: {why}");
         assert!(why.starts_with("  rule "), "the reason follows: {why}");
     }
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
@@ -154,7 +126,7 @@ fn a_route_to_an_unknown_agent_is_a_config_error_when_the_config_is_read() {
         &bench,
         "[[route]]\nwhen = [\"migration\"]\nagent = \"claude\"\n\n[[route]]\nwhen = [\"schema\"]\nagent = \"clade\"\n\n[[route]]\nagent = \"codex\"\n",
     );
-    let before = before(&bench);
+    let before = Before::take(&bench);
     // Not only when a run is routed there: any command that reads the config says so.
     for args in [
         vec!["route", "Add a migration"],
@@ -171,7 +143,7 @@ fn a_route_to_an_unknown_agent_is_a_config_error_when_the_config_is_read() {
                 "codex, claude, gemini, cmd:<shell command>",
             ],
         );
-        assert_untouched(&bench, &before);
+        before.assert_nothing_started(&bench);
         assert!(bench.run_ids().is_empty());
     }
 }
@@ -183,7 +155,7 @@ fn a_route_word_that_can_never_match_is_a_config_error() {
         &bench,
         "[[route]]\nwhen = [\"pull request\"]\nagent = \"claude\"\n",
     );
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&["route", "Open a pull request"]);
     refused(
         &ran,
@@ -195,7 +167,7 @@ fn a_route_word_that_can_never_match_is_a_config_error() {
             "one word",
         ],
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 // 12. `show --diff` goes through a pager at a terminal.
@@ -204,7 +176,7 @@ fn a_route_word_that_can_never_match_is_a_config_error() {
 fn show_diff_is_paged_at_a_terminal_as_git_does_and_never_when_piped() {
     let bench = Bench::with_fixture("python-calc");
     bench.baton(&common::fix_args(FIX_ADD, &[])).expect(0);
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let marker = marking_pager(&bench, "mark");
     let marker = marker.to_str().unwrap();
     let show = ["show", "last", "--diff"];
@@ -278,7 +250,8 @@ fn show_diff_is_paged_at_a_terminal_as_git_does_and_never_when_piped() {
         "{}",
         ran.stdout
     );
-    assert_untouched(&bench, &before);
+    before.assert_untouched(&bench);
+    bench.assert_clean();
 }
 
 // 13. Completions and a man page.
@@ -442,7 +415,7 @@ fn version_names_the_commit_baton_was_built_from() {
 fn a_bad_value_in_the_config_is_named_by_file_field_and_line() {
     let bench = Bench::with_fixture("python-calc");
     write_config(&bench, "checks = []\n");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let config = bench.repo.join(".baton/config.toml");
     let cases: &[(&str, &[&str])] = &[
         (
@@ -498,13 +471,13 @@ fn a_bad_value_in_the_config_is_named_by_file_field_and_line() {
         assert!(bench.run_ids().is_empty());
     }
     std::fs::write(&config, "checks = []\n").unwrap();
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn a_bad_value_in_a_handoff_is_named_by_file_field_and_line() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let handoff = bench.root.join("task.md");
     let cases: &[(&str, &[&str])] = &[
         (
@@ -548,14 +521,14 @@ fn a_bad_value_in_a_handoff_is_named_by_file_field_and_line() {
             "no flag the user did not pass: {line}"
         );
     }
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
     assert!(bench.run_ids().is_empty());
 }
 
 #[test]
 fn an_unknown_agent_on_the_command_line_lists_every_agent() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&["run", "--task", "Fix add()", "--agent", "claud"]);
     refused(
         &ran,
@@ -581,13 +554,13 @@ fn an_unknown_agent_on_the_command_line_lists_every_agent() {
             "codex, claude, gemini, cmd:<shell command>",
         ],
     );
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 #[test]
 fn dash_c_on_a_directory_that_is_not_there_says_so() {
     let bench = Bench::with_fixture("python-calc");
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let missing = bench.root.join("no-such-dir");
     for args in [
         vec!["status"],
@@ -606,7 +579,7 @@ fn dash_c_on_a_directory_that_is_not_there_says_so() {
     let ran = bench.baton(&["-C", file.to_str().unwrap(), "status"]);
     refused(&ran, &["-C", "not a directory"]);
     assert!(!missing.exists());
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 // 19. The doctor checks every agent.
@@ -630,7 +603,7 @@ fn doctor_checks_codex_claude_and_gemini_for_real() {
     for cli in ["codex", "claude", "gemini"] {
         common::require_cli(cli);
     }
-    let before = before(&bench);
+    let before = Before::take(&bench);
     let ran = bench.baton(&["doctor"]);
     ran.expect(0);
     for (agent, version, outside) in [
@@ -654,7 +627,7 @@ fn doctor_checks_codex_claude_and_gemini_for_real() {
         );
         assert!(lines[3].1.starts_with(outside), "{}", ran.stdout);
     }
-    assert_untouched(&bench, &before);
+    before.assert_nothing_started(&bench);
 }
 
 /// A PATH with codex alone of the agent CLIs.
