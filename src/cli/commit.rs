@@ -11,8 +11,10 @@ use crate::workflow::commit::{self, Committed, Message, Options};
 use crate::workflow::precommit::CheckSettings;
 use crate::{exit, process, ui};
 
-/// Commit what is staged only if the checks pass on exactly that tree: it is checked
-/// out in a worktree of its own (your working tree and unstaged changes are not
+/// Commit what is staged only if the checks pass on exactly that tree, with the
+/// evidence as trailers.
+///
+/// The staged tree is checked out in a worktree of its own (your working tree and unstaged changes are not
 /// touched), the checks run there, and the commit is made from that tree on the HEAD
 /// that was tested (the branch moves by compare-and-swap), with the evidence as
 /// trailers (Baton-Checks:, Baton-Tested-Tree:, Baton-Run:). Message, author and hooks

@@ -12,8 +12,11 @@ use crate::workflow::precommit::{
 };
 use crate::{duration, exit, process, ui};
 
-/// Check what `git commit` is about to commit — the staged tree, read from
-/// $GIT_INDEX_FILE when git sets it — in a worktree of its own, never in yours. When
+/// Check the staged tree in a worktree of its own and, when it fails, have the agent
+/// fix it in your index: what the pre-commit hook runs.
+///
+/// The staged tree is what `git commit` is about to commit, read from
+/// $GIT_INDEX_FILE when git sets it; it is checked in a worktree, never in yours. When
 /// the checks fail, hand the fix to the configured agent (scope: the staged paths),
 /// verify it, and write it into your index, and into your working tree where that
 /// loses nothing (a 3-way merge with your unstaged changes; any conflict writes
@@ -130,6 +133,7 @@ pub fn cmd_precommit(dir: &Path, args: PrecommitArgs) -> Result<i32> {
             let how = match why {
                 NoFix::NotAsked => "commit stopped (--no-delegate: no fix attempted)".to_string(),
                 NoFix::NoAgent => "commit stopped; no agent is configured to fix it — set `[precommit] agent = \"codex\"` (or `[defaults] agent`) in .baton/config.toml to have baton delegate the fix".to_string(),
+                NoFix::OutOfTime => "commit stopped: the time budget ran out during the checks".to_string(),
             };
             ui::progress("precommit", how);
             if checked.interrupted {

@@ -412,6 +412,8 @@ pub enum NoFix {
     NotAsked,
     /// No `[precommit] agent` nor `[defaults] agent`.
     NoAgent,
+    /// The time budget ran out during the checks.
+    OutOfTime,
 }
 
 /// Why a delegated fix did not land; the run is kept in each case.
@@ -572,6 +574,7 @@ pub fn precommit(
     let why = match (&agent, opts.no_delegate, budget.spent()) {
         (_, true, _) => Some(NoFix::NotAsked),
         (None, _, _) => Some(NoFix::NoAgent),
+        (_, _, true) => Some(NoFix::OutOfTime),
         _ => None,
     };
     if let Some(why) = why {
@@ -689,6 +692,11 @@ fn delegate(
         checks: Some(opts.checks.checks.clone()),
         on_pass: Some(Policy::Keep),
         on_fail: Some(Policy::Keep),
+        // A retry or a fallback sets the earlier attempt aside as a stash entry: from
+        // inside a hook, the user's stash is not baton's to fill. Repair rounds (the
+        // same worktree) are fine.
+        retries: Some(0),
+        fallback: Some(vec![]),
         timeout,
         ..Settings::default()
     };
