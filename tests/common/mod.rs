@@ -472,6 +472,10 @@ impl Before {
     }
 }
 
+/// An agent that removes its own run's journal from under baton (and tries again while
+/// baton is still creating files in it), which baton cannot survive: exit 6.
+pub const REMOVE_OWN_JOURNAL: &str = "cmd:d=\"$(git rev-parse --git-common-dir)/baton/runs/$BATON_RUN_ID\"; for i in 1 2 3 4 5 6 7 8 9 10; do rm -rf \"$d\" 2>/dev/null && break; sleep 0.05; done; test ! -e \"$d\"";
+
 /// The fixed line of the python-calc fixture's bug.
 pub const FIXED: &str = "return a + b";
 
