@@ -442,6 +442,7 @@ fn the_queue_lands_32_candidates_with_a_handful_of_gate_runs() {
     ran.expect(1);
     let events = lines(&ran.stdout);
     let runs = gate_runs(&events, gate);
+    eprintln!("32 candidates, one bad: the gate ran {runs} times");
     assert!(runs <= 12, "the gate ran {runs} times");
     let report = streamed_report(&events);
     let mut not_landed: Vec<&str> = report["tasks"]

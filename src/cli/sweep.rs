@@ -1,7 +1,10 @@
 //! `baton sweep TASKS`, `baton sweep status [SWEEP]`, `baton sweep resume SWEEP`
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
@@ -212,17 +215,21 @@ fn cmd_start(dir: &Path, args: StartArgs) -> Result<i32> {
         return Err(Error::Usage("--on-fail merge is refused".into()));
     }
     process::install_interrupt_handler();
-    let runs = run_observers(args.stream);
-    let report = sweep::start(&repo, file, flags, options, watch(&runs, args.stream))?;
-    finish(&report, args.json && !args.stream)
+    let view = View::new(file.tasks.len(), args.stream);
+    let runs = view.run_observers();
+    let report = sweep::start(&repo, file, flags, options, view.watch(&runs));
+    view.close();
+    finish(&report?, args.json && !args.stream)
 }
 
 fn cmd_resume(dir: &Path, args: ResumeArgs) -> Result<i32> {
     let repo = super::open_repo(dir)?;
     process::install_interrupt_handler();
-    let runs = run_observers(args.stream);
-    let report = sweep::resume(&repo, &args.sweep, dir, watch(&runs, args.stream))?;
-    finish(&report, args.json && !args.stream)
+    let view = View::new(0, args.stream);
+    let runs = view.run_observers();
+    let report = sweep::resume(&repo, &args.sweep, dir, view.watch(&runs));
+    view.close();
+    finish(&report?, args.json && !args.stream)
 }
 
 fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
@@ -251,28 +258,313 @@ fn finish(report: &SweepReport, json: bool) -> Result<i32> {
 
 type RunObserverFactory = Box<dyn Fn(&str) -> Vec<Box<dyn Observer>> + Sync>;
 
-/// Each run's observers: its progress lines on stderr (prefixed with its id while
-/// several run), and with `--json --stream` its events on stdout, tagged with its task.
-fn run_observers(stream: bool) -> RunObserverFactory {
-    Box::new(move |task: &str| {
-        let mut observers: Vec<Box<dyn Observer>> = vec![Box::new(crate::events::Terminal)];
-        if stream {
-            observers.push(Box::new(TaskLines {
-                task: task.to_string(),
-            }));
-        }
-        observers
-    })
+/// How a sweep is shown: on a terminal a live board (one line per active run and a
+/// line of totals, redrawn in place, with the queue's news printed above it); else
+/// plain progress lines, each run's prefixed with its id. `--json --stream` adds every
+/// event on stdout.
+struct View {
+    stream: bool,
+    board: Option<Arc<Mutex<Board>>>,
+    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
-fn watch(runs: &RunObserverFactory, stream: bool) -> Watch<'_> {
-    let mut sweep: Vec<Box<dyn SweepObserver>> = vec![Box::new(QueueLines)];
-    if stream {
-        sweep.push(Box::new(SweepLines));
+impl View {
+    fn new(tasks: usize, stream: bool) -> View {
+        if !std::io::stderr().is_terminal() {
+            return View {
+                stream,
+                board: None,
+                ticker: None,
+            };
+        }
+        let board = Arc::new(Mutex::new(Board::new(tasks)));
+        let stop = Arc::new(AtomicBool::new(false));
+        // The elapsed times move even when no event comes.
+        let ticker = {
+            let (board, stop) = (board.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(500));
+                    lock(&board).redraw();
+                }
+            })
+        };
+        View {
+            stream,
+            board: Some(board),
+            ticker: Some((stop, ticker)),
+        }
     }
-    Watch {
-        runs: runs.as_ref(),
-        sweep,
+
+    /// Each run's observers.
+    fn run_observers(&self) -> RunObserverFactory {
+        let stream = self.stream;
+        let board = self.board.clone();
+        Box::new(move |task: &str| {
+            let mut observers: Vec<Box<dyn Observer>> = match &board {
+                Some(b) => vec![Box::new(BoardRun {
+                    board: b.clone(),
+                    task: task.to_string(),
+                })],
+                None => vec![Box::new(crate::events::Terminal)],
+            };
+            if stream {
+                observers.push(Box::new(TaskLines {
+                    task: task.to_string(),
+                }));
+            }
+            observers
+        })
+    }
+
+    fn watch<'a>(&self, runs: &'a RunObserverFactory) -> Watch<'a> {
+        let mut sweep: Vec<Box<dyn SweepObserver>> = match &self.board {
+            Some(b) => vec![Box::new(BoardSweep { board: b.clone() })],
+            None => vec![Box::new(QueueLines)],
+        };
+        if self.stream {
+            sweep.push(Box::new(SweepLines));
+        }
+        Watch {
+            runs: runs.as_ref(),
+            sweep,
+        }
+    }
+
+    /// Stops the board and takes it off the screen, before the table is printed.
+    fn close(self) {
+        if let Some((stop, ticker)) = self.ticker {
+            stop.store(true, Ordering::SeqCst);
+            let _ = ticker.join();
+        }
+        if let Some(board) = self.board {
+            lock(&board).clear();
+        }
+    }
+}
+
+fn lock(board: &Mutex<Board>) -> std::sync::MutexGuard<'_, Board> {
+    board.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One active run on the board.
+struct Row {
+    run_id: String,
+    task: String,
+    agent: String,
+    stage: String,
+    since: Instant,
+}
+
+/// The live board's state, and how much of it is on the screen.
+struct Board {
+    rows: Vec<Row>,
+    /// Lines of the board now on the screen, above the cursor.
+    drawn: usize,
+    tasks: usize,
+    finished: usize,
+    waiting: usize,
+    landed: usize,
+    started: Instant,
+}
+
+impl Board {
+    fn new(tasks: usize) -> Board {
+        Board {
+            rows: vec![],
+            drawn: 0,
+            tasks,
+            finished: 0,
+            waiting: 0,
+            landed: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// The board's lines, each cut to `width` so that none wraps (a wrapped line would
+    /// throw the redraw off).
+    fn lines(&self, width: usize) -> Vec<String> {
+        let now = Instant::now();
+        let mut lines: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "  {:<24} {:<20} {:<8} {:>4.0}s  {}",
+                    truncate(&r.task, 24),
+                    r.run_id,
+                    r.stage,
+                    now.duration_since(r.since).as_secs_f64(),
+                    r.agent
+                )
+            })
+            .collect();
+        let of = if self.tasks > 0 {
+            format!("/{}", self.tasks)
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  {} running · {}{of} finished · {} waiting to land · {} landed · {:.0}s",
+            self.rows.len(),
+            self.finished,
+            self.waiting,
+            self.landed,
+            now.duration_since(self.started).as_secs_f64()
+        ));
+        lines
+            .into_iter()
+            .map(|l| truncate(&ui::printable(&l), width))
+            .collect()
+    }
+
+    /// What takes the board off the screen: up to its first line, and clear below.
+    fn erase(&self) -> String {
+        if self.drawn == 0 {
+            return String::new();
+        }
+        format!("\x1b[{}A\r\x1b[J", self.drawn)
+    }
+
+    fn clear(&mut self) {
+        write_err(&self.erase());
+        self.drawn = 0;
+    }
+
+    fn redraw(&mut self) {
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse::<usize>().ok())
+            .unwrap_or(100)
+            .saturating_sub(1)
+            .max(20);
+        let lines = self.lines(width);
+        let mut out = self.erase();
+        for l in &lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        self.drawn = lines.len();
+        write_err(&out);
+    }
+
+    /// A line of news above the board.
+    fn say(&mut self, stage: &str, line: &str) {
+        self.clear();
+        ui::progress(stage, line);
+        self.redraw();
+    }
+}
+
+fn truncate(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        return text.to_string();
+    }
+    text.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+}
+
+fn write_err(text: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// A run's events on the board.
+struct BoardRun {
+    board: Arc<Mutex<Board>>,
+    task: String,
+}
+
+impl Observer for BoardRun {
+    fn on(&mut self, run_id: &str, _ts_ms: u64, event: &RunEvent) {
+        let mut board = lock(&self.board);
+        let row = |board: &mut Board| board.rows.iter_mut().position(|r| r.run_id == run_id);
+        match event {
+            RunEvent::RunStarted { agent, .. } => {
+                board.rows.push(Row {
+                    run_id: run_id.to_string(),
+                    task: self.task.clone(),
+                    agent: agent.clone(),
+                    stage: "created".into(),
+                    since: Instant::now(),
+                });
+            }
+            RunEvent::Stage { stage } => {
+                if let Some(i) = row(&mut board) {
+                    board.rows[i].stage = format!("{stage:?}").to_lowercase();
+                }
+            }
+            RunEvent::Fallback { to, .. } => {
+                if let Some(i) = row(&mut board) {
+                    board.rows[i].agent = to.clone();
+                }
+            }
+            RunEvent::Warning { message } => {
+                let line = format!("{}: {message}", self.task);
+                board.say("warning", &line);
+                return;
+            }
+            // A kept run waits for the queue, whose news it is; so is a run the queue
+            // lands later (it has no row any more).
+            RunEvent::Outcome { outcome }
+                if outcome.action != crate::report::OutcomeAction::Kept
+                    && row(&mut board).is_some() =>
+            {
+                let line = format!("{}: {}", self.task, outcome.message);
+                board.say("outcome", &line);
+                return;
+            }
+            RunEvent::RunFinished { .. } => {
+                if let Some(i) = row(&mut board) {
+                    board.rows.remove(i);
+                    board.finished += 1;
+                }
+            }
+            _ => return,
+        }
+        board.redraw();
+    }
+}
+
+/// The sweep's own events on the board: its counts, and the queue's news above it.
+struct BoardSweep {
+    board: Arc<Mutex<Board>>,
+}
+
+impl SweepObserver for BoardSweep {
+    fn on(&mut self, sweep_id: &str, _ts_ms: u64, event: &SweepEvent) {
+        let mut board = lock(&self.board);
+        match event {
+            SweepEvent::Started { tasks, .. } => board.tasks = *tasks,
+            SweepEvent::Candidate { .. } => board.waiting += 1,
+            SweepEvent::Landed { tasks, .. } => {
+                board.landed += tasks.len();
+                board.waiting = board.waiting.saturating_sub(tasks.len());
+            }
+            SweepEvent::Conflict { .. }
+            | SweepEvent::IntegrationFailed { .. }
+            | SweepEvent::DirtyOverlap { .. } => {
+                board.waiting = board.waiting.saturating_sub(1);
+            }
+            _ => {}
+        }
+        // Only what a person acts on or waits for goes above the board.
+        let news = matches!(
+            event,
+            SweepEvent::Started { .. }
+                | SweepEvent::Landed { .. }
+                | SweepEvent::Conflict { .. }
+                | SweepEvent::IntegrationFailed { .. }
+                | SweepEvent::DirtyOverlap { .. }
+                | SweepEvent::Flaky { .. }
+                | SweepEvent::Retry { .. }
+                | SweepEvent::TipMoved { .. }
+        );
+        match queue_line(sweep_id, event) {
+            Some((stage, line)) if news => board.say(stage, &line),
+            _ => board.redraw(),
+        }
     }
 }
 
@@ -321,103 +613,122 @@ fn short(oid: &str) -> &str {
 
 impl SweepObserver for QueueLines {
     fn on(&mut self, sweep_id: &str, _ts_ms: u64, event: &SweepEvent) {
-        let quote = |paths: &[String]| {
-            paths
-                .iter()
-                .map(|p| ui::quote_path(p).into_owned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let (stage, line) = match event {
-            SweepEvent::Started {
-                tasks,
-                jobs,
-                batch,
-                target,
-                ..
-            } => (
-                "sweep",
-                format!(
-                    "{sweep_id}: {tasks} task(s), {jobs} at once, landing on {} in batches of up to {batch}",
-                    target.trim_start_matches("refs/heads/")
-                ),
-            ),
-            SweepEvent::Candidate { task, .. } => (
-                "queue",
-                format!("{task}: passed on its own, waiting to land"),
-            ),
-            SweepEvent::Testing {
-                tasks, tip, checks, ..
-            } if *checks > 0 => (
-                "queue",
-                format!("testing {} merged onto {}", tasks.join(", "), short(tip)),
-            ),
-            SweepEvent::Check {
-                tasks,
-                attempt,
-                result,
-                ..
-            } => (
-                "queue",
-                format!(
-                    "{} on {} — {} ({:.1}s){}",
-                    result.command,
-                    tasks.join(", "),
-                    result.status.name(),
-                    result.duration_ms as f64 / 1000.0,
-                    if *attempt > 1 {
-                        format!(", attempt {attempt}")
-                    } else {
-                        String::new()
-                    }
-                ),
-            ),
-            SweepEvent::Flaky {
-                command, attempts, ..
-            } => (
-                "queue",
-                format!("{command} failed, then passed on attempt {attempts}: a flake"),
-            ),
-            SweepEvent::Landed {
-                tasks, target, new, ..
-            } => (
-                "queue",
-                format!("landed {} onto {target} ({})", tasks.join(", "), short(new)),
-            ),
-            SweepEvent::Conflict { task, paths, .. } => (
-                "queue",
-                format!(
-                    "{task}: conflicts with what landed at {}; kept",
-                    quote(paths)
-                ),
-            ),
-            SweepEvent::IntegrationFailed {
-                task,
-                check,
-                status,
-                ..
-            } => (
-                "queue",
-                format!("{task}: {check} {status} merged onto the branch; not landed"),
-            ),
-            SweepEvent::DirtyOverlap { task, paths, .. } => (
-                "queue",
-                format!(
-                    "{task}: waits — your uncommitted changes at {}",
-                    quote(paths)
-                ),
-            ),
-            SweepEvent::TipMoved { .. } => (
-                "queue",
-                "the branch moved while testing; testing again on its new tip".to_string(),
-            ),
-            SweepEvent::Retry { task, .. } => {
-                ("sweep", format!("{task}: running again from the new tip"))
-            }
-            _ => return,
-        };
-        ui::progress(stage, line);
+        if let Some((stage, line)) = queue_line(sweep_id, event) {
+            ui::progress(stage, line);
+        }
     }
+}
+
+/// The line a person reads for one of the sweep's events, if it is one to show.
+fn queue_line(sweep_id: &str, event: &SweepEvent) -> Option<(&'static str, String)> {
+    let quote = |paths: &[String]| {
+        paths
+            .iter()
+            .map(|p| ui::quote_path(p).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(match event {
+        SweepEvent::Started {
+            tasks,
+            jobs,
+            batch,
+            target,
+            ..
+        } => (
+            "sweep",
+            format!(
+                "{sweep_id}: {tasks} task(s), {jobs} at once, landing on {} in batches of up to {batch}",
+                target.trim_start_matches("refs/heads/")
+            ),
+        ),
+        SweepEvent::Candidate { task, .. } => (
+            "queue",
+            format!("{task}: passed on its own, waiting to land"),
+        ),
+        SweepEvent::Testing {
+            tasks, tip, checks, ..
+        } if *checks > 0 => (
+            "queue",
+            format!("testing {} merged onto {}", tasks.join(", "), short(tip)),
+        ),
+        SweepEvent::Check {
+            tasks,
+            attempt,
+            result,
+            ..
+        } => (
+            "queue",
+            format!(
+                "{} on {} — {} ({:.1}s){}",
+                result.command,
+                tasks.join(", "),
+                result.status.name(),
+                result.duration_ms as f64 / 1000.0,
+                if *attempt > 1 {
+                    format!(", attempt {attempt}")
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        SweepEvent::Cached {
+            tasks,
+            command,
+            passed,
+            ..
+        } => (
+            "queue",
+            format!(
+                "{command} on {} — {} (this tree was checked before)",
+                tasks.join(", "),
+                if *passed { "passed" } else { "failed" }
+            ),
+        ),
+        SweepEvent::Flaky {
+            command, attempts, ..
+        } => (
+            "queue",
+            format!("{command} failed, then passed on attempt {attempts}: a flake"),
+        ),
+        SweepEvent::Landed {
+            tasks, target, new, ..
+        } => (
+            "queue",
+            format!("landed {} onto {target} ({})", tasks.join(", "), short(new)),
+        ),
+        SweepEvent::Conflict { task, paths, .. } => (
+            "queue",
+            format!(
+                "{task}: conflicts with what landed at {}; kept",
+                quote(paths)
+            ),
+        ),
+        SweepEvent::IntegrationFailed {
+            task,
+            check,
+            status,
+            ..
+        } => (
+            "queue",
+            format!("{task}: {check} {status} merged onto the branch; not landed"),
+        ),
+        SweepEvent::DirtyOverlap { task, paths, .. } => (
+            "queue",
+            format!(
+                "{task}: waits — your uncommitted changes at {}",
+                quote(paths)
+            ),
+        ),
+        SweepEvent::TipMoved { .. } => (
+            "queue",
+            "the branch moved while testing; testing again on its new tip".to_string(),
+        ),
+        SweepEvent::Retry { task, .. } => {
+            ("sweep", format!("{task}: running again from the new tip"))
+        }
+        _ => return None,
+    })
 }
 
 /// The summary table: every task, what happened, and where its work is.
@@ -487,4 +798,36 @@ fn table(report: &SweepReport, out: &mut String) {
         }
     }
     let _ = writeln!(out, "  journal: {}", report.journal.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_board_has_a_line_per_active_run_and_one_of_totals_none_too_wide() {
+        let mut board = Board::new(9);
+        board.rows.push(Row {
+            run_id: "20261201-120000-1a2b".into(),
+            task: "round-cents-in-shop-money-and-much-more".into(),
+            agent: "cmd:sed -i \"s/int(amount \\* 100)/round(amount * 100)/\" shop/money.py".into(),
+            stage: "agent".into(),
+            since: Instant::now(),
+        });
+        board.finished = 3;
+        board.waiting = 1;
+        board.landed = 2;
+        let lines = board.lines(70);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("round-cents-in-shop-mon…"), "{lines:?}");
+        assert!(lines[0].contains("agent"), "{lines:?}");
+        assert!(
+            lines[1].contains("1 running · 3/9 finished · 1 waiting to land · 2 landed"),
+            "{lines:?}"
+        );
+        assert!(lines.iter().all(|l| l.chars().count() <= 70), "{lines:?}");
+        // Drawn, it is taken off the screen from its first line down.
+        board.drawn = 2;
+        assert_eq!(board.erase(), "\x1b[2A\r\x1b[J");
+    }
 }

@@ -82,13 +82,26 @@ pub enum SweepError {
     },
     #[error("the sweep journal file {} is damaged: {message}", path.display())]
     Damaged { path: PathBuf, message: String },
+    /// baton itself failed in the middle of a sweep; what it did is in its journal.
+    #[error(
+        "sweep {sweep_id} stopped: {error}; its journal is {} — `baton sweep resume {sweep_id}` finishes it (`baton recover` first if it was landing)",
+        journal.display()
+    )]
+    Stopped {
+        sweep_id: String,
+        journal: PathBuf,
+        error: Box<Error>,
+    },
 }
 
 impl SweepError {
     /// True for a failure of baton's own after the sweep started (its journal could
     /// not be written), as opposed to bad input.
     pub fn after_start(&self) -> bool {
-        matches!(self, SweepError::Write { .. } | SweepError::Damaged { .. })
+        matches!(
+            self,
+            SweepError::Write { .. } | SweepError::Damaged { .. } | SweepError::Stopped { .. }
+        )
     }
 }
 
@@ -1591,12 +1604,36 @@ pub fn start(
     };
     driver.save()?;
     let start: Vec<usize> = (0..driver.tasks.len()).collect();
-    driver.begin()?;
-    driver.drive(start, vec![], watch.runs)?;
-    driver.end()
+    driver.run(start, vec![], watch.runs)
 }
 
 impl Driver<'_> {
+    /// The whole sweep from here: runs, queue, report. A failure of baton's own on the
+    /// way names the sweep, which `sweep resume` finishes.
+    fn run(
+        mut self,
+        start: Vec<usize>,
+        candidates: Vec<Candidate>,
+        runs: &RunObservers,
+    ) -> Result<SweepReport> {
+        let result = self
+            .begin()
+            .and_then(|()| self.drive(start, candidates, runs));
+        if let Err(e) = result {
+            if matches!(e, Error::Interrupted) {
+                return Err(e);
+            }
+            let _ = self.save();
+            return Err(SweepError::Stopped {
+                sweep_id: self.record.sweep_id.clone(),
+                journal: self.journal.dir.clone(),
+                error: Box::new(e),
+            }
+            .into());
+        }
+        self.end()
+    }
+
     fn begin(&mut self) -> Result<()> {
         let cfg = self.queue_config();
         self.events.emit(SweepEvent::Started {
@@ -1735,9 +1772,7 @@ pub fn resume(repo: &Repo, query: &str, cwd: &Path, watch: Watch) -> Result<Swee
         tasks: file.tasks,
     };
     driver.save()?;
-    driver.begin()?;
-    driver.drive(start, candidates, watch.runs)?;
-    driver.end()
+    driver.run(start, candidates, watch.runs)
 }
 
 fn landed(r: &RunReport) -> bool {
