@@ -672,3 +672,32 @@ fn codex_fixes_a_task_of_the_sweep_beside_a_script() {
         &["tests/test_units.py", "tests/test_money.py"]
     ));
 }
+
+#[test]
+fn a_kept_run_edited_by_hand_is_left_to_baton_merge_by_resume() {
+    let bench = Bench::with_fixture("python-shop");
+    let file = tasks(&bench, &["round-cents"], None);
+    // The user's own uncommitted edit makes the fix wait.
+    bench.write("shop/money.py", "# mine\n");
+    let ran = sweep(&bench, &file, &["--json"]);
+    ran.expect(1);
+    let report = ran.json();
+    assert_eq!(task(&report, "round-cents")["reason"], "dirty_overlap");
+    // Then they change the kept worktree by hand, and put their own edit away.
+    let run = task(&report, "round-cents")["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let worktree = PathBuf::from(bench.report(&run)["worktree"].as_str().unwrap());
+    std::fs::write(worktree.join("shop/extra.py"), "# by hand\n").unwrap();
+    bench.git(&["checkout", "shop/money.py"]);
+    let id = report["sweep_id"].as_str().unwrap();
+    let ran = bench.baton(&["sweep", "resume", id, "--json"]);
+    ran.expect(1);
+    // What lands would not be what was verified: the queue leaves it, untouched.
+    assert_eq!(task(&ran.json(), "round-cents")["reason"], "edited");
+    assert!(bench.read("shop/money.py").contains("int(amount * 100)"));
+    assert!(worktree.join("shop/extra.py").exists());
+    // `baton merge` judges it again (the extra file is out of scope): not landed.
+    bench.baton(&["merge", &run]).expect(3);
+}

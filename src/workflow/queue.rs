@@ -136,6 +136,9 @@ pub enum Decision {
         paths: Vec<String>,
         detail: String,
     },
+    /// Its kept worktree was changed since it was judged: not the change that was
+    /// verified, so the queue leaves it (`baton merge RUN` judges it again).
+    Edited { run_id: String },
 }
 
 impl Decision {
@@ -144,7 +147,8 @@ impl Decision {
             Decision::Landed { run_id, .. }
             | Decision::Conflict { run_id, .. }
             | Decision::IntegrationFailed { run_id, .. }
-            | Decision::DirtyOverlap { run_id, .. } => run_id,
+            | Decision::DirtyOverlap { run_id, .. }
+            | Decision::Edited { run_id } => run_id,
         }
     }
 
@@ -155,6 +159,7 @@ impl Decision {
             Decision::Conflict { .. } => Some("conflict"),
             Decision::IntegrationFailed { .. } => Some("integration_failed"),
             Decision::DirtyOverlap { .. } => Some("dirty_overlap"),
+            Decision::Edited { .. } => Some("edited"),
         }
     }
 }
@@ -833,15 +838,17 @@ impl<'a> Queue<'a> {
             self.cfg.sweep_id,
             members.len()
         );
-        if repo
-            .update_ref(&self.cfg.target, &new, tip, &reflog)
-            .is_err()
-        {
+        if let Err(e) = repo.update_ref(&self.cfg.target, &new, tip, &reflog) {
             // The branch moved between our check and our update: put the tree back.
             if checkout {
                 let _ = repo.switch_tree(&last, tip_tree);
             }
             abandon(&journals);
+            if self.tip()? == tip {
+                // It did not move, git could not move it (a lock of its own in the
+                // way): trying again at once would only fail again.
+                return Err(e.into());
+            }
             return Ok(Published::TipMoved(members));
         }
         process::crash_point("sweep.ref");

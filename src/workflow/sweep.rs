@@ -1730,7 +1730,20 @@ pub fn resume(repo: &Repo, query: &str, cwd: &Path, watch: Watch) -> Result<Swee
         match latest {
             None => start.push(i),
             Some(r) if landed(r) => {}
-            Some(r) if r.verdict.passed() && pending(r) && r.worktree.exists() => {
+            Some(r) if r.verdict.passed() && pending(r) => {
+                // Landing removes the worktree: one edited since it was judged holds
+                // work that was never verified, and is left for `baton merge`.
+                let edited = r.worktree.exists()
+                    && repo.snapshot_tree(&r.worktree).ok().as_ref() != r.tree.as_ref();
+                if edited {
+                    state.decisions.insert(
+                        task.id.clone(),
+                        Decision::Edited {
+                            run_id: r.run_id.clone(),
+                        },
+                    );
+                    continue;
+                }
                 state.decisions.remove(&task.id);
                 candidates.push(Candidate {
                     task: task.id.clone(),
@@ -1827,8 +1840,8 @@ pub struct TaskReport {
     pub verdict: String,
     pub landed: bool,
     /// Why it did not land: `checks_failed`, `scope_violated`, `agent_failed`,
-    /// `no_change`, `conflict`, `integration_failed`, `dirty_overlap`, `interrupted`,
-    /// `not_started`, `queued` (verified, not landed yet) or `error`.
+    /// `no_change`, `conflict`, `integration_failed`, `dirty_overlap`, `edited`,
+    /// `interrupted`, `not_started`, `queued` (verified, not landed yet) or `error`.
     pub reason: Option<String>,
     pub duration_ms: u64,
     /// Where the work is: the landed commit, the kept branch, the stash, the patch.
@@ -2009,6 +2022,12 @@ fn task_report(
             t.reason = Some("dirty_overlap".into());
             t.paths = paths.clone();
             t.detail = Some(detail.clone());
+        }
+        Some(d @ Decision::Edited { run_id }) if d.run_id() == r.run_id => {
+            t.reason = Some("edited".into());
+            t.detail = Some(format!(
+                "its worktree was changed since it was judged; `baton merge {run_id}` judges it again and lands it"
+            ));
         }
         _ => {
             t.reason = Some("queued".into());
