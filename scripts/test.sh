@@ -22,5 +22,10 @@ cargo clippy --all-targets --locked -- -D warnings
 # that adds them up.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --lib --bins --tests 2>&1 | tee "$log"
+# Every test binary runs even when one fails, so the closing line counts them all.
+set +e
+cargo test --locked --no-fail-fast --lib --bins --tests 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

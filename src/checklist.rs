@@ -63,13 +63,31 @@ pub struct Checklist<'a> {
     pub cancel: process::Cancel,
 }
 
+/// What a running checklist tells its caller, as it happens.
+pub enum Progress<'a> {
+    Started {
+        index: usize,
+        command: &'a str,
+    },
+    /// A line of the check's output (all of it is in the check's log too).
+    Line {
+        index: usize,
+        line: &'a str,
+    },
+    Done {
+        index: usize,
+        result: &'a CheckResult,
+    },
+}
+
 impl Checklist<'_> {
-    /// Runs the checks in order. `log_for(i)` names each check's log file; `on_done`
-    /// hears each result as it comes, for progress and the journal.
+    /// Runs the checks in order. `log_for(i)` names each check's log file; `on` hears
+    /// each check start, each line of its output and each result, for progress and
+    /// the journal.
     pub fn run(
         &self,
         log_for: &dyn Fn(usize) -> PathBuf,
-        on_done: &mut dyn FnMut(usize, &CheckResult),
+        on: &mut dyn FnMut(Progress),
     ) -> Result<Vec<CheckResult>, process::ProcessError> {
         let mut results = Vec::with_capacity(self.commands.len());
         let mut failed = false;
@@ -100,7 +118,9 @@ impl Checklist<'_> {
                     cancel: self.cancel.clone(),
                     ..process::Spec::default()
                 };
-                let done = process::run(&spec, &mut |_, _| {})?;
+                on(Progress::Started { index: i, command });
+                let done =
+                    process::run(&spec, &mut |_, line| on(Progress::Line { index: i, line }))?;
                 let status = match (done.stopped, done.ended) {
                     (
                         Some(
@@ -129,7 +149,10 @@ impl Checklist<'_> {
                 }
             };
             failed |= !result.status.passed();
-            on_done(i, &result);
+            on(Progress::Done {
+                index: i,
+                result: &result,
+            });
             results.push(result);
         }
         Ok(results)
@@ -163,10 +186,7 @@ mod tests {
             token.cancel(CancelReason::OtherCandidateWon);
         });
         let results = checklist(&commands, dir.path(), cancel)
-            .run(
-                &|i| dir.path().join(format!("check-{i}.log")),
-                &mut |_, _| {},
-            )
+            .run(&|i| dir.path().join(format!("check-{i}.log")), &mut |_| {})
             .unwrap();
         canceller.join().unwrap();
         let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
@@ -182,10 +202,7 @@ mod tests {
         let mut list = checklist(&commands, dir.path(), Cancel::detached());
         list.timeout = Duration::from_millis(200);
         let results = list
-            .run(
-                &|i| dir.path().join(format!("check-{i}.log")),
-                &mut |_, _| {},
-            )
+            .run(&|i| dir.path().join(format!("check-{i}.log")), &mut |_| {})
             .unwrap();
         let statuses: Vec<_> = results.iter().map(|r| r.status).collect();
         assert_eq!(statuses, [CheckStatus::TimedOut, CheckStatus::Skipped]);

@@ -19,8 +19,7 @@ use crate::agent::AgentEvent;
 use crate::checklist::CheckResult;
 use crate::journal::Journal;
 use crate::report::{AgentReport, Attempt, OutcomeReport, RunReport, Stage, Verdict};
-use crate::scope::{PathVerdict, ScopeReport};
-use crate::ui;
+use crate::scope::ScopeReport;
 
 /// The version of the events.jsonl line format.
 pub const FORMAT_VERSION: u32 = 1;
@@ -69,6 +68,10 @@ pub enum RunEvent {
     Warning { message: String },
     #[serde(rename = "check.started")]
     CheckStarted { index: usize, command: String },
+    /// A line of a check's output: shown (with `-v`), not journaled (the check's log
+    /// has it).
+    #[serde(rename = "check.output")]
+    CheckOutput { index: usize, line: String },
     #[serde(rename = "check.finished")]
     CheckFinished { index: usize, result: CheckResult },
     /// The run has no checks to run.
@@ -189,7 +192,7 @@ fn now_ms() -> u64 {
 }
 
 /// How many runs of this process are live, so the terminal can tell their lines apart.
-static LIVE_RUNS: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static LIVE_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Where a run's events go: the journal first (a failure to write it stops the run),
 /// then every observer.
@@ -243,6 +246,15 @@ impl Events {
         Ok(())
     }
 
+    /// Shows an event to the observers without journaling it (a check's output
+    /// lines, which its log already holds).
+    pub fn show(&self, event: RunEvent) {
+        let mut observers = self.observers.lock().unwrap_or_else(|p| p.into_inner());
+        for o in observers.iter_mut() {
+            o.on(&self.run_id, now_ms(), &event);
+        }
+    }
+
     /// Hands the finished report to the observers that want it (`--json --stream`).
     pub fn report(&self, report: &RunReport) {
         let mut observers = self.observers.lock().unwrap_or_else(|p| p.into_inner());
@@ -269,29 +281,18 @@ pub fn line(run_id: &str, ts_ms: u64, event: &RunEvent) -> Value {
     line
 }
 
-/// The terminal: one progress line per fact a person follows, on stderr.
-pub struct Terminal;
-
-impl Observer for Terminal {
-    fn on(&mut self, run_id: &str, _ts_ms: u64, event: &RunEvent) {
-        for (stage, message) in describe(event) {
-            if LIVE_RUNS.load(Ordering::SeqCst) > 1 {
-                ui::progress(stage, format!("[{run_id}] {message}"));
-            } else if stage == "warning" {
-                ui::warn(message);
-            } else {
-                ui::progress(stage, message);
-            }
-        }
-    }
-}
+pub use crate::ui::terminal::{Terminal, describe};
 
 /// `--json --stream`: every event as a JSON line on stdout, then the report.
 pub struct JsonLines;
 
 impl Observer for JsonLines {
     fn on(&mut self, run_id: &str, ts_ms: u64, event: &RunEvent) {
-        crate::out!("{}", line(run_id, ts_ms, event));
+        // The stream is the journal's events as they happen; a check's output lines
+        // are in its log.
+        if !matches!(event, RunEvent::CheckOutput { .. }) {
+            crate::out!("{}", line(run_id, ts_ms, event));
+        }
     }
 
     fn report(&mut self, report: &RunReport) {
@@ -300,111 +301,6 @@ impl Observer for JsonLines {
             json!({ "ts_ms": now_ms(), "run_id": report.run_id, "event": "report", "report": report })
         );
     }
-}
-
-/// The progress lines an event is shown as: each the stage's name and the words.
-pub fn describe(event: &RunEvent) -> Vec<(&'static str, String)> {
-    vec![match event {
-        RunEvent::RunStarted { run_id, task, .. } => (
-            "run",
-            format!("{run_id}: {}", task.lines().next().unwrap_or("")),
-        ),
-        RunEvent::Routed { agent, rule, why } => ("route", format!("{agent} (rule {rule}: {why})")),
-        RunEvent::DirtyBase { .. } => ("worktree", "including your uncommitted changes".into()),
-        RunEvent::WorktreeCreated { path, branch, .. } => {
-            ("worktree", format!("{branch} at {}", path.display()))
-        }
-        RunEvent::AgentStarted { agent } => ("agent", format!("{agent} working")),
-        RunEvent::Agent { kind, data } if kind == "agent.message" => {
-            let text = data.get("text").and_then(Value::as_str).unwrap_or("");
-            (
-                "agent",
-                format!("says: {}", text.lines().next().unwrap_or("")),
-            )
-        }
-        RunEvent::AgentFinished { result } => ("agent", result.describe()),
-        RunEvent::Warning { message } => ("warning", message.clone()),
-        RunEvent::CheckFinished { result, .. } => (
-            "check",
-            format!(
-                "{} — {} ({:.1}s)",
-                result.command,
-                result.status.name(),
-                result.duration_ms as f64 / 1000.0
-            ),
-        ),
-        RunEvent::NoChecks => (
-            "check",
-            "no checks configured (give --check or run `baton init`)".into(),
-        ),
-        RunEvent::ScopeJudged { scope } => {
-            let mut lines = vec![];
-            if scope.defaulted_to_everything {
-                lines.push("no scope given: judged against `**`".to_string());
-            }
-            for p in scope.paths.iter().filter(|p| p.verdict.is_violation()) {
-                let size = p
-                    .size
-                    .filter(|_| matches!(p.verdict, PathVerdict::TooLarge { .. }))
-                    .map(|n| format!(" ({})", crate::scope::human_size(n)))
-                    .unwrap_or_default();
-                lines.push(format!(
-                    "{}{size}: {}",
-                    ui::quote_path(&p.path),
-                    p.verdict.describe()
-                ));
-            }
-            lines.push(scope.summary());
-            return lines.into_iter().map(|l| ("scope", l)).collect();
-        }
-        RunEvent::Repair {
-            round,
-            rounds,
-            agent,
-            ..
-        } => (
-            "repair",
-            format!("round {round} of {rounds}: {agent} again, told what failed"),
-        ),
-        RunEvent::Retry {
-            agent,
-            class,
-            after_ms,
-        } => (
-            "retry",
-            format!(
-                "{agent} ({class}): again in {}",
-                crate::duration::format(std::time::Duration::from_millis(*after_ms))
-            ),
-        ),
-        RunEvent::Fallback { from, class, to } => (
-            "fallback",
-            format!("{from} ended {class}; handing the task to {to}"),
-        ),
-        RunEvent::Reverify {
-            integrated: false, ..
-        } => (
-            "verify",
-            "the worktree changed since it was judged; judging it again".into(),
-        ),
-        RunEvent::Reverify {
-            integrated: true, ..
-        } => (
-            "verify",
-            "your branch moved since the run was judged; checking the change merged onto it".into(),
-        ),
-        RunEvent::Resume {
-            session,
-            agent,
-            worktree,
-            ..
-        } => (
-            "resume",
-            format!("{agent} session {session} in {}", worktree.display()),
-        ),
-        RunEvent::Outcome { outcome } => ("outcome", outcome.message.clone()),
-        _ => return vec![],
-    }]
 }
 
 /// Reads a run's events.jsonl back, in order, with their recorded times.

@@ -250,12 +250,27 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
         match repo.merge_trees(&base_tree, &head_tree, l.tree)? {
             TreeMerge::Clean(tree) => tree,
             TreeMerge::Conflicts(paths) => {
+                // Point at where the change is: the kept worktree always has it; the
+                // branch only if the agent committed it there.
+                let on_branch = repo.resolve_commit(l.branch).is_ok_and(|tip| tip != l.base);
+                let where_ = if on_branch {
+                    format!(
+                        "from branch {} (kept in {})",
+                        l.branch,
+                        l.worktree.display()
+                    )
+                } else {
+                    format!(
+                        "in the kept worktree {} (the patch is {})",
+                        l.worktree.display(),
+                        l.journal.path(crate::journal::PATCH_FILE).display()
+                    )
+                };
                 return Ok(conflict(
                     format!(
-                        "the change conflicts with what {} gained since the run started in {}; resolve by hand from branch {}, or rerun the task",
+                        "the change conflicts with what {} gained since the run started in {}; resolve by hand {where_}, or rerun the task",
                         target_name(&head.branch),
                         quote_all(&paths),
-                        l.branch
                     ),
                     paths,
                 ));

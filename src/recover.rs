@@ -230,6 +230,11 @@ fn save_work(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<O
     for left in leftovers(repo, report)? {
         let current = left.branch == report.branch;
         let tree = match &left.worktree {
+            // A worktree whose checkout never wrote its index (baton was killed while
+            // `git worktree add` ran, and git may still be at it): no agent ever
+            // started in it, so it holds nothing to save — and its half-written
+            // files must not be taken for a change.
+            Some(path) if path.exists() && !repo.worktree_has_index(path) => base_tree.clone(),
             Some(path) if path.exists() => repo.snapshot_tree(path)?,
             _ => match repo.ref_target(&format!("refs/heads/{}", left.branch)) {
                 Some(commit) => repo.tree_of(&commit)?,

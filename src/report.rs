@@ -361,8 +361,17 @@ impl RunReport {
     pub fn scope_summary(&self) -> String {
         match &self.scope {
             None => "-".into(),
-            Some(s) if s.clean() => format!("ok ({} files)", s.paths.len()),
-            Some(s) => format!("{} violations", s.violations),
+            Some(s) if s.clean() => format!("ok ({})", count(s.paths.len(), "file")),
+            Some(s) => count(s.violations, "violation"),
         }
+    }
+}
+
+/// `n` and its noun, singular or plural as the number wants (`1 file`, `2 files`).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

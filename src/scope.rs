@@ -1,9 +1,9 @@
 //! The scope stage: judges every path of a run's change against the allowed and
 //! denied globs, against the rules no glob can lift (nothing under `.git`, no
-//! symlink that leaves the repository, no nested repository), and against the size
-//! limits (bytes per file, files and lines per change). Pure: it takes the change,
-//! the symlink targets and the file sizes as data and returns a report; it never
-//! reads git.
+//! symlink that leaves the repository, no nested repository, nothing inside a
+//! submodule), and against the size limits (bytes per file, files and lines per
+//! change; a limit of 0 is no limit). Pure: it takes the change, the symlink targets
+//! and the file sizes as data and returns a report; it never reads git.
 
 use std::collections::BTreeMap;
 
@@ -45,7 +45,8 @@ pub fn parse_size(text: &str) -> Result<u64, ScopeError> {
     n.checked_mul(factor).ok_or_else(bad)
 }
 
-/// Limits on the size of a change. `max_file_size` 0 turns that limit off.
+/// Limits on the size of a change. Each of them set to 0 is no limit, as a zero
+/// timeout is: a limit of zero files or lines would refuse every change there is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,6 +125,11 @@ pub enum PathVerdict {
         target: String,
     },
     NestedRepository,
+    /// Inside the submodule at `submodule` (or the submodule itself): another
+    /// repository, which baton does not land changes in.
+    InsideSubmodule {
+        submodule: String,
+    },
     /// Bigger than `max_file_size` (the path's own `size` says by how much).
     TooLarge {
         limit: u64,
@@ -143,6 +149,7 @@ impl PathVerdict {
             PathVerdict::Denied { .. } => 2,
             PathVerdict::TooLarge { .. } => 2,
             PathVerdict::NestedRepository => 3,
+            PathVerdict::InsideSubmodule { .. } => 3,
             PathVerdict::SymlinkEscapes { .. } => 4,
             PathVerdict::GitInternal => 5,
         }
@@ -158,6 +165,9 @@ impl PathVerdict {
                 format!("symlink to `{target}` leaves the repository")
             }
             PathVerdict::NestedRepository => "a nested git repository".into(),
+            PathVerdict::InsideSubmodule { submodule } => format!(
+                "inside submodule `{submodule}`, which baton does not land changes in (make them in that repository)"
+            ),
             PathVerdict::TooLarge { limit } => format!(
                 "over the {} limit per file (max_file_size)",
                 human_size(*limit)
@@ -223,9 +233,13 @@ impl ScopeReport {
         } else if self.over_limits.is_empty() {
             format!("{files} changed, {} out of scope", self.violations)
         } else {
+            let violations = if self.violations == 1 {
+                "1 violation".to_string()
+            } else {
+                format!("{} violations", self.violations)
+            };
             format!(
-                "{files} changed, {} violations ({})",
-                self.violations,
+                "{files} changed, {violations} ({})",
                 self.over_limits.join("; ")
             )
         }
@@ -268,6 +282,9 @@ fn compile_glob(glob: &str) -> Result<Glob, ScopeError> {
         .build()
         .map_err(|e| bad(e.kind().to_string()))
 }
+
+/// A path no glob names on purpose, standing for "any path under" a directory.
+const ANY_PATH: &str = "baton-any-path";
 
 /// Paths a change must not touch unless the handoff names them in its scope: git's
 /// own files, CI configuration, secrets, lock files.
@@ -368,6 +385,10 @@ impl Scope {
     ) -> ScopeReport {
         let mut paths = vec![];
         for c in changes {
+            if c.of_submodule() {
+                paths.extend(inside_submodule(c));
+                continue;
+            }
             let mut verdict = self.judge_path(&c.path);
             if let Some(old) = &c.old_path {
                 let old_verdict = self.judge_path(old);
@@ -413,11 +434,12 @@ impl Scope {
         let lines_added: u64 = paths.iter().filter_map(|p| p.added).sum();
         let lines_removed: u64 = paths.iter().filter_map(|p| p.removed).sum();
         let mut over_limits = vec![];
-        if let Some(max) = self.limits.max_files.filter(|m| paths.len() as u64 > *m) {
+        let limit = |max: Option<u64>| max.filter(|m| *m > 0);
+        if let Some(max) = limit(self.limits.max_files).filter(|m| paths.len() as u64 > *m) {
             over_limits.push(format!("{} files changed, max_files is {max}", paths.len()));
         }
         let lines = lines_added + lines_removed;
-        if let Some(max) = self.limits.max_lines.filter(|m| lines > *m) {
+        if let Some(max) = limit(self.limits.max_lines).filter(|m| lines > *m) {
             over_limits.push(format!("{lines} lines changed, max_lines is {max}"));
         }
         ScopeReport {
@@ -432,6 +454,88 @@ impl Scope {
             over_limits,
         }
     }
+
+    /// The first allowed glob by which a change could reach into the submodule at
+    /// `path`: one that names a path under it, or matches a path under it that the
+    /// submodule has (`files`, relative to it, when its objects are here) or any
+    /// path at all there (`dir/**`). `None` when the denials cover the whole
+    /// submodule, and for the default scope: nobody asked for the submodule, and a
+    /// change inside it is judged all the same.
+    pub fn reaching_into(&self, path: &str, files: &[String]) -> Option<&str> {
+        if self.everything {
+            return None;
+        }
+        let any = format!("{path}/{ANY_PATH}");
+        if self.deny.is_match(path) || self.deny.is_match(&any) {
+            return None;
+        }
+        let under: Vec<String> = files
+            .iter()
+            .map(|f| format!("{path}/{f}"))
+            .filter(|p| !self.deny.is_match(p))
+            .collect();
+        let dir: Vec<&str> = path.split('/').collect();
+        self.allow_globs
+            .iter()
+            .find(|glob| {
+                let literal: Vec<&str> = glob
+                    .trim_end_matches('/')
+                    .split('/')
+                    .take_while(|c| !c.contains(['*', '?', '[', '{', '\\']))
+                    .collect();
+                if literal.starts_with(&dir) {
+                    return true;
+                }
+                let Ok(matcher) = compile_glob(glob).map(|g| g.compile_matcher()) else {
+                    return false;
+                };
+                matcher.is_match(&any) || under.iter().any(|p| matcher.is_match(p))
+            })
+            .map(String::as_str)
+    }
+}
+
+/// A change of a submodule, judged path by path inside it when its content could be
+/// read, else as the submodule's own path: a violation either way, since the
+/// submodule is another repository, and the commit that holds the change is one the
+/// user's copy of it does not have.
+fn inside_submodule(c: &Change) -> Vec<JudgedPath> {
+    let verdict = PathVerdict::InsideSubmodule {
+        submodule: c.path.clone(),
+    };
+    let mode = |c: &Change| {
+        (c.mode_changed() || c.kind == ChangeKind::TypeChanged)
+            .then(|| format!("{} -> {}", c.old_mode, c.new_mode))
+    };
+    if c.inside.is_empty() {
+        return vec![JudgedPath {
+            path: c.path.clone(),
+            old_path: None,
+            change: c.kind,
+            mode: mode(c),
+            verdict,
+            added: None,
+            removed: None,
+            size: None,
+            binary: false,
+        }];
+    }
+    c.inside
+        .iter()
+        .map(|i| JudgedPath {
+            path: format!("{}/{}", c.path, i.path),
+            old_path: i.old_path.as_ref().map(|o| format!("{}/{o}", c.path)),
+            change: i.kind,
+            mode: mode(i),
+            verdict: verdict.clone(),
+            added: i.added,
+            removed: i.removed,
+            size: None,
+            binary: i.kind != ChangeKind::Deleted
+                && i.added.is_none()
+                && i.new_mode != Change::GITLINK_MODE,
+        })
+        .collect()
 }
 
 /// True when a symlink at `link` (relative to the root) with `target` resolves, by its
@@ -520,6 +624,121 @@ mod tests {
         let err = Scope::compile(&s(&["src/[a"]), &[]).unwrap_err();
         assert!(err.to_string().contains("src/[a"));
         assert!(Scope::compile(&s(&["../x"]), &[]).is_err());
+    }
+
+    fn change(kind: ChangeKind, path: &str, old_mode: &str, new_mode: &str) -> Change {
+        Change {
+            kind,
+            path: path.into(),
+            old_path: None,
+            old_mode: old_mode.into(),
+            new_mode: new_mode.into(),
+            old_oid: "1".repeat(40),
+            new_oid: "2".repeat(40),
+            added: Some(5),
+            removed: Some(0),
+            inside: vec![],
+        }
+    }
+
+    #[test]
+    fn zero_limits_are_no_limits() {
+        let add = |p| change(ChangeKind::Added, p, "000000", "100644");
+        let changes = [add("a.txt"), add("b.txt")];
+        let sizes = BTreeMap::from([("a.txt".to_string(), 1u64 << 40)]);
+        let zero = Limits {
+            max_file_size: Some(0),
+            max_files: Some(0),
+            max_lines: Some(0),
+        };
+        let judge = |limits| {
+            Scope::compile(&[], &[]).unwrap().with_limits(limits).judge(
+                &changes,
+                &BTreeMap::new(),
+                &sizes,
+            )
+        };
+        assert!(judge(zero).clean());
+        let one = Limits {
+            max_files: Some(1),
+            ..zero
+        };
+        assert!(!judge(one).clean());
+    }
+
+    #[test]
+    fn a_change_inside_a_submodule_is_a_violation_whatever_the_globs_say() {
+        let gitlink = Change {
+            added: None,
+            removed: None,
+            inside: vec![change(ChangeKind::Modified, "lib.txt", "100644", "100644")],
+            ..change(
+                ChangeKind::Modified,
+                "vendor/lib",
+                Change::GITLINK_MODE,
+                Change::GITLINK_MODE,
+            )
+        };
+        let scope = Scope::compile(&[], &[]).unwrap();
+        let judge =
+            |c: &Change| scope.judge(std::slice::from_ref(c), &BTreeMap::new(), &BTreeMap::new());
+        let report = judge(&gitlink);
+        assert_eq!(report.violations, 1);
+        assert_eq!(report.paths[0].path, "vendor/lib/lib.txt");
+        assert_eq!(
+            report.paths[0].verdict,
+            PathVerdict::InsideSubmodule {
+                submodule: "vendor/lib".into()
+            }
+        );
+        // Its content unknown, the submodule's own path stands for it.
+        let bare = Change {
+            inside: vec![],
+            ..gitlink
+        };
+        let report = judge(&bare);
+        assert_eq!(report.paths[0].path, "vendor/lib");
+        assert!(report.paths[0].verdict.is_violation());
+    }
+
+    #[test]
+    fn a_scope_reaches_into_a_submodule_by_name_by_wildcard_or_by_its_files() {
+        let files = s(&["lib.txt", "src/f.c"]);
+        let reach = |allow: &[&str], deny: &[&str]| {
+            Scope::compile(&s(allow), &s(deny))
+                .unwrap()
+                .reaching_into("vendor/lib", &files)
+                .map(str::to_string)
+        };
+        for glob in [
+            "vendor/lib",
+            "vendor/lib/",
+            "vendor/lib/src/*.c",
+            "vendor/**",
+            "**",
+            "**/*.c",
+        ] {
+            assert_eq!(
+                reach(&["src/**", glob], &[]).as_deref(),
+                Some(glob),
+                "{glob}"
+            );
+        }
+        for glob in [
+            "vendor/*",
+            "src/**",
+            "*.c",
+            "vendor/other/**",
+            "vendor/libs/**",
+        ] {
+            assert_eq!(reach(&[glob], &[]), None, "{glob}");
+        }
+        assert_eq!(reach(&["**"], &["vendor/lib/"]), None);
+        assert_eq!(reach(&["**/*.c"], &["**/*.c"]), None);
+        assert_eq!(reach(&[], &[]), None, "the default scope asks for nothing");
+        // Without the submodule's files, only names and wildcards can tell.
+        let blind = Scope::compile(&s(&["**/*.c"]), &[]).unwrap();
+        assert_eq!(blind.reaching_into("vendor/lib", &[]), None);
     }
 
     #[test]

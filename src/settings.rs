@@ -3,6 +3,12 @@
 //! by one [`Settings::overlay`] (the upper layer wins field by field; `deny` adds up),
 //! and `run::plan` resolves the result once into a run's plan.
 //!
+//! Zero means one thing in every limit, from every layer: no limit. `timeout`,
+//! `idle_timeout`, `check_timeout`, `max_file_size`, `max_files` and `max_lines` set
+//! to 0 lift that limit (and win over a lower layer's, as any value does), where a
+//! zero taken literally would stop every agent at once or refuse every change.
+//! Counts of things to do (`retries`, `repair`) are counts: 0 is none.
+//!
 //! Values a user types that have a fixed set of meanings (landing policies, fallback
 //! triggers) are parsed into enums when the file is read, so a typo is an error that
 //! names the file, the line and the allowed values — never a silently ignored setting.
@@ -38,18 +44,21 @@ pub struct Settings {
     /// The checklist, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<String>>,
+    /// The agent's wall-clock limit (default 20m; 0 is no limit).
     #[serde(
         default,
         with = "duration::serde_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub timeout: Option<Duration>,
+    /// How long the agent may stay quiet (default: no limit; 0 is no limit).
     #[serde(
         default,
         with = "duration::serde_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub idle_timeout: Option<Duration>,
+    /// Each check's wall-clock limit (default 10m; 0 is no limit).
     #[serde(
         default,
         with = "duration::serde_opt",
@@ -87,10 +96,10 @@ pub struct Settings {
         skip_serializing_if = "Option::is_none"
     )]
     pub max_file_size: Option<u64>,
-    /// Most files the change may touch.
+    /// Most files the change may touch (default: no limit; 0 is no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_files: Option<u64>,
-    /// Most lines the change may add and remove, together.
+    /// Most lines the change may add and remove, together (no default; 0 is no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_lines: Option<u64>,
 }

@@ -3,6 +3,10 @@
 //! per-user data directory), so the repository's own build tools never take it for
 //! part of the project. With `--include-dirty` the base is a snapshot commit of the
 //! user's uncommitted work, made without touching the user's tree or index.
+//!
+//! Its submodules are checked out from the user's own local copies of them (never
+//! fetched; the user's copies are only read), so the agent sees what the user sees.
+//! A submodule the user has no copy of stays an empty directory.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +21,10 @@ pub enum WorktreeError {
     InsideRepository { dir: PathBuf, repo: PathBuf },
     #[error("could not create the run's worktree")]
     Create(#[source] GitError),
+    #[error(
+        "could not check out the submodules of the run's worktree from your local copies of them"
+    )]
+    Submodules(#[source] GitError),
     #[error("could not remove the run's worktree")]
     Remove(#[source] GitError),
     #[error("could not snapshot your uncommitted changes")]
@@ -140,6 +148,12 @@ pub fn create(
     let _lock = RepoLock::worktrees(&repo.common_dir)?;
     repo.worktree_add(path, &branch, base, &reason)
         .map_err(WorktreeError::Create)?;
+    if let Err(e) = repo.submodules_checkout(path, base) {
+        // Half a worktree is no use to anyone: take it back before saying why.
+        let _ = repo.worktree_remove(path);
+        let _ = repo.branch_delete(&branch);
+        return Err(WorktreeError::Submodules(e));
+    }
     Ok(Worktree {
         path: path.to_path_buf(),
         branch,

@@ -865,3 +865,45 @@ fn codex_left_running_by_a_killed_baton_is_stopped_by_recover_and_its_edit_stash
     before.assert_fix_stashed_once(&bench);
     clean(&bench);
 }
+
+#[test]
+fn a_worktree_whose_checkout_never_finished_is_discarded_by_recover_not_stashed_as_deletions() {
+    // What a baton killed during `git worktree add` leaves (git, in its own process
+    // group, may still be checking out): files half there, no index yet. No agent
+    // ever ran in it.
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let mut child = bench
+        .baton_command(&fix_args("cmd:sleep 30", &[]))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let run = loop {
+        if let Some(run) = bench.run_ids().first() {
+            if bench
+                .journal_file(run, "events.jsonl")
+                .contains("agent.started")
+            {
+                break run.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let worktree = std::path::PathBuf::from(state(&bench, &run)["worktree"].as_str().unwrap());
+    let index = bench.git_in(
+        &worktree,
+        &["rev-parse", "--path-format=absolute", "--git-path", "index"],
+    );
+    std::fs::remove_file(index.trim()).unwrap();
+    std::fs::remove_file(worktree.join("calc.py")).unwrap();
+
+    recover(&bench);
+    assert!(bench.stash_list().is_empty(), "{:?}", bench.stash_list());
+    before.assert_untouched(&bench);
+    assert_eq!(state(&bench, &run)["outcome"]["action"], "discarded");
+    bench.assert_clean();
+}

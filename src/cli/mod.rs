@@ -29,7 +29,8 @@ use crate::{exit, ui};
 /// it (checks and scope), then merges, reverts, stashes or keeps it.
 ///
 /// Exit status: 0 landed or passed as asked; 1 checks failed; 2 usage or configuration
-/// error; 3 scope violation; 4 the agent failed; 5 conflict with your branch or tree;
+/// error; 3 scope violation; 4 the agent failed; 5 conflict with your branch or tree; 6 baton
+/// itself failed after the run started;
 /// 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version, max_term_width = 100)]
@@ -37,6 +38,18 @@ pub struct Cli {
     /// Run as if baton was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
     directory: Option<PathBuf>,
+
+    /// Show more while a run goes: the agent's and the checks' output lines.
+    #[arg(short = 'v', long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+
+    /// Show only the result of a run (errors still show).
+    #[arg(short = 'q', long, global = true)]
+    quiet: bool,
+
+    /// Colour the output: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    color: ui::ColorChoice,
 
     #[command(subcommand)]
     command: Command,
@@ -73,25 +86,62 @@ enum Command {
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version, as clap writes them.
             let _ = e.print();
-            return if e.use_stderr() {
-                exit::USAGE
+            return exit::OK;
+        }
+        Err(e) => {
+            // clap's own errors look like baton's: one `error:` line that says what
+            // is wrong and where to look.
+            // The message is clap's lines before its usage and tip, joined.
+            let rendered = e.render().to_string();
+            let first = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")
+                .trim_start_matches("error: ")
+                .to_string();
+            let first = if first.is_empty() {
+                "bad usage".to_string()
             } else {
-                exit::OK
+                first
             };
+            let command = std::env::args()
+                .nth(1)
+                .filter(|a| !a.starts_with('-'))
+                .map(|c| format!("baton {c} --help"))
+                .unwrap_or_else(|| "baton --help".into());
+            ui::error(&format!("{first}; see `{command}`"), &[]);
+            return exit::USAGE;
         }
     };
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
-            let mut causes = vec![];
+            let message = err.to_string();
+            let mut causes: Vec<String> = vec![];
             let mut source = std::error::Error::source(&err);
             while let Some(cause) = source {
-                causes.push(cause.to_string());
+                // A cause already said (an io error quoted in its context) is not said
+                // again.
+                let text = cause.to_string();
+                if !message.contains(&text) && !causes.iter().any(|c| c.contains(&text)) {
+                    causes.push(text);
+                }
                 source = cause.source();
             }
-            ui::error(&err.to_string(), &causes);
+            ui::error(&message, &causes);
+            let code = exit::for_error(&err);
+            if std::env::args().any(|a| a == "--json") {
+                // A script that asked for JSON gets the error as JSON too.
+                crate::out!(
+                    "{}",
+                    serde_json::json!({ "error": { "message": message, "causes": causes, "exit_code": code } })
+                );
+            }
             if let Error::RunFailed(f) = &err {
                 crate::say!(
                     "  run {} stopped in its {} stage; its journal is {} — `baton show {}` tells what it did, `baton recover` finishes or rolls back what it left",
@@ -101,12 +151,26 @@ pub fn main() -> i32 {
                     f.run_id
                 );
             }
-            exit::for_error(&err)
+            code
         }
     }
 }
 
+/// How much runs started by this command show, from `-v` / `-q` (set once, when the
+/// command line is parsed).
+static VERBOSITY: std::sync::OnceLock<ui::Verbosity> = std::sync::OnceLock::new();
+
+fn verbosity() -> ui::Verbosity {
+    VERBOSITY.get().copied().unwrap_or_default()
+}
+
 fn dispatch(cli: Cli) -> Result<i32> {
+    ui::set_color(cli.color);
+    let _ = VERBOSITY.set(match (cli.verbose, cli.quiet) {
+        (true, _) => ui::Verbosity::Verbose,
+        (_, true) => ui::Verbosity::Quiet,
+        _ => ui::Verbosity::Normal,
+    });
     let dir = match cli.directory {
         Some(d) => d,
         None => std::env::current_dir().map_err(|source| Error::Io {
@@ -201,7 +265,7 @@ fn own_worktree(repo: &Repo) -> Option<(String, Option<std::path::PathBuf>)> {
 /// `--json --stream` the JSON Lines on stdout.
 fn observers(stream: bool) -> Vec<Box<dyn crate::events::Observer>> {
     let mut observers: Vec<Box<dyn crate::events::Observer>> =
-        vec![Box::new(crate::events::Terminal)];
+        vec![Box::new(crate::events::Terminal::new(verbosity()))];
     if stream {
         observers.push(Box::new(crate::events::JsonLines));
     }

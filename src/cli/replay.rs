@@ -27,7 +27,7 @@ pub fn cmd_replay(dir: &Path, args: ReplayArgs) -> Result<i32> {
     let observer: Box<dyn Observer> = if args.json {
         Box::new(JsonLines)
     } else {
-        Box::new(Terminal)
+        Box::new(Terminal::new(super::verbosity()))
     };
     let stream = Events::unrecorded(&journal.id(), vec![observer]);
     for (ts_ms, event) in recorded {

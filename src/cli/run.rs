@@ -66,22 +66,25 @@ pub struct RunArgs {
     /// Land a passing change as uncommitted changes instead of a commit.
     #[arg(long)]
     apply: bool,
-    /// Wall-clock limit for the agent, like 20m.
+    /// Wall-clock limit for the agent, like 20m (default 20m; 0 means no limit).
     #[arg(long, value_parser = duration::parse)]
     timeout: Option<Duration>,
-    /// Stop the agent after this long without output, like 5m.
+    /// Stop the agent after this long without output, like 5m (default none; 0 means
+    /// no limit).
     #[arg(long, value_parser = duration::parse)]
     idle_timeout: Option<Duration>,
-    /// Limit for each check, like 10m.
+    /// Limit for each check, like 10m (default 10m; 0 means no limit).
     #[arg(long, value_parser = duration::parse)]
     check_timeout: Option<Duration>,
-    /// Largest file the change may write, like 512k or 10M (default 10M; 0: no limit).
+    /// Largest file the change may write, like 512k or 10M (default 10M; 0 means no
+    /// limit).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_file_size: Option<u64>,
-    /// Most files the change may touch.
+    /// Most files the change may touch (default none; 0 means no limit).
     #[arg(long, value_name = "N")]
     max_files: Option<u64>,
-    /// Most lines the change may add and remove, together.
+    /// Most lines the change may add and remove, together (default none; 0 means no
+    /// limit).
     #[arg(long, value_name = "N")]
     max_lines: Option<u64>,
     /// Print the final report as JSON on stdout.

@@ -9,12 +9,23 @@ use crate::journal::{self, Journal};
 use crate::report::{RunReport, Stage};
 use crate::{exit, process};
 
-/// List the runs of this repository: id, task, agent, state, checks, scope, outcome, age.
+/// List the runs of this repository, newest first: id, task, agent, state, checks,
+/// scope, outcome, age.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print the runs as a JSON array.
+    /// Print the runs as a JSON array (oldest first, as created), each with its
+    /// `state` (`running (agent)` for a live run, `interrupted (agent)` for one whose
+    /// baton is gone).
     #[arg(long)]
     json: bool,
+    /// Show at most N runs (the newest).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Only runs in this state: running, interrupted, failed, kept, merged, applied,
+    /// stashed, reverted, discarded, conflict, passed, or a verdict such as
+    /// "checks failed" (matched against the STATE and OUTCOME columns).
+    #[arg(long, value_name = "STATE")]
+    state: Option<String>,
 }
 
 /// Show one run: what it did, what was judged, what became of it.
@@ -71,12 +82,46 @@ fn age(since: u64) -> String {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    let first = s.lines().next().unwrap_or("");
-    if first.chars().count() <= n {
-        first.to_string()
+fn first_line(s: &str) -> String {
+    crate::ui::printable(s.lines().next().unwrap_or("")).into_owned()
+}
+
+/// Columns a text takes on a terminal (wide characters take two).
+fn display_width(s: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(s)
+}
+
+/// `s` cut to `width` columns, with `…` where it was cut.
+fn cut(s: &str, width: usize) -> String {
+    if display_width(s) <= width {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + w + 1 > width {
+            break;
+        }
+        out.push(c);
+        used += w;
+    }
+    out + "…"
+}
+
+/// The terminal's width: `COLUMNS`, else the terminal stdout is on, else wide enough
+/// for anything (a pipe gets whole cells).
+fn terminal_width() -> usize {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return n;
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize we own; a failure leaves it zeroed.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
+    if rc == 0 && size.ws_col > 0 {
+        usize::from(size.ws_col)
     } else {
-        first.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+        usize::MAX / 4
     }
 }
 
@@ -91,10 +136,25 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
             Err(e) => damaged.push((journal, e)),
         }
     }
+    if let Some(wanted) = &args.state {
+        let wanted = wanted.to_lowercase();
+        runs.retain(|r| state_of(r).starts_with(&wanted) || outcome_of(r) == wanted);
+        damaged.retain(|_| wanted == "damaged");
+    }
+    if let Some(limit) = args.limit {
+        let skip = runs.len().saturating_sub(limit);
+        runs.drain(..skip);
+    }
     if args.json {
         let mut entries: Vec<serde_json::Value> = runs
             .iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
+            .filter_map(|r| {
+                let mut v = serde_json::to_value(r).ok()?;
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("state".into(), state_of(r).into());
+                }
+                Some(v)
+            })
             .collect();
         entries.extend(damaged.iter().map(|(j, e)| {
             serde_json::json!({
@@ -110,6 +170,7 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
         crate::out!("no runs yet; start one with `baton run --task \"...\" --agent cmd:...`");
         return Ok(exit::OK);
     }
+    runs.reverse();
     print_table(&runs);
     for (j, e) in &damaged {
         crate::out!("{:<20}  damaged: {}", j.id(), j.damage_hint(e));
@@ -121,29 +182,67 @@ fn print_table(runs: &[RunReport]) {
     if runs.is_empty() {
         return;
     }
-    crate::out!(
-        "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
-        "RUN",
-        "TASK",
-        "AGENT",
-        "STATE",
-        "CHECKS",
-        "SCOPE",
-        "OUTCOME",
-        "AGE"
-    );
-    for r in runs {
-        crate::out!(
-            "{:<20}  {:<24}  {:<14}  {:<15}  {:<10}  {:<14}  {:<9}  {:>4}",
-            r.run_id,
-            truncate(&r.task, 24),
-            truncate(&r.agent, 14),
-            state_of(r),
-            r.checks_summary(),
-            r.scope_summary(),
-            outcome_of(r),
-            age(r.started_at)
-        );
+    let rows: Vec<[String; 8]> = runs
+        .iter()
+        .map(|r| {
+            [
+                r.run_id.clone(),
+                first_line(&r.task),
+                first_line(&r.agent),
+                state_of(r),
+                r.checks_summary(),
+                r.scope_summary(),
+                outcome_of(r),
+                age(r.started_at),
+            ]
+        })
+        .collect();
+    let header = [
+        "RUN", "TASK", "AGENT", "STATE", "CHECKS", "SCOPE", "OUTCOME", "AGE",
+    ];
+    // Every column as wide as its widest cell; the task and the agent give way (cut
+    // with `…`) so that a row fits the terminal.
+    let mut widths: Vec<usize> = (0..8)
+        .map(|i| {
+            rows.iter()
+                .map(|row| display_width(&row[i]))
+                .chain(std::iter::once(header[i].len()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * (w.len() - 1);
+    let room = terminal_width();
+    while total(&widths) > room {
+        // Cut the wider of task and agent by one, down to a floor that stays legible.
+        let floor = |i: usize| if i == 1 { 6 } else { 5 };
+        let i = if widths[1] >= widths[2] { 1 } else { 2 };
+        let i = if widths[i] > floor(i) { i } else { 3 - i };
+        if widths[i] <= floor(i) {
+            break;
+        }
+        widths[i] -= 1;
+    }
+    let print_row = |cells: &[String]| {
+        let line: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, &w))| {
+                let cell = cut(cell, w);
+                let pad = " ".repeat(w.saturating_sub(display_width(&cell)));
+                if i == 7 {
+                    format!("{pad}{cell}")
+                } else {
+                    format!("{cell}{pad}")
+                }
+            })
+            .collect();
+        crate::out!("{}", line.join("  ").trim_end());
+    };
+    print_row(&header.map(String::from));
+    for row in &rows {
+        print_row(row);
     }
     let stopped = runs.iter().filter(|r| stopped_halfway(r)).count();
     if stopped > 0 {
@@ -184,7 +283,10 @@ pub fn cmd_show(dir: &Path, args: ShowArgs) -> Result<i32> {
             context: format!("no patch recorded at {}", path.display()),
             source,
         })?;
-        crate::ui::out_raw(&String::from_utf8_lossy(&patch));
+        crate::ui::out_raw(&crate::ui::color_patch(
+            crate::ui::colored(true),
+            &String::from_utf8_lossy(&patch),
+        ));
         return Ok(exit::OK);
     }
     crate::out!("run       {}", r.run_id);

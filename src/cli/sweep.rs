@@ -270,7 +270,8 @@ struct View {
 
 impl View {
     fn new(tasks: usize, stream: bool) -> View {
-        if !std::io::stderr().is_terminal() {
+        let quiet = super::verbosity() == ui::Verbosity::Quiet;
+        if quiet || !std::io::stderr().is_terminal() {
             return View {
                 stream,
                 board: None,
@@ -306,7 +307,7 @@ impl View {
                     board: b.clone(),
                     task: task.to_string(),
                 })],
-                None => vec![Box::new(crate::events::Terminal)],
+                None => vec![Box::new(crate::events::Terminal::new(super::verbosity()))],
             };
             if stream {
                 observers.push(Box::new(TaskLines {
@@ -320,6 +321,7 @@ impl View {
     fn watch<'a>(&self, runs: &'a RunObserverFactory) -> Watch<'a> {
         let mut sweep: Vec<Box<dyn SweepObserver>> = match &self.board {
             Some(b) => vec![Box::new(BoardSweep { board: b.clone() })],
+            None if super::verbosity() == ui::Verbosity::Quiet => vec![],
             None => vec![Box::new(QueueLines)],
         };
         if self.stream {

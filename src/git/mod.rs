@@ -8,10 +8,12 @@
 //! No git2 value leaves this module; each call opens what it needs (about 1 ms).
 
 mod diff;
+mod submodule;
 
 pub use diff::{Change, ChangeKind};
+pub use submodule::Submodule;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -86,6 +88,18 @@ pub struct WorktreeEntry {
     pub path: PathBuf,
     pub branch: Option<String>,
     pub locked: bool,
+}
+
+/// The change between two trees with what judging it needs; see
+/// [`Repo::diff_for_judging`].
+#[derive(Debug, Clone, Default)]
+pub struct TreeDiff {
+    pub changes: Vec<Change>,
+    /// As [`Repo::patch`] makes it.
+    pub patch: Vec<u8>,
+    /// The size in bytes of each blob the change writes ([`Change::written_blob`]),
+    /// by blob id.
+    pub sizes: BTreeMap<String, u64>,
 }
 
 /// The result of an in-memory 3-way merge of trees.
@@ -215,7 +229,16 @@ impl Repo {
     }
 
     pub fn tree_of(&self, commit: &str) -> Result<String> {
-        self.run_text(&["rev-parse", "--verify", &format!("{commit}^{{tree}}")])
+        // In process (a git process costs more than the lookup): the judge asks for
+        // the base's tree on every round.
+        let repo = self.open()?;
+        let tree = repo
+            .revparse_single(&format!("{commit}^{{tree}}"))
+            .map_err(|source| GitError::Git2 {
+                context: "reading a commit's tree",
+                source,
+            })?;
+        Ok(tree.id().to_string())
     }
 
     pub fn head(&self) -> Result<Head> {
@@ -377,9 +400,37 @@ impl Repo {
     /// Records everything in `dir` (a working tree of this repository) — committed,
     /// staged, unstaged and untracked-but-not-ignored — as a tree, without touching
     /// that working tree or its index. A copy of its index serves as a stat cache, so
-    /// only changed files are hashed.
+    /// only changed files are hashed. In one of baton's worktrees, a submodule whose
+    /// content changed is recorded too (see [`submodule`]).
     pub fn snapshot_tree(&self, dir: &Path) -> Result<String> {
-        self.snapshot(dir, None)
+        let tree = self.snapshot(dir, None)?;
+        self.with_submodule_content(dir, tree)
+    }
+
+    /// Whether the checkout at `dir` has written its index (a `git worktree add`
+    /// stopped, or still running, has not).
+    pub fn worktree_has_index(&self, dir: &Path) -> bool {
+        Self::index_path(dir).is_ok_and(|p| p.exists())
+    }
+
+    /// The index file of the checkout at `dir`: read from its `.git` link (a linked
+    /// worktree's `gitdir: …`, no git process needed), else asked of git.
+    fn index_path(dir: &Path) -> Result<PathBuf> {
+        if let Ok(link) = std::fs::read_to_string(dir.join(".git")) {
+            if let Some(gitdir) = link.trim().strip_prefix("gitdir: ") {
+                let gitdir = dir.join(gitdir);
+                if gitdir.is_dir() {
+                    return Ok(gitdir.join("index"));
+                }
+            }
+        }
+        let out = Self::run_in(
+            dir,
+            &["rev-parse", "--path-format=absolute", "--git-path", "index"],
+            &[],
+            None,
+        )?;
+        Ok(PathBuf::from(String::from_utf8_lossy(&out).trim()))
     }
 
     /// [`Repo::snapshot_tree`] for a worktree whose index nobody but git wrote before
@@ -387,17 +438,12 @@ impl Repo {
     /// instead of re-reading every file written in the checkout's last second. `since`
     /// must be a time of the file clock, taken on the worktree's filesystem.
     pub fn snapshot_tree_since(&self, dir: &Path, since: SystemTime) -> Result<String> {
-        self.snapshot(dir, Some(since))
+        let tree = self.snapshot(dir, Some(since))?;
+        self.with_submodule_content(dir, tree)
     }
 
     fn snapshot(&self, dir: &Path, since: Option<SystemTime>) -> Result<String> {
-        let index = Self::run_in(
-            dir,
-            &["rev-parse", "--path-format=absolute", "--git-path", "index"],
-            &[],
-            None,
-        )?;
-        let index = PathBuf::from(String::from_utf8_lossy(&index).trim());
+        let index = Self::index_path(dir)?;
         let scratch = tempfile::Builder::new()
             .prefix("baton-index-")
             .tempfile_in(&self.common_dir)
@@ -460,28 +506,35 @@ impl Repo {
     /// Clears the stat data of the tracked ones among `paths` in the scratch index, so
     /// that `git add` hashes them again whatever their timestamps say.
     fn smudge(&self, dir: &Path, env: &[(&str, &Path)], paths: &[String]) -> Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        // One listing of the whole index, filtered here: `ls-files` given paths matches
+        // every entry against every path, so chunks of 500 paths cost O(entries × paths)
+        // (a change of all 30,000 files of a checkout took 60 calls of 24 ms each).
+        // Only the exact paths matter: an entry under a path that is now a file is
+        // gone from the working tree, which `git add` notices without help.
+        let wanted: HashSet<&[u8]> = paths.iter().map(|p| p.as_bytes()).collect();
+        let listed = Self::run_in(dir, &["ls-files", "-s", "-z"], env, None)?;
         let mut info = Vec::new();
-        for chunk in paths.chunks(500) {
-            let mut args = vec!["--literal-pathspecs", "ls-files", "-s", "-z", "--"];
-            args.extend(chunk.iter().map(String::as_str));
-            let listed = Self::run_in(dir, &args, env, None)?;
-            for record in listed.split(|&b| b == 0).filter(|r| !r.is_empty()) {
-                // "<mode> <oid> <stage>\t<path>" becomes "<mode> <oid>\t<path>": the
-                // same entry with no stat data.
-                let Some(tab) = record.iter().position(|&b| b == b'\t') else {
-                    continue;
-                };
-                let meta = String::from_utf8_lossy(&record[..tab]);
-                let mut fields = meta.split(' ');
-                let (Some(mode), Some(oid), Some("0")) =
-                    (fields.next(), fields.next(), fields.next())
-                else {
-                    continue;
-                };
-                info.extend_from_slice(format!("{mode} {oid}\t").as_bytes());
-                info.extend_from_slice(&record[tab + 1..]);
-                info.push(0);
+        for record in listed.split(|&b| b == 0).filter(|r| !r.is_empty()) {
+            // "<mode> <oid> <stage>\t<path>" becomes "<mode> <oid>\t<path>": the
+            // same entry with no stat data.
+            let Some(tab) = record.iter().position(|&b| b == b'\t') else {
+                continue;
+            };
+            if !wanted.contains(&record[tab + 1..]) {
+                continue;
             }
+            let meta = String::from_utf8_lossy(&record[..tab]);
+            let mut fields = meta.split(' ');
+            let (Some(mode), Some(oid), Some("0")) = (fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            info.extend_from_slice(format!("{mode} {oid}\t").as_bytes());
+            info.extend_from_slice(&record[tab + 1..]);
+            info.push(0);
         }
         if !info.is_empty() {
             Self::run_in(
@@ -527,12 +580,14 @@ impl Repo {
             a,
             b,
         ])?;
-        Ok(diff::parse(&raw, &numstat))
+        let mut changes = diff::parse(&raw, &numstat);
+        self.fill_submodule_changes(a, &mut changes);
+        Ok(changes)
     }
 
     /// A patch from `a` to `b` that `git apply` can replay, binaries included.
     pub fn patch(&self, a: &str, b: &str) -> Result<Vec<u8>> {
-        self.run(&[
+        let mut patch = self.run(&[
             "diff-tree",
             "-p",
             "-M",
@@ -541,15 +596,101 @@ impl Repo {
             "--no-color",
             a,
             b,
-        ])
+        ])?;
+        let inside = self.submodule_patches(a, b, &patch);
+        patch.extend(inside);
+        Ok(patch)
     }
 
-    pub fn blob(&self, oid: &str) -> Result<Vec<u8>> {
+    /// What judging the change from `a` to `b` reads from git: [`Repo::diff_trees`],
+    /// [`Repo::patch`] and the [`Repo::blob_sizes`] of the blobs it writes. Each
+    /// reads every changed blob, which for a change of many files means as many
+    /// loose objects to open, and they need nothing from each other but the blob ids
+    /// of the raw diff: so the numstat, the patch and the sizes run at once (measured
+    /// at 30,000 changed files on 2 cores: 1.2 s against 1.9 s one after another,
+    /// and 0.95 s for the numstat alone).
+    pub fn diff_for_judging(&self, a: &str, b: &str) -> Result<TreeDiff> {
+        let (patch, diff) = std::thread::scope(|s| {
+            let patch = s.spawn(|| self.patch(a, b));
+            let diff = self.diff_and_sizes(a, b);
+            (
+                patch
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                diff,
+            )
+        });
+        Ok(TreeDiff {
+            patch: patch?,
+            ..diff?
+        })
+    }
+
+    /// [`Repo::diff_for_judging`] without the patch: the changes with their line
+    /// counts, and the sizes of the blobs they write — what the scope needs before
+    /// the checks can start (the patch can be made while they run).
+    pub fn diff_and_sizes(&self, a: &str, b: &str) -> Result<TreeDiff> {
+        let raw = self.run(&[
+            "diff-tree",
+            "-r",
+            "-z",
+            "-M",
+            "--no-ext-diff",
+            "--raw",
+            a,
+            b,
+        ])?;
+        let mut changes = diff::parse_raw(&raw);
+        let oids: Vec<String> = changes
+            .iter()
+            .filter_map(Change::written_blob)
+            .map(str::to_string)
+            .collect();
+        let (numstat, sizes) = std::thread::scope(|s| {
+            let numstat = s.spawn(|| {
+                self.run(&[
+                    "diff-tree",
+                    "-r",
+                    "-z",
+                    "-M",
+                    "--no-ext-diff",
+                    "--numstat",
+                    a,
+                    b,
+                ])
+            });
+            let sizes = self.blob_sizes(&oids);
+            (
+                numstat
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                sizes,
+            )
+        });
+        diff::add_counts(&mut changes, &numstat?);
+        self.fill_submodule_changes(a, &mut changes);
+        Ok(TreeDiff {
+            changes,
+            patch: vec![],
+            sizes: sizes?,
+        })
+    }
+
+    /// The contents of the blobs `oids`, in order, read through one opening of the
+    /// repository (an opening costs about a millisecond).
+    pub fn blobs(&self, oids: &[&str]) -> Result<Vec<Vec<u8>>> {
+        if oids.is_empty() {
+            return Ok(vec![]);
+        }
         let repo = self.open()?;
         let git2_err = |context| move |source| GitError::Git2 { context, source };
-        let id = git2::Oid::from_str(oid).map_err(git2_err("parsing an object id"))?;
-        let blob = repo.find_blob(id).map_err(git2_err("reading a blob"))?;
-        Ok(blob.content().to_vec())
+        oids.iter()
+            .map(|oid| {
+                let id = git2::Oid::from_str(oid).map_err(git2_err("parsing an object id"))?;
+                let blob = repo.find_blob(id).map_err(git2_err("reading a blob"))?;
+                Ok(blob.content().to_vec())
+            })
+            .collect()
     }
 
     /// 3-way merges trees in memory; nothing on disk changes.
@@ -755,12 +896,28 @@ impl Repo {
 
     /// Every ref of the repository and the object it names.
     pub fn refs(&self) -> Result<BTreeMap<String, String>> {
-        let out = self.run(&["for-each-ref", "--format=%(refname) %(objectname)"])?;
-        Ok(String::from_utf8_lossy(&out)
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(name, oid)| (name.to_string(), oid.to_string()))
-            .collect())
+        // In process, loose and packed alike; a symbolic ref names what it resolves
+        // to, as `for-each-ref` shows it.
+        let repo = self.open()?;
+        let git2_err = |source| GitError::Git2 {
+            context: "listing refs",
+            source,
+        };
+        let mut refs = BTreeMap::new();
+        for r in repo.references().map_err(git2_err)? {
+            let r = r.map_err(git2_err)?;
+            let Some(name) = r.name().ok().map(str::to_string) else {
+                continue;
+            };
+            let target = match r.target() {
+                Some(oid) => Some(oid),
+                None => r.resolve().ok().and_then(|d| d.target()),
+            };
+            if let Some(oid) = target {
+                refs.insert(name, oid.to_string());
+            }
+        }
+        Ok(refs)
     }
 
     /// The message of the newest reflog entry of `refname` (who moved it, and why).
@@ -848,7 +1005,12 @@ impl Repo {
         let input = oids.join("\n") + "\n";
         let out = Self::run_in(
             &self.root,
-            &["cat-file", "--batch-check=%(objectname) %(objectsize)"],
+            // --buffer: one write per buffer-full instead of one per object.
+            &[
+                "cat-file",
+                "--buffer",
+                "--batch-check=%(objectname) %(objectsize)",
+            ],
             &[],
             Some(input.as_bytes()),
         )?;
@@ -999,5 +1161,71 @@ mod tests {
         assert_eq!(repo.snapshot_tree(&root).unwrap(), head_tree);
         std::fs::write(root.join("b.txt"), "b\n").unwrap();
         assert_ne!(repo.snapshot_tree(&root).unwrap(), head_tree);
+    }
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t.invalid"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn the_judging_diff_is_the_diff_the_patch_and_the_sizes() {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let dir = tmp.path();
+        git(dir, &["init", "-q", "-b", "main"]);
+        let write = |path: &str, bytes: &[u8]| {
+            let full = dir.join(path);
+            std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(full, bytes).expect("write");
+        };
+        write("a.txt", b"one\ntwo\n");
+        write("bin.dat", b"\0\x01\x02");
+        write(
+            "moved/old.txt",
+            b"a file long enough to be found again as renamed\n",
+        );
+        write("gone.txt", b"bye\n");
+        write("run.sh", b"echo hi\n");
+        write("type.txt", b"will be a link\n");
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "base"]);
+        let base = git(dir, &["rev-parse", "HEAD^{tree}"]);
+        write("a.txt", b"one\n2\nthree\n");
+        write("bin.dat", b"\0\x03");
+        git(dir, &["mv", "moved/old.txt", "moved/new name.txt"]);
+        git(dir, &["rm", "-q", "gone.txt"]);
+        git(dir, &["update-index", "--chmod=+x", "run.sh"]);
+        std::fs::remove_file(dir.join("type.txt")).expect("rm");
+        std::os::unix::fs::symlink("a.txt", dir.join("type.txt")).expect("symlink");
+        std::os::unix::fs::symlink("../outside", dir.join("link")).expect("symlink");
+        write("ünïcode \"q\".txt", b"x\n");
+        git(dir, &["add", "-A"]);
+        let tree = git(dir, &["write-tree"]);
+
+        let repo = Repo::discover(dir).expect("a repository");
+        let judged = repo.diff_for_judging(&base, &tree).expect("diff");
+        let changes = repo.diff_trees(&base, &tree).expect("diff");
+        assert_eq!(judged.changes, changes);
+        assert!(changes.iter().any(|c| c.kind == ChangeKind::Renamed));
+        assert!(changes.iter().any(|c| c.added.is_some()));
+        assert_eq!(judged.patch, repo.patch(&base, &tree).expect("patch"));
+        let oids: Vec<String> = changes
+            .iter()
+            .filter_map(Change::written_blob)
+            .map(str::to_string)
+            .collect();
+        assert_eq!(judged.sizes, repo.blob_sizes(&oids).expect("sizes"));
+        assert_eq!(
+            judged.sizes.len(),
+            oids.iter().collect::<BTreeSet<_>>().len()
+        );
     }
 }

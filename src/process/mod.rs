@@ -508,7 +508,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("check.log");
         let record = group::record_for(&log);
-        let mut s = spec(&format!("cat '{}'", record.display()));
+        // The record is written once the child is in its group, which may be just
+        // after the child starts: wait for it.
+        let mut s = spec(&format!(
+            "while [ ! -s '{0}' ]; do sleep 0.01; done; cat '{0}'",
+            record.display()
+        ));
         s.log = Some(log.clone());
         let mut lines = vec![];
         let done = run(&s, &mut |_, l| lines.push(l.to_string())).unwrap();

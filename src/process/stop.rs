@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 use super::Stopped;
 use super::cancel::CancelReason;
 
-/// The limits a child runs under.
+/// The limits a child runs under. A zero limit is no limit, as everywhere in baton
+/// (`--timeout 0s`, `check_timeout = "0s"`): a limit that stopped every child at once
+/// would be of no use, and this is the one place every child's limits pass through.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Limits {
-    /// Wall clock since the start.
+    /// Wall clock since the start; zero is no limit.
     pub timeout: Option<Duration>,
-    /// Quiet since the last line of output (or the start).
+    /// Quiet since the last line of output (or the start); zero is no limit.
     pub idle: Option<Duration>,
     /// Quiet after the child said its last word ([`super::Spec::finished`]) before it
     /// counts as lingering.
@@ -62,11 +64,14 @@ pub(super) fn decide(seen: &Seen, limits: &Limits) -> Option<Stop> {
         });
     }
     let since = |t: Instant| seen.now.saturating_duration_since(t);
+    let passed = |limit: Option<Duration>, from: Instant| {
+        limit.is_some_and(|l| !l.is_zero() && since(from) >= l)
+    };
     let why = if seen.finished && since(seen.last_output) >= limits.after_result {
         Stopped::AfterResult
-    } else if limits.timeout.is_some_and(|t| since(seen.started) >= t) {
+    } else if passed(limits.timeout, seen.started) {
         Stopped::Timeout
-    } else if limits.idle.is_some_and(|t| since(seen.last_output) >= t) {
+    } else if passed(limits.idle, seen.last_output) {
         Stopped::Idle
     } else {
         return None;
@@ -127,6 +132,12 @@ mod tests {
             decide(&seen(11 * S, 5 * S), &l),
             Some(Stop::Gently(Stopped::Timeout))
         );
+    }
+
+    #[test]
+    fn a_zero_limit_is_no_limit() {
+        let zero = limits(Some(Duration::ZERO), Some(Duration::ZERO));
+        assert_eq!(decide(&seen(100 * S, 100 * S), &zero), None);
     }
 
     #[test]

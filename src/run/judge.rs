@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::checklist::{CheckResult, CheckStatus, Checklist};
+use crate::checklist::{CheckResult, CheckStatus, Checklist, Progress};
 use crate::error::Result;
 use crate::events::{Events, RunEvent};
 use crate::git::{Change, ChangeKind, Repo};
@@ -96,16 +96,16 @@ impl Judge<'_> {
         enter: &mut dyn FnMut(Stage) -> Result<()>,
     ) -> Result<Evidence> {
         let base_tree = self.repo.tree_of(base)?;
-        let (changes, patch) = if tree == base_tree {
-            (vec![], vec![])
+        let changed = tree != base_tree;
+        // The change and the sizes of what it writes, which the scope needs; the
+        // patch (a second pass over every changed blob) is made while the checks run,
+        // and is in the journal before the verdict.
+        let diff = if changed {
+            self.repo.diff_and_sizes(&base_tree, &tree)?
         } else {
-            (
-                self.repo.diff_trees(&base_tree, &tree)?,
-                self.repo.patch(&base_tree, &tree)?,
-            )
+            crate::git::TreeDiff::default()
         };
-        self.journal.write_file(journal::PATCH_FILE, &patch)?;
-        let mut scope_report = judge_change(self.repo, self.scope, &changes)?;
+        let mut scope_report = judge_sized(self.repo, self.scope, &diff.changes, &diff.sizes)?;
         for path in outside {
             scope_report.paths.push(JudgedPath {
                 path: path.clone(),
@@ -122,13 +122,22 @@ impl Judge<'_> {
         }
         let has_change = !scope_report.paths.is_empty();
 
-        let mut checks = vec![];
-        let mut interrupted = false;
-        if agent.ok && has_change && !agent.interrupted {
-            enter(Stage::Checks)?;
-            checks = self.run_checks(worktree)?;
-            interrupted = checks.iter().any(|c| c.status == CheckStatus::Interrupted);
-        }
+        let (patch, checks) = std::thread::scope(|s| {
+            let patch = changed.then(|| s.spawn(|| self.repo.patch(&base_tree, &tree)));
+            let checks = if agent.ok && has_change && !agent.interrupted {
+                enter(Stage::Checks).and_then(|()| self.run_checks(worktree))
+            } else {
+                Ok(vec![])
+            };
+            let patch = patch
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .transpose();
+            (patch, checks)
+        });
+        self.journal
+            .write_file(journal::PATCH_FILE, &patch?.unwrap_or_default())?;
+        let checks = checks?;
+        let interrupted = checks.iter().any(|c| c.status == CheckStatus::Interrupted);
 
         enter(Stage::Scope)?;
         self.events.emit(RunEvent::ScopeJudged {
@@ -156,11 +165,26 @@ impl Judge<'_> {
             cancel: self.cancel.clone(),
         };
         let mut failure = None;
-        let results = checklist.run(&|i| self.journal.check_log(i), &mut |index, result| {
-            if let Err(e) = self.events.emit(RunEvent::CheckFinished {
-                index,
-                result: result.clone(),
-            }) {
+        let results = checklist.run(&|i| self.journal.check_log(i), &mut |progress| {
+            let emitted = match progress {
+                Progress::Started { index, command } => self.events.emit(RunEvent::CheckStarted {
+                    index,
+                    command: command.to_string(),
+                }),
+                // The check's log holds every line; the stream only shows them.
+                Progress::Line { index, line } => {
+                    self.events.show(RunEvent::CheckOutput {
+                        index,
+                        line: line.to_string(),
+                    });
+                    Ok(())
+                }
+                Progress::Done { index, result } => self.events.emit(RunEvent::CheckFinished {
+                    index,
+                    result: result.clone(),
+                }),
+            };
+            if let Err(e) = emitted {
                 failure.get_or_insert(e);
             }
         })?;
@@ -198,26 +222,40 @@ pub fn verdict(
 /// Judges a change by the scope, after reading what the judgement needs from git: the
 /// target of every symlink it adds or modifies, and the size of every file it writes.
 pub fn judge_change(repo: &Repo, scope: &Scope, changes: &[Change]) -> Result<ScopeReport> {
-    let mut targets = BTreeMap::new();
-    for c in changes
+    let oids: Vec<String> = changes
+        .iter()
+        .filter_map(Change::written_blob)
+        .map(str::to_string)
+        .collect();
+    judge_sized(repo, scope, changes, &repo.blob_sizes(&oids)?)
+}
+
+/// [`judge_change`] with the sizes of the blobs the change writes already read, by
+/// blob id (the symlinks' targets are read here, all through one repository).
+pub fn judge_sized(
+    repo: &Repo,
+    scope: &Scope,
+    changes: &[Change],
+    by_oid: &BTreeMap<String, u64>,
+) -> Result<ScopeReport> {
+    let links: Vec<&Change> = changes
         .iter()
         .filter(|c| c.new_mode == Change::SYMLINK_MODE)
-    {
-        let target = repo.blob(&c.new_oid)?;
-        targets.insert(
-            c.path.clone(),
-            String::from_utf8_lossy(&target).into_owned(),
-        );
-    }
-    let written: Vec<&Change> = changes
-        .iter()
-        .filter(|c| c.kind != ChangeKind::Deleted && c.new_mode != Change::GITLINK_MODE)
         .collect();
-    let oids: Vec<String> = written.iter().map(|c| c.new_oid.clone()).collect();
-    let by_oid = repo.blob_sizes(&oids)?;
-    let sizes = written
+    let oids: Vec<&str> = links.iter().map(|c| c.new_oid.as_str()).collect();
+    let targets = links
         .iter()
-        .filter_map(|c| Some((c.path.clone(), *by_oid.get(&c.new_oid)?)))
+        .zip(repo.blobs(&oids)?)
+        .map(|(c, target)| {
+            (
+                c.path.clone(),
+                String::from_utf8_lossy(&target).into_owned(),
+            )
+        })
+        .collect();
+    let sizes = changes
+        .iter()
+        .filter_map(|c| Some((c.path.clone(), *by_oid.get(c.written_blob()?)?)))
         .collect();
     Ok(scope.judge(changes, &targets, &sizes))
 }

@@ -113,9 +113,41 @@ pub fn commit_message(report: &RunReport) -> String {
 }
 
 fn not_verified(report: &RunReport) -> Refusal {
+    // What broke, named: each path out of bounds with its rule, each failing check.
+    let mut broke: Vec<String> = report
+        .scope
+        .iter()
+        .flat_map(|s| s.paths.iter())
+        .filter(|p| p.verdict.is_violation())
+        .map(|p| {
+            format!(
+                "{}: {}",
+                crate::ui::quote_path(&p.path),
+                p.verdict.describe()
+            )
+        })
+        .collect();
+    broke.extend(
+        report
+            .scope
+            .iter()
+            .flat_map(|s| s.over_limits.iter().cloned()),
+    );
+    broke.extend(
+        report
+            .checks
+            .iter()
+            .filter(|c| !c.status.passed() && c.status != crate::checklist::CheckStatus::Skipped)
+            .map(|c| format!("`{}` {}", c.command, c.status.name())),
+    );
+    let verdict = if broke.is_empty() {
+        report.verdict.describe().to_string()
+    } else {
+        format!("{}: {}", report.verdict.describe(), broke.join("; "))
+    };
     Refusal::NotVerified {
         run_id: report.run_id.clone(),
-        verdict: report.verdict.describe().into(),
+        verdict,
         scope_violated: report.verdict == Verdict::ScopeViolated,
     }
 }

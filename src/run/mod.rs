@@ -516,6 +516,10 @@ fn round(
     ctx: &AgentContext,
     fresh: bool,
 ) -> Result<()> {
+    // The last round's judgement is in its attempt record; the stage writes of this
+    // round do not carry its (possibly huge) path list again.
+    report.scope = None;
+    report.checks.clear();
     enter(journal, events, report, Stage::Agent)?;
     let step: AgentStep =
         attempt::attempt(repo, events, &report.agent, backend, ctx, &report.branch)?;

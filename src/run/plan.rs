@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::agent::AgentSpec;
 use crate::config::{self, Config};
 use crate::error::{Error, Result};
+use crate::git::Repo;
 use crate::handoff::Handoff;
 use crate::report::{Policy, RunSettings};
 use crate::route::Choice;
@@ -142,6 +143,19 @@ impl Plan {
             max_lines: s.max_lines,
         };
         let scope = Scope::compile(&scope_globs, &deny)?.with_limits(limits);
+        if !scope.is_everything() {
+            // Plans made outside a repository (tests, previews) have none to look in.
+            if let Ok(repo) = Repo::discover(&request.repo_root) {
+                let from = if request.flags.scope.is_some() {
+                    "--scope"
+                } else if contract.scope.is_some() {
+                    "the handoff's scope"
+                } else {
+                    "`[defaults] scope` in the config"
+                };
+                refuse_scope_in_submodules(&repo, &scope, &request.base, from)?;
+            }
+        }
 
         let on_pass = s.on_pass.unwrap_or(Policy::Merge);
         let on_fail = s.on_fail.unwrap_or(Policy::Stash);
@@ -200,6 +214,40 @@ impl Plan {
             sweep: None,
         })
     }
+}
+
+/// Refuses a scope that invites the agent into a submodule: baton lands changes in
+/// this repository only and judges every change inside a submodule a violation, so
+/// such a run could not pass. Said before anything starts, with the way out.
+fn refuse_scope_in_submodules(repo: &Repo, scope: &Scope, base: &Base, from: &str) -> Result<()> {
+    let rev = match base {
+        Base::Rev(rev) => rev.as_str(),
+        Base::Index(tree) => tree.as_str(),
+        Base::Head | Base::Dirty => "HEAD",
+    };
+    // A base that does not resolve is refused later, by the run, with its own words.
+    let Ok(submodules) = repo.submodules(rev) else {
+        return Ok(());
+    };
+    for sub in submodules {
+        let store = repo.submodule_store(&sub);
+        let files = store
+            .as_deref()
+            .map(|s| repo.submodule_files(s, &sub.commit))
+            .unwrap_or_default();
+        if let Some(glob) = scope.reaching_into(&sub.path, &files) {
+            let missing = if store.is_none() {
+                ", which is not checked out here (and baton does not fetch it)"
+            } else {
+                ""
+            };
+            return Err(Error::Usage(format!(
+                "{from} `{glob}` reaches into submodule `{path}`{missing}; baton does not land changes inside a submodule — narrow the scope, add `--deny {path}/`, or run baton in the submodule's own checkout",
+                path = sub.path
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -84,7 +84,9 @@ impl Entry {
                 old_path: p.old_path.clone(),
                 old_mode: String::new(),
                 new_mode: p.mode.clone().unwrap_or_default(),
+                old_oid: String::new(),
                 new_oid: String::new(),
+                inside: vec![],
                 added: p.added,
                 removed: p.removed,
             })
@@ -709,7 +711,7 @@ impl<'a> Queue<'a> {
             env: vec![("BATON_SWEEP_ID".into(), self.cfg.sweep_id.clone())],
             cancel: process::Cancel::default(),
         };
-        let results = list.run(&|_| log.clone(), &mut |_, _| {})?;
+        let results = list.run(&|_| log.clone(), &mut |_| {})?;
         results
             .into_iter()
             .next()

@@ -2,7 +2,131 @@
 //! final summary. Everything goes to stderr, so that `--json` output on stdout stays
 //! machine-readable.
 
+pub mod terminal;
+
 use std::io::{IsTerminal, Write};
+
+/// When to colour what baton prints: `--color=auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set (or `TERM=dumb`).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Sets the colour choice for the process (once, from the command line).
+pub fn set_color(choice: ColorChoice) {
+    let _ = COLOR.set(choice);
+}
+
+/// Whether output to stderr (`stdout == false`) or stdout is coloured.
+pub fn colored(stdout: bool) -> bool {
+    match COLOR.get().copied().unwrap_or_default() {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+            let tty = if stdout {
+                std::io::stdout().is_terminal()
+            } else {
+                std::io::stderr().is_terminal()
+            };
+            tty && !no_color && !dumb
+        }
+    }
+}
+
+/// What a piece of text is, for its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paint {
+    Stage,
+    Good,
+    Bad,
+    Warn,
+    Added,
+    Removed,
+    Hunk,
+    Header,
+}
+
+/// `text` in the colour of `what`, when `on`.
+pub fn paint(on: bool, what: Paint, text: &str) -> String {
+    use anstyle::{AnsiColor, Style};
+    if !on {
+        return text.to_string();
+    }
+    let style = match what {
+        Paint::Stage => Style::new().bold().fg_color(Some(AnsiColor::Cyan.into())),
+        Paint::Good | Paint::Added => Style::new().fg_color(Some(AnsiColor::Green.into())),
+        Paint::Bad | Paint::Removed => Style::new().fg_color(Some(AnsiColor::Red.into())),
+        Paint::Warn => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        Paint::Hunk => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
+        Paint::Header => Style::new().bold(),
+    };
+    format!("{}{text}{}", style.render(), style.render_reset())
+}
+
+/// A verdict's words in its colour.
+pub fn verdict(on: bool, verdict: crate::report::Verdict) -> String {
+    use crate::report::Verdict;
+    let what = match verdict {
+        Verdict::Passed => Paint::Good,
+        Verdict::Pending | Verdict::NoChange => Paint::Warn,
+        _ => Paint::Bad,
+    };
+    paint(on, what, verdict.describe())
+}
+
+/// A patch coloured as `git diff` colours it.
+pub fn color_patch(on: bool, patch: &str) -> String {
+    if !on {
+        return patch.to_string();
+    }
+    patch
+        .split_inclusive('\n')
+        .map(|line| {
+            let (body, end) = match line.strip_suffix('\n') {
+                Some(b) => (b, "\n"),
+                None => (line, ""),
+            };
+            let what = if body.starts_with("+++")
+                || body.starts_with("---")
+                || body.starts_with("diff ")
+            {
+                Some(Paint::Header)
+            } else if body.starts_with('+') {
+                Some(Paint::Added)
+            } else if body.starts_with('-') {
+                Some(Paint::Removed)
+            } else if body.starts_with("@@") {
+                Some(Paint::Hunk)
+            } else {
+                None
+            };
+            match what {
+                Some(w) => format!("{}{end}", paint(true, w, body)),
+                None => line.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// How much a run shows while it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// Only the result (`-q`).
+    Quiet,
+    /// A line per stage, and a live status line on a terminal.
+    #[default]
+    Normal,
+    /// Also the agent's and the checks' output lines (`-v`).
+    Verbose,
+}
 
 /// `println!` that does not panic when stdout is closed (`baton status | head`).
 #[macro_export]
@@ -84,17 +208,31 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// One progress line: the stage name, then what happened.
 pub fn progress(stage: &str, message: impl std::fmt::Display) {
-    let message = message.to_string();
-    crate::say!("{stage:>9}  {}", printable(&message));
+    crate::say!("{}", progress_line(stage, &message.to_string()));
+}
+
+/// A progress line as [`progress`] prints it, for printing elsewhere (above a live
+/// status line).
+pub fn progress_line(stage: &str, message: &str) -> String {
+    let stage = format!("{stage:>9}");
+    format!(
+        "{}  {}",
+        paint(colored(false), Paint::Stage, &stage),
+        printable(message)
+    )
 }
 
 pub fn warn(message: impl std::fmt::Display) {
     let message = message.to_string();
-    crate::say!("  warning  {}", printable(&message));
+    crate::say!(
+        "  {}  {}",
+        paint(colored(false), Paint::Warn, "warning"),
+        printable(&message)
+    );
 }
 
 pub fn error(message: &str, causes: &[String]) {
-    let mut text = format!("error: {message}");
+    let mut text = format!("{} {message}", paint(colored(false), Paint::Bad, "error:"));
     for c in causes {
         text.push_str(&format!("\n  caused by: {c}"));
     }
@@ -125,7 +263,7 @@ pub fn summary(report: &RunReport) {
     crate::say!(
         "\nrun {}: {} — {}\n  journal: {}",
         report.run_id,
-        report.verdict.describe(),
+        verdict(colored(false), report.verdict),
         outcome,
         report.journal.display()
     );
