@@ -69,8 +69,16 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(repo: &Repo, c: Candidate) -> Result<Entry> {
-        let base_tree = repo.tree_of(&c.report.base)?;
+    fn new(repo: &Repo, c: Candidate, trees: &mut HashMap<String, String>) -> Result<Entry> {
+        // Most runs of a sweep share their base: its tree is read once.
+        let base_tree = match trees.get(&c.report.base) {
+            Some(t) => t.clone(),
+            None => {
+                let t = repo.tree_of(&c.report.base)?;
+                trees.insert(c.report.base.clone(), t.clone());
+                t
+            }
+        };
         let tree = c.report.tree.clone().unwrap_or_else(|| base_tree.clone());
         // The judge's list of the change is the diff of these trees, path by path.
         let changes = c
@@ -244,6 +252,8 @@ pub struct Queue<'a> {
     /// Candidates waiting for the user's tree (dirty_overlap), tried again at the end.
     parked: Vec<Entry>,
     cache: HashMap<(String, String), Cached>,
+    /// The tree of each base commit seen.
+    base_trees: HashMap<String, String>,
     stats: QueueStats,
 }
 
@@ -262,6 +272,7 @@ impl<'a> Queue<'a> {
             waiting: VecDeque::new(),
             parked: vec![],
             cache: HashMap::new(),
+            base_trees: HashMap::new(),
             stats: QueueStats::default(),
         }
     }
@@ -292,7 +303,7 @@ impl<'a> Queue<'a> {
             task: candidate.task.clone(),
             run_id: candidate.report.run_id.clone(),
         })?;
-        let entry = Entry::new(self.repo, candidate)?;
+        let entry = Entry::new(self.repo, candidate, &mut self.base_trees)?;
         self.waiting.push_back(entry);
         Ok(())
     }

@@ -571,6 +571,9 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Threads that resolve a task file's plans.
+const RESOLVERS: usize = 4;
+
 /// What a task file resolves against: the repository, its config, the command line.
 pub struct Context<'a> {
     pub repo: &'a Repo,
@@ -610,7 +613,7 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
         section.keys.get(field).copied()
     };
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-    let mut tasks = vec![];
+    let mut named = vec![];
     for raw in raws {
         let task_text = raw.settings.task_text().trim().to_string();
         let id = match &raw.id {
@@ -647,6 +650,18 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
             }
         };
         seen.insert(id.clone(), raw.line);
+        if task_text.is_empty() {
+            return Err(bad(
+                format!("{name}:{}: task `{id}`, field `task`", raw.line),
+                "the task has no text; set `task = \"...\"`",
+            )
+            .into());
+        }
+        named.push((raw, id, task_text));
+    }
+    // Each plan costs a few milliseconds, mostly a git process or two: resolved a few
+    // at a time, then taken in the file's order (the first error is the first task's).
+    let resolve_one = |(raw, id, task_text): &(RawTask, String, String)| -> Result<Plan> {
         // Where a field's value came from, for the error line: the flag, the task, the
         // file's [defaults], or the config.
         let from = |field: &str, flag: &str| -> String {
@@ -664,26 +679,36 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
                 )
             }
         };
-        if task_text.is_empty() {
-            return Err(bad(
-                format!("{name}:{}: task `{id}`, field `task`", raw.line),
-                "the task has no text; set `task = \"...\"`",
-            )
-            .into());
-        }
-        let plan = resolve(
+        resolve(
             ctx,
             &config,
             &file_defaults,
-            &raw,
-            &task_text,
+            raw,
+            task_text,
             &from,
             &format!("{name}:{}: task `{id}`", raw.line),
-        )?;
+        )
+    };
+    let chunk = named.len().div_ceil(RESOLVERS).max(1);
+    let plans: Vec<Result<Plan>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = named
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(resolve_one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(Error::Usage("resolving a task panicked".into()))])
+            })
+            .collect()
+    });
+    let mut tasks = vec![];
+    for ((raw, id, _), plan) in named.into_iter().zip(plans) {
         tasks.push(Task {
             id,
             line: raw.line,
-            plan,
+            plan: plan?,
         });
     }
     let mut queue_settings = file_queue;
