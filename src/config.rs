@@ -21,6 +21,63 @@ pub enum ConfigError {
     },
     #[error("{} is not valid: {message}; fix it or move it aside", path.display())]
     Parse { path: PathBuf, message: String },
+    /// A value that parses but would be refused later: refused when the file is read,
+    /// so the error names the file, the field and its line.
+    #[error("{}: {field}{}: {problem}", path.display(), at_line(*line))]
+    Field {
+        path: PathBuf,
+        field: String,
+        line: Option<usize>,
+        problem: String,
+    },
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" at line {l}")).unwrap_or_default()
+}
+
+/// One step of the way to a value in a TOML document: a key, or an array's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key<'a> {
+    Name(&'a str),
+    Index(usize),
+}
+
+/// The line (1-based) where the value at `keys` is written in the TOML `text`, or,
+/// when the last key names a table (`[agents.codx]`), where that key is. None when the
+/// text does not parse or holds no such value.
+pub fn line_of(text: &str, keys: &[Key<'_>]) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut value: Option<&DeValue<'_>> = None;
+    let mut table = Some(root.get_ref());
+    let mut start = root.span().start;
+    for key in keys {
+        let next = match (key, table, value) {
+            (Key::Name(name), Some(t), _) => {
+                let (k, v) = t.get_key_value(*name)?;
+                // A table's own line is its header's, where its key is written.
+                start = if matches!(v.get_ref(), DeValue::Table(_)) {
+                    k.span().start
+                } else {
+                    v.span().start
+                };
+                v
+            }
+            (Key::Index(i), _, Some(DeValue::Array(a))) => {
+                let v = a.get(*i)?;
+                start = v.span().start;
+                v
+            }
+            _ => return None,
+        };
+        value = Some(next.get_ref());
+        table = match next.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+    }
+    Some(text.get(..start)?.matches('\n').count() + 1)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -128,7 +185,9 @@ fn home() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-fn user_file() -> Option<PathBuf> {
+/// The user's own config file, under every repository's:
+/// `$XDG_CONFIG_HOME/baton/config.toml` (`~/.config/...`).
+pub fn user_file() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -151,6 +210,7 @@ fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
         path: path.to_path_buf(),
         message: e.message().trim().to_string() + &crate::settings::toml_place(&text, &e),
     })?;
+    check(path, &text, &config)?;
     if config.defaults.task.is_some() {
         return Err(ConfigError::Parse {
             path: path.to_path_buf(),
@@ -158,6 +218,147 @@ fn read(path: &Path) -> Result<Option<Config>, ConfigError> {
         });
     }
     Ok(Some(config))
+}
+
+/// Refuses what parses but could never work, naming the file, the field and its line:
+/// a `[defaults]` value a run would refuse (see [`check_settings`]), an `[agents.X]`
+/// for no agent baton has, a `[[route]]` that picks no agent baton has, or a word of
+/// one that can never match a task.
+fn check(path: &Path, text: &str, config: &Config) -> Result<(), ConfigError> {
+    let refuse = |field: String, keys: &[Key<'_>], problem: String| ConfigError::Field {
+        path: path.to_path_buf(),
+        field,
+        line: line_of(text, keys),
+        problem,
+    };
+    if let Some(bad) = check_settings(&config.defaults) {
+        let mut keys = vec![Key::Name("defaults"), Key::Name(bad.field)];
+        keys.extend(bad.index.map(Key::Index));
+        return Err(refuse(
+            format!("[defaults] {}", bad.field),
+            &keys,
+            bad.problem,
+        ));
+    }
+    if let Some(name) = config
+        .agents
+        .keys()
+        .find(|n| !CONFIGURABLE.contains(&n.as_str()))
+    {
+        return Err(refuse(
+            format!("[agents.{name}]"),
+            &[Key::Name("agents"), Key::Name(name)],
+            format!(
+                "baton has no agent `{name}` to configure; configure one of: {}",
+                CONFIGURABLE.join(", ")
+            ),
+        ));
+    }
+    for (i, rule) in config.route.iter().enumerate() {
+        let field = |name: &str| format!("[[route]] {}, `{name}`", i + 1);
+        if let Some(problem) = route_agent_problem(&rule.agent) {
+            let keys = [Key::Name("route"), Key::Index(i), Key::Name("agent")];
+            return Err(refuse(field("agent"), &keys, problem));
+        }
+        for (j, term) in rule.when.iter().enumerate() {
+            if let Some(problem) = crate::route::unmatchable(term) {
+                let keys = [
+                    Key::Name("route"),
+                    Key::Index(i),
+                    Key::Name("when"),
+                    Key::Index(j),
+                ];
+                return Err(refuse(field("when"), &keys, problem));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The agents with an `[agents.NAME]` section: the CLIs baton starts.
+pub const CONFIGURABLE: &[&str] = &["codex", "claude", "gemini"];
+
+/// A value of a settings layer (`[defaults]`, a handoff's front matter) that parses
+/// but that a run would refuse: which field (and which entry of a list), and the
+/// problem with its fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    pub field: &'static str,
+    pub index: Option<usize>,
+    pub problem: String,
+}
+
+/// The first value of `s` a run would refuse, found when its file is read so that
+/// the error can name the file and the line: an agent baton does not have, `auto`
+/// as a fallback, `on_fail = "merge"` (it would land an unverified change), a glob
+/// that does not compile.
+pub fn check_settings(s: &crate::settings::Settings) -> Option<Invalid> {
+    use crate::settings::Settings;
+    let invalid = |field, index, problem| {
+        Some(Invalid {
+            field,
+            index,
+            problem,
+        })
+    };
+    if let Some(problem) = s.agent.as_deref().and_then(|a| agent_problem(a, true)) {
+        return invalid("agent", None, problem);
+    }
+    for (i, a) in Settings::list(&s.fallback).iter().enumerate() {
+        if let Some(problem) = agent_problem(a, false) {
+            return invalid("fallback", Some(i), problem);
+        }
+    }
+    if s.on_fail == Some(crate::report::Policy::Merge) {
+        return invalid(
+            "on_fail",
+            None,
+            "`merge` would land a change that was not verified; use stash, revert or keep".into(),
+        );
+    }
+    for (field, globs) in [("scope", &s.scope), ("deny", &s.deny)] {
+        for (i, g) in Settings::list(globs).iter().enumerate() {
+            let one = std::slice::from_ref(g);
+            let compiled = if field == "scope" {
+                crate::scope::Scope::compile(one, &[])
+            } else {
+                crate::scope::Scope::compile(&[], one)
+            };
+            if let Err(e) = compiled {
+                return invalid(field, Some(i), e.to_string());
+            }
+        }
+    }
+    None
+}
+
+/// Why `text` names no agent, if it does not; `auto` only where it may stand.
+fn agent_problem(text: &str, auto_ok: bool) -> Option<String> {
+    use crate::agent::{AGENT_NAMES, AgentError, AgentSpec, BACKEND_NAMES};
+    match AgentSpec::parse(text) {
+        Ok(_) => None,
+        Err(AgentError::NotAvailable(_)) if auto_ok => None,
+        Err(AgentError::Unknown(name)) => Some(format!(
+            "unknown agent `{name}`; use one of: {}",
+            if auto_ok { AGENT_NAMES } else { BACKEND_NAMES }
+        )),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Why a route cannot pick `agent`, if it cannot.
+fn route_agent_problem(agent: &str) -> Option<String> {
+    use crate::agent::{AgentError, AgentSpec, BACKEND_NAMES};
+    match AgentSpec::parse(agent) {
+        Ok(_) => None,
+        Err(AgentError::NotAvailable(_)) => Some(format!(
+            "a route cannot pick `auto` (routing is what picks); name one of: {BACKEND_NAMES}"
+        )),
+        Err(AgentError::Unknown(name)) => Some(format!(
+            "unknown agent `{name}`; a route picks one of: {BACKEND_NAMES}"
+        )),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 impl Config {
@@ -233,5 +434,27 @@ impl Config {
             .or_else(|| home().map(|h| h.join(".local").join("share")))
             .unwrap_or_else(std::env::temp_dir);
         data.join("baton").join("worktrees")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_of_finds_values_table_headers_and_list_entries() {
+        let text = "checks = []\n\n[defaults]\nfallback = [\n  \"claude\",\n  \"bar\",\n]\n\n[agents.codx]\nmodel = \"m\"\n\n[[route]]\nagent = \"a\"\n[[route]]\nagent = \"b\"\n";
+        let at = |keys: &[Key<'_>]| line_of(text, keys);
+        assert_eq!(
+            at(&[Key::Name("defaults"), Key::Name("fallback"), Key::Index(1)]),
+            Some(6)
+        );
+        assert_eq!(at(&[Key::Name("agents"), Key::Name("codx")]), Some(9));
+        assert_eq!(
+            at(&[Key::Name("route"), Key::Index(1), Key::Name("agent")]),
+            Some(15)
+        );
+        assert_eq!(at(&[Key::Name("nowhere")]), None);
+        assert_eq!(line_of("not = [toml", &[Key::Name("not")]), None);
     }
 }

@@ -137,6 +137,19 @@ pub fn config_text(checks: &[Detected]) -> String {
     text
 }
 
+/// What a user needs to know once the config is written: whether to commit it,
+/// where their own settings go, and what to try next.
+pub fn advice(user_file: Option<&Path>) -> Vec<String> {
+    let user = user_file
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "~/.config/baton/config.toml".into());
+    vec![
+        "commit .baton/: it is this repository's shared baton config, the same for everyone who clones it (`git add .baton && git commit -m \"baton config\"`)".into(),
+        format!("your own settings, for every repository (an agent's path, model or key), go in {user}; this repository's file wins over it"),
+        "next: `baton doctor` checks the agents on this machine; then `baton run --task \"...\" --agent codex --scope 'src/**'` runs these checks on the agent's change".into(),
+    ]
+}
+
 fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }

@@ -222,7 +222,12 @@ fn doctor_checks_codex_for_real_and_catches_an_open_sandbox() {
     common::require_codex();
     let ran = bench.baton(&["doctor"]);
     ran.expect(0);
-    let lines: Vec<&str> = ran.stdout.lines().collect();
+    // The doctor checks claude and gemini too (tests/conventions.rs): codex's lines.
+    let lines: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter(|l| l.contains(" codex: "))
+        .collect();
     assert_eq!(lines.len(), 4, "{}", ran.stdout);
     assert!(lines.iter().all(|l| l.starts_with("ok ")), "{}", ran.stdout);
     assert!(lines[1].contains("codex-cli 0.169.0"), "{}", lines[1]);

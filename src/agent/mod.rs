@@ -18,14 +18,18 @@ use crate::report::{AgentReport, AgentStatus, FailureClass};
 pub use claude::pointed_at as claude_pointed_at;
 pub use codex::{CODEX_PACKAGE, CODEX_VERSION, pointed_at};
 
+/// Every agent a user can name, as help and errors list them.
+pub const AGENT_NAMES: &str = "codex, claude, gemini, cmd:<shell command>, auto";
+/// The agents that do the work (`auto` only picks one of them).
+pub const BACKEND_NAMES: &str = "codex, claude, gemini, cmd:<shell command>";
+
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error(
-        "unknown agent `{0}`; use codex, or cmd:<shell command> (for example --agent 'cmd:./fix.sh')"
-    )]
+    #[error("unknown agent `{0}`; use one of: {AGENT_NAMES} (for example --agent 'cmd:./fix.sh')")]
     Unknown(String),
+    /// `auto` where an agent must be named: a fallback, a route's choice.
     #[error(
-        "the `{0}` agent is not available in this version of baton yet; use --agent codex or --agent cmd:<shell command>"
+        "`{0}` picks the first agent by routing the task, so it cannot be a fallback; name one of: {BACKEND_NAMES}"
     )]
     NotAvailable(String),
     #[error("the agent `cmd:` has no command; write it as cmd:<shell command>")]
@@ -519,6 +523,16 @@ pub fn find_executable(name: &str, configured: Option<&Path>) -> Result<PathBuf,
             package,
             where_: " on PATH".into(),
         })
+}
+
+/// The version of the CLI `name` that baton is tested with.
+pub fn tested_version(name: &str) -> Option<&'static str> {
+    match name {
+        "codex" => Some(CODEX_VERSION),
+        "claude" => Some(claude::CLAUDE_VERSION),
+        "gemini" => Some(gemini::GEMINI_VERSION),
+        _ => None,
+    }
 }
 
 /// baton's own cache of agent CLIs: `$XDG_CACHE_HOME/baton/agents` (`~/.cache/...`).

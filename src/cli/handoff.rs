@@ -55,7 +55,8 @@ pub struct NewArgs {
     /// A check to run in the worktree (repeatable, in order).
     #[arg(long = "check", value_name = "CMD")]
     checks: Vec<String>,
-    /// The agent: cmd:<shell command>.
+    /// The agent: codex, claude, gemini, cmd:<shell command>, or auto (picked by the
+    /// task's words when the handoff runs).
     #[arg(long)]
     agent: Option<String>,
     /// Wall-clock limit for the agent, like 20m.
@@ -113,7 +114,8 @@ pub fn cmd_handoff(dir: &Path, cmd: HandoffCommand) -> Result<i32> {
                 timeout: args.timeout,
                 ..NewHandoff::default()
             };
-            if let Some(agent) = &args.agent {
+            // `auto` is routed when the handoff runs.
+            if let Some(agent) = args.agent.as_deref().filter(|a| a.trim() != "auto") {
                 crate::agent::AgentSpec::parse(agent)?;
             }
             crate::scope::Scope::compile(&args.scope, &args.deny)?;

@@ -41,5 +41,8 @@ pub fn cmd_init(dir: &Path, args: InitArgs) -> Result<i32> {
     }
     std::fs::write(&path, init::config_text(&checks)).map_err(io_err)?;
     ui::progress("init", format!("wrote {}", path.display()));
+    for line in init::advice(config::user_file().as_deref()) {
+        ui::progress("init", line);
+    }
     Ok(exit::OK)
 }

@@ -3,12 +3,16 @@
 //! builds options and calls the core.
 
 mod clean;
+mod completions;
 mod decide;
 mod demo;
 mod doctor;
 mod handoff;
+mod help;
 mod init;
+mod man;
 mod model_server;
+mod pager;
 mod recover;
 mod replay;
 mod resume;
@@ -19,7 +23,7 @@ mod sweep;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches as _, Parser, Subcommand};
 
 use crate::error::{Error, Result};
 use crate::git::Repo;
@@ -33,7 +37,7 @@ use crate::{exit, ui};
 /// itself failed after the run started;
 /// 130 interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "baton", version, max_term_width = 100)]
+#[command(name = "baton", version = help::VERSION, max_term_width = 100)]
 pub struct Cli {
     /// Run as if baton was started in DIR.
     #[arg(short = 'C', global = true, value_name = "DIR")]
@@ -80,45 +84,41 @@ enum Command {
     Route(route::RouteArgs),
     Doctor(doctor::DoctorArgs),
     ModelServer(model_server::ModelServerArgs),
+    Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
 }
 
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    // Parsed through `help::command()`, the command line with its examples and
+    // environment attached, so `--help` shows them.
+    let parsed = help::command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => {
             // --help and --version, as clap writes them.
             let _ = e.print();
             return exit::OK;
         }
         Err(e) => {
-            // clap's own errors look like baton's: one `error:` line that says what
-            // is wrong and where to look.
-            // The message is clap's lines before its usage and tip, joined.
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(" ")
-                .trim_start_matches("error: ")
-                .to_string();
-            let first = if first.is_empty() {
-                "bad usage".to_string()
-            } else {
-                first
-            };
-            let command = std::env::args()
-                .nth(1)
-                .filter(|a| !a.starts_with('-'))
-                .map(|c| format!("baton {c} --help"))
-                .unwrap_or_else(|| "baton --help".into());
-            ui::error(&format!("{first}; see `{command}`"), &[]);
+            ui::error(&usage_line(&e), &[]);
             return exit::USAGE;
         }
     };
-    match dispatch(cli) {
+    let pager = paged(&matches).then(pager::start).flatten();
+    // The page stands for the terminal stdout was: its colours stay on, as git's do
+    // in its pager, unless asked otherwise (decided before `dispatch` sets the choice).
+    if pager.is_some() && cli.color == ui::ColorChoice::Auto && ui::colored(false) {
+        ui::set_color(ui::ColorChoice::Always);
+    }
+    let result = dispatch(cli);
+    // The page is over before an error is said, so the error is not lost behind it.
+    if let Some(pager) = pager {
+        pager.finish();
+    }
+    match result {
         Ok(code) => code,
         Err(err) => {
             let message = err.to_string();
@@ -164,6 +164,56 @@ fn verbosity() -> ui::Verbosity {
     VERBOSITY.get().copied().unwrap_or_default()
 }
 
+/// clap's own error as one line like baton's: what is wrong, clap's hints (the values
+/// allowed, a similar name that exists), and the help to read — the command's own
+/// when the command line names one.
+fn usage_line(e: &clap::Error) -> String {
+    let rendered = e.render().to_string();
+    // The message is clap's lines before its usage, joined (the values allowed among
+    // them); its tips (a similar name that exists) follow a blank line.
+    let message = rendered
+        .lines()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Usage:"))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let message = match message.trim_start_matches("error: ") {
+        "" => "bad usage",
+        m => m,
+    };
+    let tips: Vec<&str> = rendered
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tip: "))
+        .collect();
+    let tips = if tips.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", tips.join("; "))
+    };
+    let top = help::command();
+    let command = std::env::args()
+        .skip(1)
+        .find(|a| top.find_subcommand(a).is_some())
+        .map(|c| format!("baton {c} --help"))
+        .unwrap_or_else(|| "baton --help".into());
+    format!("{message}{tips}; see `{command}`")
+}
+
+/// Whether the command prints something long enough for a pager: `show --diff`
+/// (not with `--json`).
+fn paged(matches: &clap::ArgMatches) -> bool {
+    let flag = |m: &clap::ArgMatches, id: &str| {
+        m.try_get_one::<bool>(id)
+            .ok()
+            .flatten()
+            .copied()
+            .unwrap_or(false)
+    };
+    matches
+        .subcommand_matches("show")
+        .is_some_and(|show| flag(show, "diff") && !flag(show, "json"))
+}
+
 fn dispatch(cli: Cli) -> Result<i32> {
     ui::set_color(cli.color);
     let _ = VERBOSITY.set(match (cli.verbose, cli.quiet) {
@@ -172,7 +222,28 @@ fn dispatch(cli: Cli) -> Result<i32> {
         _ => ui::Verbosity::Normal,
     });
     let dir = match cli.directory {
-        Some(d) => d,
+        // Said here, before any command mistakes it for "not a repository".
+        Some(d) => match std::fs::metadata(&d) {
+            Ok(m) if m.is_dir() => d,
+            Ok(_) => {
+                return Err(Error::Usage(format!(
+                    "-C {}: not a directory; give the directory to run baton in",
+                    d.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Usage(format!(
+                    "-C {}: no such directory; check the path (it is taken from where baton was started)",
+                    d.display()
+                )));
+            }
+            Err(source) => {
+                return Err(Error::Io {
+                    context: format!("cannot use -C {}", d.display()),
+                    source,
+                });
+            }
+        },
         None => std::env::current_dir().map_err(|source| Error::Io {
             context: "cannot read the current directory".into(),
             source,
@@ -196,6 +267,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Route(args) => route::cmd_route(&dir, args),
         Command::Doctor(args) => doctor::cmd_doctor(&dir, args),
         Command::ModelServer(args) => model_server::cmd_model_server(args),
+        Command::Completions(args) => completions::cmd_completions(args),
+        Command::Man(args) => man::cmd_man(args),
     }
 }
 
@@ -283,7 +356,6 @@ fn print_json<T: serde::Serialize>(value: &T) {
 mod tests {
     #[test]
     fn verify_app() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::help::command().debug_assert();
     }
 }

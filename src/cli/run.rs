@@ -25,7 +25,8 @@ pub struct RunArgs {
     task: Option<String>,
     #[command(flatten)]
     fields: HandoffFields,
-    /// The agent: codex, claude, gemini, or cmd:<shell command>.
+    /// The agent: codex, claude, gemini, cmd:<shell command> (run with `sh -c` in the
+    /// worktree), or auto (picked by the task's words: `baton route "TASK"` shows which).
     #[arg(long)]
     agent: Option<String>,
     /// An agent to hand the task to when the previous one fails (repeatable, in order).

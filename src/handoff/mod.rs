@@ -28,6 +28,19 @@ pub enum HandoffError {
     UnclosedFrontMatter,
     #[error("malformed front matter: {message}; fix the TOML between the `+++` lines")]
     FrontMatter { message: String },
+    /// A value that parses but that a run would refuse (see `config::check_settings`).
+    #[error("front matter `{field}` at line {line}: {problem}")]
+    Field {
+        field: String,
+        line: usize,
+        problem: String,
+    },
+    /// Any of the above, in the handoff file it was found in.
+    #[error("{}: {inner}", path.display())]
+    InFile {
+        path: PathBuf,
+        inner: Box<HandoffError>,
+    },
     #[error("the handoff has no task; set `task = \"...\"` in its front matter")]
     NoTask,
     #[error("unknown template `{name}`; choose one of: {available}")]
@@ -66,7 +79,10 @@ impl Handoff {
             path: path.to_path_buf(),
             source,
         })?;
-        Handoff::parse(&text)
+        Handoff::parse(&text).map_err(|e| HandoffError::InFile {
+            path: path.to_path_buf(),
+            inner: Box::new(e),
+        })
     }
 
     pub fn parse(text: &str) -> Result<Handoff, HandoffError> {
@@ -104,6 +120,17 @@ impl Handoff {
                 message: e.message().trim().to_string() + &place.unwrap_or_default(),
             }
         })?;
+        if let Some(bad) = crate::config::check_settings(&contract) {
+            use crate::config::Key;
+            let mut keys = vec![Key::Name(bad.field)];
+            keys.extend(bad.index.map(Key::Index));
+            return Err(HandoffError::Field {
+                field: bad.field.to_string(),
+                // The fence is the file's first line.
+                line: crate::config::line_of(&front, &keys).map_or(1, |l| l + 1),
+                problem: bad.problem,
+            });
+        }
         if contract.task_text().trim().is_empty() {
             return Err(HandoffError::NoTask);
         }
