@@ -73,6 +73,8 @@ pub struct Plan {
     /// Repair rounds: the agent's session resumed with what failed, up to this many.
     pub repair: u32,
     pub config: Config,
+    /// The sweep the run belongs to, recorded in its report.
+    pub sweep: Option<String>,
 }
 
 impl Plan {
@@ -209,6 +211,7 @@ impl Plan {
             repair: s.repair.unwrap_or(0),
             handoff: request.handoff,
             config,
+            sweep: None,
         })
     }
 }

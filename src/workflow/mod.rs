@@ -1,2 +1,24 @@
+//! Workflows: strategies over the run library ([`crate::run`]). A workflow decides
+//! which runs to start, with which plans, and what becomes of their results; every run
+//! it starts is a full run (`run::run`: its own worktree, agent, retries, fallback,
+//! repair, checks, scope and journal). No workflow copies the driver.
+//!
+//! - [`sweep`]: `baton sweep TASKS` — a task file (TOML or a Markdown checklist)
+//!   resolved into one plan per task before anything starts, N runs at once with
+//!   `--on-pass keep` implied, the sweep's journal (`<common dir>/baton/sweeps/<id>/`),
+//!   `sweep resume` and `sweep status`;
+//! - [`queue`]: the merge queue the sweep lands through — a candidate (or a batch of
+//!   them) merged onto the current tip in memory, its checks run on that tree in a
+//!   landing worktree, and the branch moved by compare-and-swap from the tip that was
+//!   tested. Nothing lands that was not tested as it lands;
+//! - [`precommit`]: the git hook (`baton precommit`) — the staged tree checked in a
+//!   worktree, a failing one delegated as a run from `Base::Index`, the fix landed in
+//!   the index (`Target::Index`); `hook install|uninstall`;
+//! - [`commit`]: `baton commit` — a verified commit of the staged tree.
+
 pub mod commit;
 pub mod precommit;
+pub mod queue;
+pub mod sweep;
+
+pub use sweep::SweepError;

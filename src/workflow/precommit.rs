@@ -328,6 +328,7 @@ pub fn check_staged(
         attempts: vec![],
         resumes: 0,
         exit_code: None,
+        sweep: None,
     };
     events.emit(RunEvent::RunStarted {
         run_id: run_id.clone(),
