@@ -97,6 +97,24 @@ pub struct Config {
     /// Per-agent settings, `[agents.codex]` and so on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub agents: BTreeMap<String, AgentConfig>,
+    /// `baton compare`'s limits, `[compare]`.
+    #[serde(default, skip_serializing_if = "CompareConfig::is_unset")]
+    pub compare: CompareConfig,
+}
+
+/// `[compare]`: how many candidates one compare may start (default 8), so a typo
+/// like `-n 80` does not start eighty agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+impl CompareConfig {
+    fn is_unset(&self) -> bool {
+        self.max.is_none()
+    }
 }
 
 /// How baton starts one agent CLI. Everything is optional: the CLI's own
@@ -401,6 +419,9 @@ impl Config {
                 self.route
             } else {
                 over.route
+            },
+            compare: CompareConfig {
+                max: over.compare.max.or(self.compare.max),
             },
             agents: {
                 let mut agents = self.agents;

@@ -33,4 +33,5 @@ pub mod run;
 pub mod scope;
 pub mod settings;
 pub mod ui;
+pub mod workflow;
 pub mod worktree;

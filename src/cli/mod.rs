@@ -3,6 +3,7 @@
 //! builds options and calls the core.
 
 mod clean;
+mod compare;
 mod completions;
 mod decide;
 mod demo;
@@ -65,6 +66,7 @@ enum Command {
     #[command(subcommand)]
     Handoff(handoff::HandoffCommand),
     Run(Box<run::RunArgs>),
+    Compare(Box<compare::CompareArgs>),
     Status(status::StatusArgs),
     Show(status::ShowArgs),
     Replay(replay::ReplayArgs),
@@ -251,6 +253,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Init(args) => init::cmd_init(&dir, args),
         Command::Handoff(cmd) => handoff::cmd_handoff(&dir, cmd),
         Command::Run(args) => run::cmd_run(&dir, *args),
+        Command::Compare(args) => compare::cmd_compare(&dir, *args),
         Command::Status(args) => status::cmd_status(&dir, args),
         Command::Show(args) => status::cmd_show(&dir, args),
         Command::Replay(args) => replay::cmd_replay(&dir, args),

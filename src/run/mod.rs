@@ -381,7 +381,7 @@ impl Driver<'_> {
             idle_timeout: self.plan.idle_timeout,
             kill_grace: self.plan.kill_grace,
             log,
-            cancel: process::Cancel::default(),
+            cancel: self.plan.cancel.clone().unwrap_or_default(),
         }
     }
 

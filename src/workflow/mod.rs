@@ -1,0 +1,4 @@
+//! Workflows built on the run: strategies over many runs, or one run with another
+//! base or target.
+
+pub mod compare;
