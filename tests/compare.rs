@@ -220,3 +220,52 @@ fn codex_claude_and_gemini_compete_and_the_smallest_correct_change_wins() {
     assert!(calc.contains("\"\"\"Add two numbers.\"\"\""), "{calc}");
     assert!(calc.contains(FIXED));
 }
+
+#[test]
+fn a_judge_breaks_a_tie_and_a_judge_that_cannot_answer_changes_nothing() {
+    // Two correct changes of the same size, different: rules 1-3 leave a tie.
+    let swapped = "cmd:sed -i '0,/return a - b/s//return b + a/' calc.py";
+    let bench = Bench::with_fixture("python-calc");
+    let ran = compare(
+        &bench,
+        &[FIX_ADD, swapped],
+        &["--on-pass", "keep", "--judge", "cmd:echo 'candidate 2'"],
+    );
+    ran.expect(0);
+    let report = ran.json();
+    assert_eq!(report["winner"], 2, "{report:#}");
+    assert_eq!(report["rule"], "judge");
+
+    let ran = compare(
+        &bench,
+        &[FIX_ADD, swapped],
+        &["--on-pass", "keep", "--judge", "cmd:exit 1"],
+    );
+    ran.expect(0);
+    let report = ran.json();
+    assert_eq!(report["rule"], "first_to_finish", "{report:#}");
+    let first = column(&report, "finished")
+        .iter()
+        .position(|f| f == 1)
+        .map(|i| i as u64 + 1);
+    assert_eq!(report["winner"].as_u64(), first);
+}
+
+#[test]
+fn run_model_sets_the_model_the_agent_asks_for() {
+    let bench = Bench::with_fixture("python-calc");
+    let model = bench.scripted(&[Agent::Codex], "fix-add");
+    bench
+        .run_fix("codex", &["--model", "gpt-5.5-mini", "--check", PYTEST])
+        .expect(0);
+    let asked: Vec<String> = model
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/responses"))
+        .filter_map(|r| r.body["model"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        !asked.is_empty() && asked.iter().all(|m| m == "gpt-5.5-mini"),
+        "{asked:?}"
+    );
+}
