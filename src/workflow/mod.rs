@@ -2,3 +2,4 @@
 //! base or target.
 
 pub mod compare;
+pub mod pipeline;
