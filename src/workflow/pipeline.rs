@@ -128,14 +128,14 @@ impl PipelineFile {
     }
 }
 
-/// How much a finding matters.
+/// How much a finding matters, in the review template's words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    Info,
-    Minor,
+    Blocker,
     Major,
-    Critical,
+    Minor,
+    Nit,
 }
 
 /// One thing a reviewer found.
@@ -238,6 +238,13 @@ mod tests {
         assert_eq!(file.stages[1].rounds(), 3);
         assert_eq!(file.defaults.task.as_deref(), Some("Fix add()"));
         assert!(PipelineFile::parse("task = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn the_review_template_shows_the_form_the_parser_reads() {
+        let template = include_str!("../../templates/review.md.hbs");
+        let example = parse_review(template).unwrap();
+        assert_eq!(example.findings[0].severity, Severity::Major);
     }
 
     #[test]
