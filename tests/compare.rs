@@ -130,6 +130,25 @@ fn the_smallest_passing_change_wins_and_another_can_be_landed_instead() {
 }
 
 #[test]
+fn losers_can_be_stashed_and_their_refs_stay() {
+    let bench = Bench::with_fixture("python-calc");
+    let ran = compare(
+        &bench,
+        &[WRONG_FIX, FIX_WITH_COMMENT, FIX_ADD],
+        &["--losers", "stash"],
+    );
+    ran.expect(0);
+    let report = ran.json();
+    assert_eq!(report["winner"], 3, "{report:#}");
+    assert!(bench.read("calc.py").contains(FIXED));
+    // Both others are in the user's stash, and still kept as refs.
+    assert_eq!(bench.stash_list().len(), 2, "{:?}", bench.stash_list());
+    let id = report["id"].as_str().unwrap();
+    assert_eq!(refs(&bench, id).len(), 3);
+    assert_eq!(bench.worktree_count(), 1, "the losers' worktrees are gone");
+}
+
+#[test]
 fn first_pass_stops_the_others_and_keeps_their_work() {
     let bench = Bench::with_fixture("python-calc");
     let slow = "cmd:sed -i 's/def sub/def sub_/' calc.py && sleep 30";

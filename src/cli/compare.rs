@@ -64,6 +64,10 @@ pub struct CompareArgs {
     /// What to do with the winner: merge, stash, revert or keep.
     #[arg(long, value_name = "POLICY")]
     on_pass: Option<String>,
+    /// What becomes of the other candidates' runs: keep (the default; `baton compare
+    /// land ID N` can land one), stash or revert. Their refs stay either way.
+    #[arg(long, value_name = "POLICY", default_value = "keep")]
+    losers: String,
     /// Land the winner as uncommitted changes instead of a commit.
     #[arg(long)]
     apply: bool,
@@ -200,6 +204,7 @@ pub fn cmd_compare(dir: &Path, args: CompareArgs) -> Result<i32> {
     let opts = Options {
         first_pass: args.first_pass,
         judge,
+        losers: super::parse_policy(&args.losers, "--losers")?,
     };
     let plans = compare::plans(&plan, &candidates, &opts)?;
     process::install_interrupt_handler();

@@ -206,6 +206,10 @@ pub struct Options {
     pub first_pass: bool,
     /// Asked to break a tie that rules 1–3 leave.
     pub judge: Option<AgentSpec>,
+    /// What becomes of the other candidates' runs once the winner is chosen: kept
+    /// (`baton compare land ID N` can land one), stashed, or reverted. Their refs stay
+    /// whatever this says.
+    pub losers: Policy,
 }
 
 /// The plans of `candidates` over `base`, each refused (an agent not installed, a
@@ -220,6 +224,12 @@ pub fn plans(
         return Err(CompareError::TooMany {
             count: candidates.len(),
             max,
+        });
+    }
+    if opts.losers == Policy::Merge {
+        return Err(CompareError::BadCandidate {
+            text: "--losers merge".into(),
+            reason: "only the winner lands; the others are kept, stashed or reverted".into(),
         });
     }
     if let Some(judge) = &opts.judge {
@@ -690,6 +700,18 @@ pub fn compare(
                     exit_code = exit::for_error(&e);
                     landed = Some(format!("not landed: {e}"));
                 }
+            }
+        }
+    }
+    if opts.losers != Policy::Keep {
+        for (i, row) in rows.iter_mut().enumerate() {
+            let Some(run_id) = row.run_id.clone().filter(|_| choice.winner != Some(i)) else {
+                continue;
+            };
+            // A run that was not kept (it changed nothing) has nothing left to stash;
+            // its refusal is no failure of the compare.
+            if let Ok(r) = land_candidate(repo, &run_id, opts.losers, false) {
+                row.outcome = r.outcome.as_ref().map(|o| o.message.clone());
             }
         }
     }
