@@ -14,6 +14,7 @@ mod init;
 mod man;
 mod model_server;
 mod pager;
+mod pipeline;
 mod recover;
 mod replay;
 mod resume;
@@ -67,6 +68,7 @@ enum Command {
     Handoff(handoff::HandoffCommand),
     Run(Box<run::RunArgs>),
     Compare(Box<compare::CompareArgs>),
+    Pipeline(Box<pipeline::PipelineArgs>),
     Status(status::StatusArgs),
     Show(status::ShowArgs),
     Replay(replay::ReplayArgs),
@@ -254,6 +256,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Handoff(cmd) => handoff::cmd_handoff(&dir, cmd),
         Command::Run(args) => run::cmd_run(&dir, *args),
         Command::Compare(args) => compare::cmd_compare(&dir, *args),
+        Command::Pipeline(args) => pipeline::cmd_pipeline(&dir, *args),
         Command::Status(args) => status::cmd_status(&dir, args),
         Command::Show(args) => status::cmd_show(&dir, args),
         Command::Replay(args) => replay::cmd_replay(&dir, args),

@@ -2,11 +2,24 @@
 //! AGENT:TEMPLATE` or from a pipeline file, and the review verdict a review stage must
 //! answer with, validated failing closed.
 //!
-//! This module owns what a pipeline *is* and what a review *said*; running the stages
-//! in one worktree is not here yet (see the issue): it is to drive the run library
-//! ([`crate::run`]) stage by stage, as compare does, never copy it.
+//! This module owns what a pipeline *is*, what a review *said*, and the order of the
+//! stages: the first stage is a run ([`run::run`], kept), every later one another
+//! agent's round in the same worktree ([`run::continue_with`]), a blocked review sends
+//! its findings back to the implementing agent for at most `rounds` repair rounds, and
+//! the whole lands once ([`run::land_later`]) as one commit naming every stage's agent.
 
-use serde::Deserialize;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::agent::AgentSpec;
+use crate::error::Error;
+use crate::git::Repo;
+use crate::handoff::{Handoff, NewHandoff};
+use crate::journal::Journal;
+use crate::report::{Policy, RunReport, Verdict};
+use crate::run::{self, Handover, Plan, ResumeOptions, Target};
 
 /// Repair rounds of a blocked review when the stage says nothing.
 pub const DEFAULT_ROUNDS: u32 = 2;
@@ -23,6 +36,47 @@ pub enum PipelineError {
     TemplateAndHandoff { number: usize },
     #[error("the pipeline file is not valid")]
     File(#[source] toml::de::Error),
+    #[error(transparent)]
+    Run(#[from] Error),
+}
+
+impl From<PipelineError> for Error {
+    fn from(e: PipelineError) -> Error {
+        match e {
+            PipelineError::Run(e) => e,
+            other => {
+                let mut text = other.to_string();
+                if let Some(cause) = std::error::Error::source(&other) {
+                    text.push_str(&format!(": {cause}"));
+                }
+                Error::Usage(text)
+            }
+        }
+    }
+}
+
+impl From<crate::handoff::HandoffError> for PipelineError {
+    fn from(e: crate::handoff::HandoffError) -> PipelineError {
+        PipelineError::Run(e.into())
+    }
+}
+
+impl From<crate::agent::AgentError> for PipelineError {
+    fn from(e: crate::agent::AgentError) -> PipelineError {
+        PipelineError::Run(e.into())
+    }
+}
+
+impl From<crate::journal::JournalError> for PipelineError {
+    fn from(e: crate::journal::JournalError) -> PipelineError {
+        PipelineError::Run(e.into())
+    }
+}
+
+impl From<crate::git::GitError> for PipelineError {
+    fn from(e: crate::git::GitError) -> PipelineError {
+        PipelineError::Run(e.into())
+    }
 }
 
 /// Why a review stage's answer is not a verdict. Every one of them fails the stage:
@@ -210,6 +264,357 @@ fn last_json_block(text: &str) -> Option<String> {
         }
     }
     found
+}
+
+/// One stage as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub number: u32,
+    pub agent: String,
+    pub template: String,
+    pub verdict: Verdict,
+    /// For a review: `pass`, `block`, or why its answer is no verdict.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<FindingReport>,
+    /// Repair rounds a blocked review sent back to the implementing agent.
+    pub rounds: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FindingReport {
+    pub path: String,
+    pub line: Option<u64>,
+    pub blocking: bool,
+    pub message: String,
+    /// The review round that found it (0: the first review).
+    pub round: u32,
+}
+
+/// The whole pipeline: its run, its stages, and where it stopped.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineReport {
+    pub run_id: String,
+    pub stages: Vec<StageReport>,
+    /// The stage that stopped the pipeline, with why; `None` when every stage passed.
+    pub stopped: Option<(u32, String)>,
+    /// What became of the work, in the run's words.
+    pub outcome: Option<String>,
+    pub exit_code: i32,
+}
+
+/// What the agent said last (a `cmd:` agent: its last output lines).
+fn last_words(report: &RunReport) -> String {
+    report
+        .agent_result
+        .as_ref()
+        .map(|a| a.last_message.clone().unwrap_or_else(|| a.tail.join("\n")))
+        .unwrap_or_default()
+}
+
+/// The handoff of stage `stage`: its template over the original task, with the
+/// cumulative diff so far and the previous stage's summary as its context.
+fn stage_handoff(
+    repo: &Repo,
+    stage: &Stage,
+    task: &str,
+    base: &Plan,
+    previous: Option<(&RunReport, &str)>,
+) -> Result<Handoff, PipelineError> {
+    let context = match previous {
+        None => String::new(),
+        Some((report, agent)) => {
+            let patch = match &report.tree {
+                Some(tree) => {
+                    let base_tree = repo.tree_of(&report.base)?;
+                    String::from_utf8_lossy(&repo.patch(&base_tree, tree)?).into_owned()
+                }
+                None => String::new(),
+            };
+            format!(
+                "The change so far (every earlier stage's, against the base):\n\n```diff\n{patch}```\n\nThe previous stage ({agent}) said:\n\n{}\n",
+                last_words(report).trim()
+            )
+        }
+    };
+    let mut handoff = match &stage.handoff {
+        Some(path) => Handoff::load(path)?,
+        None => crate::handoff::render_new(
+            &NewHandoff {
+                template: stage.template().to_string(),
+                task: task.to_string(),
+                context,
+                scope: base.settings.scope.clone(),
+                checks: base.settings.checks.clone(),
+                ..NewHandoff::default()
+            },
+            Some(&crate::config::repo_templates(&repo.root)),
+        )?,
+    };
+    handoff.contract.agent = Some(stage.agent.clone());
+    Ok(handoff)
+}
+
+/// The findings of a blocked review, for the implementing agent's repair round.
+fn repair_text(task: &str, review: &Review, round: u32, rounds: u32) -> String {
+    let mut text = format!(
+        "A review of your change for the task \"{}\" blocks it (repair round {round} of {rounds}). Fix these findings, and change nothing else:\n\n",
+        task.lines().next().unwrap_or("")
+    );
+    for f in review.findings.iter().filter(|f| f.blocking) {
+        let at = f.line.map(|l| format!(":{l}")).unwrap_or_default();
+        text.push_str(&format!("- {}{at}: {}\n", f.path, f.message));
+    }
+    text
+}
+
+/// Another agent's round in the pipeline's worktree, the run kept after it.
+fn step(
+    repo: &Repo,
+    journal: &Arc<Journal>,
+    base: &Plan,
+    agent: &AgentSpec,
+    session: Option<String>,
+    prompt: String,
+) -> Result<RunReport, PipelineError> {
+    Ok(run::continue_with(
+        repo,
+        journal.clone(),
+        ResumeOptions {
+            prompt: Some(prompt),
+            on_pass: Some(Policy::Keep),
+            on_fail: Some(Policy::Keep),
+            apply: false,
+            timeout: None,
+            idle_timeout: None,
+            config: base.config.clone(),
+        },
+        Some(Handover {
+            agent: agent.clone(),
+            session,
+        }),
+        vec![],
+        &mut |_| Policy::Keep,
+    )?)
+}
+
+fn report_of(number: u32, stage: &Stage, run: &RunReport) -> StageReport {
+    StageReport {
+        number,
+        agent: stage.agent.clone(),
+        template: stage.template().to_string(),
+        verdict: run.verdict,
+        review: None,
+        findings: vec![],
+        rounds: 0,
+    }
+}
+
+/// Runs `stages` over `base` (its handoff is the original task) in one worktree, then
+/// lands the whole by `on_pass` — or, when a stage fails, saves the work by `on_fail`.
+pub fn pipeline(
+    repo: &Repo,
+    base: &Plan,
+    stages: &[Stage],
+    apply: bool,
+) -> Result<PipelineReport, PipelineError> {
+    let first = stages.first().ok_or(PipelineError::NoStages)?;
+    // Every stage's agent must be there before anything starts.
+    let agents: Vec<AgentSpec> = stages
+        .iter()
+        .map(|s| AgentSpec::parse(&s.agent))
+        .collect::<Result<_, _>>()?;
+    for a in &agents {
+        a.backend(&base.config)?;
+    }
+    let task = base.task().to_string();
+    let mut plan = base.clone();
+    plan.agents = vec![agents[0].clone()];
+    plan.handoff = stage_handoff(repo, first, &task, base, None)?;
+    plan.on_pass = Policy::Keep;
+    plan.on_fail = Policy::Keep;
+    let mut last = run::run(repo, &plan, vec![], &mut |r| run::default_policy(r))?;
+    let journal = Arc::new(Journal::open(&repo.common_dir, &last.run_id)?);
+    let mut reports = vec![report_of(1, first, &last)];
+    let mut implementer = (
+        agents[0].clone(),
+        last.agent_result.as_ref().and_then(|a| a.session.clone()),
+    );
+    let mut stopped = (!last.verdict.passed())
+        .then(|| (1, format!("{} ({})", last.verdict.describe(), first.agent)));
+    for (i, stage) in stages.iter().enumerate().skip(1) {
+        if stopped.is_some() {
+            break;
+        }
+        let number = i as u32 + 1;
+        let previous = stages[i - 1].agent.clone();
+        let prompt = stage_handoff(repo, stage, &task, base, Some((&last, &previous)))?.body;
+        last = step(repo, &journal, base, &agents[i], None, prompt)?;
+        let mut report = report_of(number, stage, &last);
+        if !stage.is_review() {
+            if !last.verdict.passed() {
+                stopped = Some((number, last.verdict.describe().to_string()));
+            } else {
+                implementer = (
+                    agents[i].clone(),
+                    last.agent_result.as_ref().and_then(|a| a.session.clone()),
+                );
+            }
+            reports.push(report);
+            continue;
+        }
+        let mut seen: Option<Review> = None;
+        let mut reviewer = last.agent_result.as_ref().and_then(|a| a.session.clone());
+        loop {
+            let review = match parse_review(&last_words(&last)) {
+                Err(e) => {
+                    report.review = Some(e.to_string());
+                    stopped = Some((number, e.to_string()));
+                    break;
+                }
+                Ok(r) => r,
+            };
+            report.review = Some(if review.passes() { "pass" } else { "block" }.into());
+            // Every finding of every round, once: what was found and then fixed too.
+            for f in &review.findings {
+                let seen_before = report
+                    .findings
+                    .iter()
+                    .any(|r| r.path == f.path && r.line == f.line && r.message == f.message);
+                if !seen_before {
+                    report.findings.push(FindingReport {
+                        path: f.path.clone(),
+                        line: f.line,
+                        blocking: f.blocking,
+                        message: f.message.clone(),
+                        round: report.rounds,
+                    });
+                }
+            }
+            report.verdict = last.verdict;
+            if !last.verdict.passed() {
+                stopped = Some((number, last.verdict.describe().to_string()));
+                break;
+            }
+            if review.passes() {
+                break;
+            }
+            let fresh = seen.as_ref().map_or(1, |b| review.new_blocking(b).len());
+            if report.rounds >= stage.rounds() || fresh == 0 {
+                stopped = Some((number, "the review blocks the change".into()));
+                break;
+            }
+            report.rounds += 1;
+            let text = repair_text(&task, &review, report.rounds, stage.rounds());
+            let (agent, session) = implementer.clone();
+            last = step(repo, &journal, base, &agent, session, text)?;
+            implementer.1 = last.agent_result.as_ref().and_then(|a| a.session.clone());
+            if !last.verdict.passed() {
+                report.verdict = last.verdict;
+                stopped = Some((number, format!("the repair {}", last.verdict.describe())));
+                break;
+            }
+            let prompt = stage_handoff(
+                repo,
+                stage,
+                &task,
+                base,
+                Some((&last, &implementer.0.label())),
+            )?
+            .body;
+            // The reviewer looks again in its own session where it keeps one, so it
+            // knows what it asked for.
+            last = step(repo, &journal, base, &agents[i], reviewer.clone(), prompt)?;
+            reviewer = last.agent_result.as_ref().and_then(|a| a.session.clone());
+            seen = Some(review);
+        }
+        reports.push(report);
+    }
+
+    // One commit for the whole: its trailers name every stage's agent.
+    let mut state = journal.read_state()?;
+    state.agent = stages
+        .iter()
+        .map(|s| format!("{} ({})", s.agent, s.template()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    journal.write_state(&state)?;
+    let policy = if stopped.is_none() {
+        base.on_pass
+    } else {
+        base.on_fail
+    };
+    let landed = if policy == Policy::Keep {
+        state
+    } else {
+        run::land_later(
+            repo,
+            journal.clone(),
+            policy,
+            Target::of_apply(apply),
+            vec![],
+        )?
+    };
+    let exit_code = match &stopped {
+        None => crate::exit::for_decision(&landed, policy),
+        Some(_) if landed.verdict.passed() => crate::exit::CHECKS_FAILED,
+        Some(_) => crate::exit::for_report(&landed),
+    };
+    Ok(PipelineReport {
+        run_id: landed.run_id.clone(),
+        stages: reports,
+        stopped,
+        outcome: landed.outcome.as_ref().map(|o| o.message.clone()),
+        exit_code,
+    })
+}
+
+/// The stages one line each, and where the pipeline stopped.
+pub fn summary(report: &PipelineReport) -> String {
+    let mut out = String::new();
+    for s in &report.stages {
+        let review = s
+            .review
+            .as_ref()
+            .map(|r| format!(", review: {r}"))
+            .unwrap_or_default();
+        let rounds = if s.rounds > 0 {
+            format!(", {} repair round(s)", s.rounds)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "stage {} {} ({}): {}{review}{rounds}\n",
+            s.number,
+            s.template,
+            s.agent,
+            s.verdict.describe()
+        ));
+        for f in &s.findings {
+            let at = f.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let kind = if f.blocking { "blocking" } else { "note" };
+            out.push_str(&format!("  {kind}: {}{at}: {}\n", f.path, f.message));
+        }
+    }
+    if let Some((n, why)) = &report.stopped {
+        out.push_str(&format!("stopped at stage {n}: {why}\n"));
+    }
+    if let Some(o) = &report.outcome {
+        out.push_str(&format!("run {}: {o}\n", report.run_id));
+    }
+    out
+}
+
+/// Reads a pipeline file from `path`.
+pub fn load(path: &Path) -> Result<PipelineFile, PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        PipelineError::Run(Error::Io {
+            context: format!("could not read the pipeline file {}", path.display()),
+            source,
+        })
+    })?;
+    PipelineFile::parse(&text)
 }
 
 #[cfg(test)]
