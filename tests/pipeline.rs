@@ -125,3 +125,18 @@ fn claude_s_review_blocks_codex_repairs_in_its_session_and_the_whole_lands() {
         .any(|r| r.body.to_string().contains("return a + b"));
     assert!(asked_claude, "the reviewer never saw the diff");
 }
+
+#[test]
+fn a_pipeline_file_gives_the_task_and_the_stages() {
+    let bench = Bench::with_fixture("python-calc");
+    let file = bench.root.join("fix.toml");
+    let text = format!(
+        "task = {task:?}\nscope = [\"calc.py\"]\nchecks = [{PYTEST:?}]\n\n[[stage]]\nagent = {FIX_ADD:?}\n\n[[stage]]\nagent = {PASS:?}\ntemplate = \"review\"\n",
+        task = FIX_TASK
+    );
+    std::fs::write(&file, text).unwrap();
+    let ran = bench.baton(&["pipeline", file.to_str().unwrap(), "--json"]);
+    ran.expect(0);
+    assert_eq!(ran.json()["stages"][0]["template"], "implement");
+    assert!(bench.read("calc.py").contains(FIXED));
+}

@@ -1,5 +1,5 @@
-//! Pipeline (its first pieces): the stages a pipeline is made of, from `--stage
-//! AGENT:TEMPLATE` or from a pipeline file, and the review verdict a review stage must
+//! Pipeline: stages run one after another in one worktree, from `--stage
+//! AGENT:TEMPLATE` or a pipeline file, and the review verdict a review stage must
 //! answer with, validated failing closed.
 //!
 //! This module owns what a pipeline *is*, what a review *said*, and the order of the
