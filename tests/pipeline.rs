@@ -140,3 +140,15 @@ fn a_pipeline_file_gives_the_task_and_the_stages() {
     assert_eq!(ran.json()["stages"][0]["template"], "implement");
     assert!(bench.read("calc.py").contains(FIXED));
 }
+
+#[test]
+fn a_first_stage_that_changes_nothing_stops_with_nothing_to_save() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let review = format!("{PASS}:review");
+    let ran = pipeline(&bench, &["cmd:true:implement", &review]);
+    ran.expect(4);
+    assert_eq!(ran.json()["stopped"][0], 1);
+    before.assert_untouched(&bench);
+    assert!(bench.stash_list().is_empty());
+}

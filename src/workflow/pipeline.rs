@@ -545,7 +545,13 @@ pub fn pipeline(
     } else {
         base.on_fail
     };
-    let landed = if policy == Policy::Keep {
+    // A first stage that changed nothing was already discarded by its run: there is
+    // nothing left to land or save.
+    let kept = state
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.action.is_pending());
+    let landed = if policy == Policy::Keep || !kept {
         state
     } else {
         run::land_later(
