@@ -26,6 +26,9 @@ pub enum Error {
     Process(#[from] process::ProcessError),
     #[error(transparent)]
     Duration(#[from] duration::DurationError),
+    /// A sweep's task file or journal (`baton sweep`).
+    #[error(transparent)]
+    Sweep(#[from] crate::workflow::SweepError),
     /// Bad usage that clap cannot catch; the message says what to do instead.
     #[error("{0}")]
     Usage(String),

@@ -42,6 +42,9 @@ pub fn for_error(err: &Error) -> i32 {
         Error::Refused(
             Refusal::NotKept { .. } | Refusal::StillRunning { .. } | Refusal::WorktreeGone { .. },
         ) => USAGE,
+        // The sweep's own journal could not be written once it had started.
+        Error::Sweep(e) if e.after_start() => BATON_FAILED,
+        Error::Sweep(_) => USAGE,
         // Refused before anything was started or touched.
         Error::Git(_)
         | Error::Handoff(_)
@@ -72,6 +75,18 @@ pub fn for_decision(report: &RunReport, policy: Policy) -> i32 {
 /// when one needs the user to look (baton could not tell its work from theirs).
 pub fn for_recovery(needs_you: bool) -> i32 {
     if needs_you { CONFLICT } else { OK }
+}
+
+/// The status for a sweep (`baton sweep`, `sweep resume`): 0 when every task landed,
+/// 130 when it was interrupted, else 1 (a task did not land; the report says why).
+pub fn for_sweep(all_landed: bool, interrupted: bool) -> i32 {
+    if interrupted {
+        INTERRUPTED
+    } else if all_landed {
+        OK
+    } else {
+        CHECKS_FAILED
+    }
 }
 
 /// The status for a finished run: the worst verdict wins, then the landing.

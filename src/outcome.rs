@@ -167,7 +167,7 @@ fn conflict(message: String, paths: Vec<String>) -> OutcomeReport {
 }
 
 /// Every path a change touches, old sides of renames included.
-fn touched(changes: &[Change]) -> Vec<String> {
+pub(crate) fn touched(changes: &[Change]) -> Vec<String> {
     let mut set = BTreeSet::new();
     for c in changes {
         set.insert(c.path.clone());
@@ -180,7 +180,7 @@ fn touched(changes: &[Change]) -> Vec<String> {
 
 /// Paths the change would create where something already stands on disk: a file of
 /// the user's, untracked or ignored, or a file where a directory must go.
-fn in_the_way(root: &Path, changes: &[Change]) -> Vec<String> {
+pub(crate) fn in_the_way(root: &Path, changes: &[Change]) -> Vec<String> {
     let mut blocked = vec![];
     for c in changes {
         if !matches!(

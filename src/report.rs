@@ -344,6 +344,9 @@ pub struct RunReport {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// The sweep this run belongs to (`baton sweep`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
 }
 
 impl RunReport {

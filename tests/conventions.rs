@@ -32,32 +32,8 @@ fn refused<'a>(ran: &'a Ran, words: &[&str]) -> &'a str {
     line
 }
 
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
-}
-
-/// baton run at a terminal: in a pseudo-terminal made by util-linux `script`, so its
-/// stdout is a tty, with `env` added to the bench's environment. What the terminal
-/// showed comes back as stdout (with `\r\n` made `\n`).
 fn at_terminal(bench: &Bench, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let line = std::iter::once(env!("CARGO_BIN_EXE_baton"))
-        .chain(args.iter().copied())
-        .map(shell_quote)
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut cmd = Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"])
-        .current_dir(&bench.repo);
-    bench.hermetic_env(&mut cmd);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("script (util-linux) runs");
-    Ran {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    bench.at_a_terminal(args, env)
 }
 
 /// A pager that marks what it was given, so a test sees it was used.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::{Bench, FIX_ADD, PYTEST};
 
@@ -32,23 +32,8 @@ fn uncoloured(text: &str) -> String {
 }
 
 fn at_a_terminal(bench: &Bench, args: &[&str]) -> (i32, String) {
-    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_baton").to_string())
-        .chain(
-            args.iter()
-                .map(|a| format!("'{}'", a.replace('\'', "'\\''"))),
-        )
-        .collect();
-    let mut cmd = Command::new("script");
-    cmd.args(["-qec", &quoted.join(" "), "/dev/null"])
-        .current_dir(&bench.repo)
-        .stdin(Stdio::null());
-    bench.hermetic_env(&mut cmd);
-    cmd.env("TERM", "xterm");
-    let out = cmd.output().expect("script (util-linux) runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let ran = bench.at_a_terminal(args, &[("TERM", "xterm")]);
+    (ran.code, ran.stdout)
 }
 
 #[test]

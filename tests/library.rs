@@ -149,7 +149,7 @@ fn an_unknown_fallback_trigger_or_policy_is_refused_when_read() {
 fn baton_failing_after_the_run_started_has_its_own_exit_status_and_says_where() {
     let bench = Bench::with_fixture("python-calc");
     // The agent removes the run's own journal from under baton.
-    let agent = "cmd:rm -rf \"$(git rev-parse --git-common-dir)/baton/runs/$BATON_RUN_ID\"";
+    let agent = common::REMOVE_OWN_JOURNAL;
     let ran = bench.baton(&common::fix_args(agent, &[]));
     ran.expect(baton::exit::BATON_FAILED);
     assert!(ran.stderr.contains("error: "), "{}", ran.stderr);

@@ -206,7 +206,7 @@ fn a_conflict_points_at_the_kept_worktree_when_the_branch_does_not_hold_the_chan
 #[test]
 fn a_cause_is_not_said_twice() {
     let bench = Bench::with_fixture("python-calc");
-    let agent = "cmd:rm -rf \"$(git rev-parse --git-common-dir)/baton/runs/$BATON_RUN_ID\"";
+    let agent = common::REMOVE_OWN_JOURNAL;
     let ran = bench.baton(&common::fix_args(agent, &[]));
     ran.expect(baton::exit::BATON_FAILED);
     assert_eq!(

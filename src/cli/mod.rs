@@ -21,6 +21,7 @@ mod resume;
 mod route;
 mod run;
 mod status;
+mod sweep;
 
 use std::path::PathBuf;
 
@@ -80,6 +81,7 @@ enum Command {
     /// Save a kept run as an entry of your stash (`git stash apply` brings it back),
     /// then remove its worktree and branch.
     Stash(decide::RunRef),
+    Sweep(Box<sweep::SweepArgs>),
     Recover(recover::RecoverArgs),
     Clean(clean::CleanArgs),
     Demo(demo::DemoArgs),
@@ -264,6 +266,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Merge(args) => decide::cmd_merge(&dir, args),
         Command::Revert(args) => decide::cmd_revert(&dir, args),
         Command::Stash(args) => decide::cmd_stash(&dir, args),
+        Command::Sweep(args) => sweep::cmd_sweep(&dir, *args),
         Command::Recover(args) => recover::cmd_recover(&dir, args),
         Command::Clean(args) => clean::cmd_clean(&dir, args),
         Command::Demo(args) => demo::cmd_demo(args),

@@ -276,33 +276,18 @@ impl Repo {
     /// Creates `branch` at `base` and checks it out in a new, locked linked worktree.
     /// The user's hooks are not run: they belong to the user's checkout, not ours.
     pub fn worktree_add(&self, path: &Path, branch: &str, base: &str, reason: &str) -> Result<()> {
-        let path_s = path.to_string_lossy();
-        let result = self.run(&[
-            "-c",
-            "core.hooksPath=/dev/null",
-            "worktree",
-            "add",
-            "--quiet",
-            "--lock",
-            "--reason",
-            reason,
-            "-b",
-            branch,
-            &path_s,
-            base,
-        ]);
-        if result.is_err() {
-            // A failed add can leave a half-made entry behind; never leave it to the user.
-            let _ = self.run(&["worktree", "prune"]);
-        }
-        result.map(drop)
+        self.add_locked_worktree(path, &["-b", branch], base, reason)
     }
 
     /// A locked linked worktree at `path` with `commit` checked out detached (for
     /// verifying a tree that no branch holds yet).
     pub fn worktree_add_detached(&self, path: &Path, commit: &str, reason: &str) -> Result<()> {
+        self.add_locked_worktree(path, &["--detach"], commit, reason)
+    }
+
+    fn add_locked_worktree(&self, path: &Path, how: &[&str], at: &str, reason: &str) -> Result<()> {
         let path_s = path.to_string_lossy();
-        let result = self.run(&[
+        let mut args = vec![
             "-c",
             "core.hooksPath=/dev/null",
             "worktree",
@@ -311,11 +296,12 @@ impl Repo {
             "--lock",
             "--reason",
             reason,
-            "--detach",
-            &path_s,
-            commit,
-        ]);
+        ];
+        args.extend_from_slice(how);
+        args.extend([path_s.as_ref(), at]);
+        let result = self.run(&args);
         if result.is_err() {
+            // A failed add can leave a half-made entry behind; never leave it to the user.
             let _ = self.run(&["worktree", "prune"]);
         }
         result.map(drop)

@@ -342,16 +342,11 @@ fn verify_integrated(repo: &Repo, judge: &Judge, report: &RunReport) -> Result<(
         new_tree: merged.clone(),
         integrated: true,
     })?;
-    let commit = repo.commit_tree(
-        &merged,
-        &[&head.commit],
-        &format!("baton: run {} merged onto {}\n", report.run_id, head.commit),
-    )?;
     let path = PathBuf::from(format!("{}-integrated", report.worktree.display()));
-    worktree::create_detached(repo, &path, &commit)?;
-    let checks = judge.run_checks(&path);
-    worktree::remove_detached(repo, &path)?;
-    let checks = checks?;
+    let message = format!("baton: run {} merged onto {}\n", report.run_id, head.commit);
+    let checks = in_detached_tree(repo, &path, &merged, &head.commit, &message, |wt| {
+        judge.run_checks(wt)
+    })??;
     if let Some(failed) = checks.iter().find(|c| !c.status.passed()) {
         return Err(Refusal::IntegrationFailed {
             run_id: report.run_id.clone(),
@@ -366,6 +361,25 @@ fn verify_integrated(repo: &Repo, judge: &Judge, report: &RunReport) -> Result<(
         .into());
     }
     Ok(())
+}
+
+/// Runs `work` in a worktree of its own at `path` with `tree` checked out, detached, as
+/// a new commit on `parent` that no branch holds; the worktree is removed afterwards,
+/// whatever `work` found. This is how a tree is checked before any branch points at it:
+/// a kept run merged onto a branch that moved, a sweep's candidates merged onto the tip.
+pub fn in_detached_tree<T>(
+    repo: &Repo,
+    path: &std::path::Path,
+    tree: &str,
+    parent: &str,
+    message: &str,
+    work: impl FnOnce(&std::path::Path) -> T,
+) -> Result<T> {
+    let commit = repo.commit_tree(tree, &[parent], message)?;
+    worktree::create_detached(repo, path, &commit)?;
+    let found = work(path);
+    worktree::remove_detached(repo, path)?;
+    Ok(found)
 }
 
 /// The outcome a run gets when nobody is asked.

@@ -53,7 +53,8 @@ use strategy::{Next, Round};
 /// Decides the outcome when the user asked to be asked; otherwise the policy stands.
 pub type Decide<'a> = &'a mut dyn FnMut(&RunReport) -> Policy;
 
-fn new_run_id() -> String {
+/// A new id for a run (or a group of runs): the date and time, and a random part.
+pub fn new_run_id() -> String {
     let secs = journal::now();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (y, m, d) = civil_from_days(days as i64);
@@ -200,6 +201,7 @@ pub fn run(
         attempts: vec![],
         resumes: 0,
         exit_code: None,
+        sweep: plan.sweep.clone(),
     };
     let mut driver = Driver {
         repo,

@@ -76,6 +76,8 @@ pub struct Plan {
     /// Stops this run's agents and checks, for its reason, when cancelled (a compare
     /// stops its other candidates once one passes); `None` hears Ctrl-C only.
     pub cancel: Option<crate::process::Cancel>,
+    /// The sweep the run belongs to, recorded in its report.
+    pub sweep: Option<String>,
 }
 
 impl Plan {
@@ -213,6 +215,7 @@ impl Plan {
             handoff: request.handoff,
             config,
             cancel: None,
+            sweep: None,
         })
     }
 }

@@ -1,5 +1,24 @@
-//! Workflows built on the run: strategies over many runs, or one run with another
-//! base or target.
+//! Workflows: strategies over the run library ([`crate::run`]). A workflow decides
+//! which runs to start, with which plans, and what becomes of their results; every run
+//! it starts is a full run (`run::run`: its own worktree, agent, retries, fallback,
+//! repair, checks, scope and journal). No workflow copies the driver.
+//!
+//! - [`sweep`]: `baton sweep TASKS` — a task file (TOML or a Markdown checklist)
+//!   resolved into one plan per task before anything starts, N runs at once with
+//!   `--on-pass keep` implied, the sweep's journal (`<common dir>/baton/sweeps/<id>/`),
+//!   `sweep resume` and `sweep status`;
+//! - [`queue`]: the merge queue the sweep lands through — a candidate (or a batch of
+//!   them) merged onto the current tip in memory, its checks run on that tree in a
+//!   landing worktree, and the branch moved by compare-and-swap from the tip that was
+//!   tested. Nothing lands that was not tested as it lands.
+//! - [`compare`]: `baton compare` — one handoff as N candidates at once, the winner by
+//!   evidence, every candidate's change kept as a ref;
+//! - [`pipeline`]: `baton pipeline` — stages in one worktree, a review that decides,
+//!   one commit for the whole.
 
 pub mod compare;
 pub mod pipeline;
+pub mod queue;
+pub mod sweep;
+
+pub use sweep::SweepError;

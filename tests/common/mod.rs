@@ -170,6 +170,31 @@ impl Bench {
         }
     }
 
+    /// baton at a terminal: in a pseudo-terminal made by util-linux `script`, so its
+    /// stdout and stderr are a tty, with `env` added to the bench's environment. What
+    /// the terminal showed (both streams) comes back as stdout, `\r\n` made `\n`.
+    pub fn at_a_terminal(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let line = std::iter::once(env!("CARGO_BIN_EXE_baton"))
+            .chain(args.iter().copied())
+            .map(shell_quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .current_dir(&self.repo)
+            .stdin(std::process::Stdio::null());
+        self.hermetic(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("script (util-linux) runs");
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n"),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs git in the repository and returns its stdout; panics if git fails.
     #[track_caller]
     pub fn git(&self, args: &[&str]) -> String {
@@ -329,6 +354,11 @@ impl Bench {
     }
 }
 
+/// `text` quoted for a POSIX shell.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 /// Every file and directory under `dir`, `.git` included, with its bytes (directories
 /// as `name/`), for proving a command wrote nothing at all.
 pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -441,6 +471,10 @@ impl Before {
         assert!(bench.git(&["show", "stash@{0}:calc.py"]).contains(FIXED));
     }
 }
+
+/// An agent that removes its own run's journal from under baton (and tries again while
+/// baton is still creating files in it), which baton cannot survive: exit 6.
+pub const REMOVE_OWN_JOURNAL: &str = "cmd:d=\"$(git rev-parse --git-common-dir)/baton/runs/$BATON_RUN_ID\"; for i in 1 2 3 4 5 6 7 8 9 10; do rm -rf \"$d\" 2>/dev/null && break; sleep 0.05; done; test ! -e \"$d\"";
 
 /// The fixed line of the python-calc fixture's bug.
 pub const FIXED: &str = "return a + b";

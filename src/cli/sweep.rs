@@ -1,0 +1,835 @@
+//! `baton sweep TASKS`, `baton sweep status [SWEEP]`, `baton sweep resume SWEEP`
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::events::{Observer, RunEvent};
+use crate::report::Policy;
+use crate::settings::Settings;
+use crate::workflow::sweep::{
+    self, Context, Flags, Options, QueueSettings, SweepEvent, SweepObserver, SweepReport, Watch,
+};
+use crate::{duration, process, ui};
+
+/// Run many tasks at once, each in its own worktree, and land the ones that pass
+/// through a merge queue that checks every change merged onto the branch as it lands.
+///
+/// TASKS is a TOML file (`[defaults]`, `[sweep]` and `[[task]]` tables, each task a
+/// handoff contract with an `id`) or a Markdown checklist (every `- [ ] …` line is a
+/// task; the flags give the rest). Exit status: 0 every task landed; 1 a task did not
+/// (the report says why and where its work is); 2 bad input, nothing started; 130
+/// interrupted.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct SweepArgs {
+    #[command(subcommand)]
+    command: Option<SweepCommand>,
+    #[command(flatten)]
+    start: StartArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum SweepCommand {
+    Status(StatusArgs),
+    Resume(ResumeArgs),
+}
+
+/// Show what became of every task of a sweep (the last one by default).
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The sweep id (a unique prefix is enough, or `last`).
+    sweep: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Finish a sweep that was interrupted or killed: recover its runs, start the tasks
+/// that never ran, land the verified ones not yet landed.
+#[derive(Debug, Args)]
+struct ResumeArgs {
+    /// The sweep id (a unique prefix is enough, or `last`).
+    sweep: String,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// With --json: every event as a JSON line while it goes.
+    #[arg(long, requires = "json")]
+    stream: bool,
+}
+
+#[derive(Debug, Args)]
+struct StartArgs {
+    /// The task file (TOML or Markdown).
+    #[arg(required = true, value_name = "TASKS")]
+    tasks: Option<PathBuf>,
+    /// Runs at once (default: the number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    jobs: Option<usize>,
+    /// Candidates the queue tests together (default: a quarter of the sweep, 1 to 16).
+    #[arg(long, value_name = "K")]
+    batch: Option<usize>,
+    /// Run a task that conflicts with what landed before it again, once, from the new tip.
+    #[arg(long)]
+    retry_conflicts: bool,
+    /// What becomes of a failed run, and of a candidate whose checks fail merged onto
+    /// the branch: stash, revert or keep (runs: stash; candidates: keep).
+    #[arg(long, value_name = "POLICY")]
+    on_fail: Option<String>,
+    /// A check run on every integrated tree before it lands (repeatable; over the
+    /// file's `[sweep] gate`).
+    #[arg(long = "gate", value_name = "CMD")]
+    gate: Vec<String>,
+    /// Reruns of a failing check before it counts against a candidate (default 1).
+    #[arg(long, value_name = "N")]
+    flaky_retries: Option<u32>,
+    /// The agent of every task (over the file's).
+    #[arg(long)]
+    agent: Option<String>,
+    /// An agent to hand a task to when the previous one fails (repeatable).
+    #[arg(long = "fallback", value_name = "AGENT")]
+    fallback: Vec<String>,
+    /// A glob of paths a task's change may touch (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    scope: Vec<String>,
+    /// A glob of paths no change may touch (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    deny: Vec<String>,
+    /// A check to run in each task's worktree (repeatable, in order).
+    #[arg(long = "check", value_name = "CMD")]
+    checks: Vec<String>,
+    /// The handoff template of every task.
+    #[arg(long)]
+    template: Option<String>,
+    /// Retry a rate-limited, server-error or network failure this many times per agent.
+    #[arg(long, value_name = "N")]
+    retries: Option<u32>,
+    /// Repair rounds when a task's checks fail or its scope is violated.
+    #[arg(long, value_name = "N")]
+    repair: Option<u32>,
+    /// Wall-clock limit for each agent, like 20m.
+    #[arg(long, value_parser = duration::parse)]
+    timeout: Option<Duration>,
+    /// Stop an agent after this long without output, like 5m.
+    #[arg(long, value_parser = duration::parse)]
+    idle_timeout: Option<Duration>,
+    /// Limit for each check, like 10m.
+    #[arg(long, value_parser = duration::parse)]
+    check_timeout: Option<Duration>,
+    /// Most files a change may touch.
+    #[arg(long, value_name = "N")]
+    max_files: Option<u64>,
+    /// Most lines a change may add and remove, together.
+    #[arg(long, value_name = "N")]
+    max_lines: Option<u64>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// With --json: every event of every run (tagged with its task) and of the queue
+    /// as a JSON line while the sweep goes, ending with a `sweep.report` line.
+    #[arg(long, requires = "json")]
+    stream: bool,
+}
+
+pub fn cmd_sweep(dir: &Path, args: SweepArgs) -> Result<i32> {
+    match args.command {
+        Some(SweepCommand::Status(a)) => cmd_status(dir, a),
+        Some(SweepCommand::Resume(a)) => cmd_resume(dir, a),
+        None => cmd_start(dir, args.start),
+    }
+}
+
+fn flags(args: &StartArgs) -> Result<Flags> {
+    let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+    let on_fail = args
+        .on_fail
+        .as_deref()
+        .map(|p| super::parse_policy(p, "--on-fail"))
+        .transpose()?;
+    Ok(Flags {
+        settings: Settings {
+            agent: args.agent.clone(),
+            fallback: list(&args.fallback),
+            scope: list(&args.scope),
+            deny: list(&args.deny),
+            checks: list(&args.checks),
+            template: args.template.clone(),
+            timeout: args.timeout,
+            idle_timeout: args.idle_timeout,
+            check_timeout: args.check_timeout,
+            retries: args.retries,
+            repair: args.repair,
+            max_files: args.max_files,
+            max_lines: args.max_lines,
+            on_fail,
+            ..Settings::default()
+        },
+        queue: QueueSettings {
+            gate: args.gate.clone(),
+            flaky_retries: args.flaky_retries,
+            batch: args.batch,
+        },
+    })
+}
+
+fn cmd_start(dir: &Path, args: StartArgs) -> Result<i32> {
+    let repo = super::open_repo(dir)?;
+    let Some(path) = args.tasks.clone() else {
+        return Err(Error::Usage(
+            "nothing to sweep; give a task file: `baton sweep tasks.toml`".into(),
+        ));
+    };
+    if args.jobs == Some(0) {
+        return Err(Error::Usage(
+            "-j 0 would run nothing; give at least 1".into(),
+        ));
+    }
+    let flags = flags(&args)?;
+    let text = std::fs::read_to_string(&path).map_err(|source| sweep::SweepError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let ctx = Context {
+        repo: &repo,
+        cwd: dir.to_path_buf(),
+        flags: flags.clone(),
+        target: sweep::target_of(&repo)?,
+    };
+    // Every task is resolved before anything starts.
+    let file = sweep::load(&ctx, &path, &text)?;
+    let mut options = Options {
+        retry_conflicts: args.retry_conflicts,
+        on_fail: flags.settings.on_fail,
+        ..Options::default()
+    };
+    if let Some(j) = args.jobs {
+        options.jobs = j;
+    }
+    if options.on_fail == Some(Policy::Merge) {
+        return Err(Error::Usage("--on-fail merge is refused".into()));
+    }
+    process::install_interrupt_handler();
+    let view = View::new(file.tasks.len(), args.stream);
+    let runs = view.run_observers();
+    let report = sweep::start(&repo, file, flags, options, view.watch(&runs));
+    view.close();
+    finish(&report?, args.json && !args.stream)
+}
+
+fn cmd_resume(dir: &Path, args: ResumeArgs) -> Result<i32> {
+    let repo = super::open_repo(dir)?;
+    process::install_interrupt_handler();
+    let view = View::new(0, args.stream);
+    let runs = view.run_observers();
+    let report = sweep::resume(&repo, &args.sweep, dir, view.watch(&runs));
+    view.close();
+    finish(&report?, args.json && !args.stream)
+}
+
+fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
+    let repo = super::open_repo_to_read(dir)?;
+    let query = args.sweep.as_deref().unwrap_or("last");
+    let report = sweep::status(&repo, query)?;
+    if args.json {
+        super::print_json(&report);
+    } else {
+        let mut text = String::new();
+        table(&report, &mut text);
+        crate::ui::out_raw(&text);
+    }
+    Ok(crate::exit::OK)
+}
+
+fn finish(report: &SweepReport, json: bool) -> Result<i32> {
+    let mut text = String::from("\n");
+    table(report, &mut text);
+    crate::say!("{}", text.trim_end());
+    if json {
+        super::print_json(report);
+    }
+    Ok(report.exit_code)
+}
+
+type RunObserverFactory = Box<dyn Fn(&str) -> Vec<Box<dyn Observer>> + Sync>;
+
+/// How a sweep is shown: on a terminal a live board (one line per active run and a
+/// line of totals, redrawn in place, with the queue's news printed above it); else
+/// plain progress lines, each run's prefixed with its id. `--json --stream` adds every
+/// event on stdout.
+struct View {
+    stream: bool,
+    board: Option<Arc<Mutex<Board>>>,
+    ticker: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+}
+
+impl View {
+    fn new(tasks: usize, stream: bool) -> View {
+        let quiet = super::verbosity() == ui::Verbosity::Quiet;
+        if quiet || !std::io::stderr().is_terminal() {
+            return View {
+                stream,
+                board: None,
+                ticker: None,
+            };
+        }
+        let board = Arc::new(Mutex::new(Board::new(tasks)));
+        let stop = Arc::new(AtomicBool::new(false));
+        // The elapsed times move even when no event comes.
+        let ticker = {
+            let (board, stop) = (board.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(500));
+                    lock(&board).redraw();
+                }
+            })
+        };
+        View {
+            stream,
+            board: Some(board),
+            ticker: Some((stop, ticker)),
+        }
+    }
+
+    /// Each run's observers.
+    fn run_observers(&self) -> RunObserverFactory {
+        let stream = self.stream;
+        let board = self.board.clone();
+        Box::new(move |task: &str| {
+            let mut observers: Vec<Box<dyn Observer>> = match &board {
+                Some(b) => vec![Box::new(BoardRun {
+                    board: b.clone(),
+                    task: task.to_string(),
+                })],
+                None => vec![Box::new(crate::events::Terminal::new(super::verbosity()))],
+            };
+            if stream {
+                observers.push(Box::new(TaskLines {
+                    task: task.to_string(),
+                }));
+            }
+            observers
+        })
+    }
+
+    fn watch<'a>(&self, runs: &'a RunObserverFactory) -> Watch<'a> {
+        let mut sweep: Vec<Box<dyn SweepObserver>> = match &self.board {
+            Some(b) => vec![Box::new(BoardSweep { board: b.clone() })],
+            None if super::verbosity() == ui::Verbosity::Quiet => vec![],
+            None => vec![Box::new(QueueLines)],
+        };
+        if self.stream {
+            sweep.push(Box::new(SweepLines));
+        }
+        Watch {
+            runs: runs.as_ref(),
+            sweep,
+        }
+    }
+
+    /// Stops the board and takes it off the screen, before the table is printed.
+    fn close(self) {
+        if let Some((stop, ticker)) = self.ticker {
+            stop.store(true, Ordering::SeqCst);
+            let _ = ticker.join();
+        }
+        if let Some(board) = self.board {
+            lock(&board).clear();
+        }
+    }
+}
+
+fn lock(board: &Mutex<Board>) -> std::sync::MutexGuard<'_, Board> {
+    board.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One active run on the board.
+struct Row {
+    run_id: String,
+    task: String,
+    agent: String,
+    stage: String,
+    since: Instant,
+}
+
+/// The live board's state, and how much of it is on the screen.
+struct Board {
+    rows: Vec<Row>,
+    /// Lines of the board now on the screen, above the cursor.
+    drawn: usize,
+    tasks: usize,
+    finished: usize,
+    waiting: usize,
+    landed: usize,
+    started: Instant,
+}
+
+impl Board {
+    fn new(tasks: usize) -> Board {
+        Board {
+            rows: vec![],
+            drawn: 0,
+            tasks,
+            finished: 0,
+            waiting: 0,
+            landed: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// The board's lines, each cut to `width` so that none wraps (a wrapped line would
+    /// throw the redraw off).
+    fn lines(&self, width: usize) -> Vec<String> {
+        let now = Instant::now();
+        let mut lines: Vec<String> = self
+            .rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "  {:<24} {:<20} {:<8} {:>4.0}s  {}",
+                    truncate(&r.task, 24),
+                    r.run_id,
+                    r.stage,
+                    now.duration_since(r.since).as_secs_f64(),
+                    r.agent
+                )
+            })
+            .collect();
+        let of = if self.tasks > 0 {
+            format!("/{}", self.tasks)
+        } else {
+            String::new()
+        };
+        lines.push(format!(
+            "  {} running · {}{of} finished · {} waiting to land · {} landed · {:.0}s",
+            self.rows.len(),
+            self.finished,
+            self.waiting,
+            self.landed,
+            now.duration_since(self.started).as_secs_f64()
+        ));
+        lines
+            .into_iter()
+            .map(|l| truncate(&ui::printable(&l), width))
+            .collect()
+    }
+
+    /// What takes the board off the screen: up to its first line, and clear below.
+    fn erase(&self) -> String {
+        if self.drawn == 0 {
+            return String::new();
+        }
+        format!("\x1b[{}A\r\x1b[J", self.drawn)
+    }
+
+    fn clear(&mut self) {
+        write_err(&self.erase());
+        self.drawn = 0;
+    }
+
+    fn redraw(&mut self) {
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse::<usize>().ok())
+            .unwrap_or(100)
+            .saturating_sub(1)
+            .max(20);
+        let lines = self.lines(width);
+        let mut out = self.erase();
+        for l in &lines {
+            out.push_str(l);
+            out.push('\n');
+        }
+        self.drawn = lines.len();
+        write_err(&out);
+    }
+
+    /// A line of news above the board.
+    fn say(&mut self, stage: &str, line: &str) {
+        self.clear();
+        ui::progress(stage, line);
+        self.redraw();
+    }
+}
+
+fn truncate(text: &str, n: usize) -> String {
+    if text.chars().count() <= n {
+        return text.to_string();
+    }
+    text.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+}
+
+fn write_err(text: &str) {
+    use std::io::Write as _;
+    let mut err = std::io::stderr();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// A run's events on the board.
+struct BoardRun {
+    board: Arc<Mutex<Board>>,
+    task: String,
+}
+
+impl Observer for BoardRun {
+    fn on(&mut self, run_id: &str, _ts_ms: u64, event: &RunEvent) {
+        let mut board = lock(&self.board);
+        let row = |board: &mut Board| board.rows.iter_mut().position(|r| r.run_id == run_id);
+        match event {
+            RunEvent::RunStarted { agent, .. } => {
+                board.rows.push(Row {
+                    run_id: run_id.to_string(),
+                    task: self.task.clone(),
+                    agent: agent.clone(),
+                    stage: "created".into(),
+                    since: Instant::now(),
+                });
+            }
+            RunEvent::Stage { stage } => {
+                if let Some(i) = row(&mut board) {
+                    board.rows[i].stage = format!("{stage:?}").to_lowercase();
+                }
+            }
+            RunEvent::Fallback { to, .. } => {
+                if let Some(i) = row(&mut board) {
+                    board.rows[i].agent = to.clone();
+                }
+            }
+            RunEvent::Warning { message } => {
+                let line = format!("{}: {message}", self.task);
+                board.say("warning", &line);
+                return;
+            }
+            // A kept run waits for the queue, whose news it is; so is a run the queue
+            // lands later (it has no row any more).
+            RunEvent::Outcome { outcome }
+                if outcome.action != crate::report::OutcomeAction::Kept
+                    && row(&mut board).is_some() =>
+            {
+                let line = format!("{}: {}", self.task, outcome.message);
+                board.say("outcome", &line);
+                return;
+            }
+            RunEvent::RunFinished { .. } => {
+                if let Some(i) = row(&mut board) {
+                    board.rows.remove(i);
+                    board.finished += 1;
+                }
+            }
+            _ => return,
+        }
+        board.redraw();
+    }
+}
+
+/// The sweep's own events on the board: its counts, and the queue's news above it.
+struct BoardSweep {
+    board: Arc<Mutex<Board>>,
+}
+
+impl SweepObserver for BoardSweep {
+    fn on(&mut self, sweep_id: &str, _ts_ms: u64, event: &SweepEvent) {
+        let mut board = lock(&self.board);
+        match event {
+            SweepEvent::Started { tasks, .. } => board.tasks = *tasks,
+            SweepEvent::Candidate { .. } => board.waiting += 1,
+            SweepEvent::Landed { tasks, .. } => {
+                board.landed += tasks.len();
+                board.waiting = board.waiting.saturating_sub(tasks.len());
+            }
+            SweepEvent::Conflict { .. }
+            | SweepEvent::IntegrationFailed { .. }
+            | SweepEvent::DirtyOverlap { .. } => {
+                board.waiting = board.waiting.saturating_sub(1);
+            }
+            _ => {}
+        }
+        // Only what a person acts on or waits for goes above the board.
+        let news = matches!(
+            event,
+            SweepEvent::Started { .. }
+                | SweepEvent::Landed { .. }
+                | SweepEvent::Conflict { .. }
+                | SweepEvent::IntegrationFailed { .. }
+                | SweepEvent::DirtyOverlap { .. }
+                | SweepEvent::Flaky { .. }
+                | SweepEvent::Retry { .. }
+                | SweepEvent::TipMoved { .. }
+        );
+        match queue_line(sweep_id, event) {
+            Some((stage, line)) if news => board.say(stage, &line),
+            _ => board.redraw(),
+        }
+    }
+}
+
+/// `--json --stream` for one run of a sweep: its events, each with the task's id.
+struct TaskLines {
+    task: String,
+}
+
+impl Observer for TaskLines {
+    fn on(&mut self, run_id: &str, ts_ms: u64, event: &RunEvent) {
+        let mut line = crate::events::line(run_id, ts_ms, event);
+        line["task"] = serde_json::Value::String(self.task.clone());
+        crate::out!("{line}");
+    }
+
+    fn report(&mut self, report: &crate::report::RunReport) {
+        crate::out!(
+            "{}",
+            serde_json::json!({ "run_id": report.run_id, "task": self.task, "event": "report", "report": report })
+        );
+    }
+}
+
+/// `--json --stream` for the sweep's own events, ending with its report.
+struct SweepLines;
+
+impl SweepObserver for SweepLines {
+    fn on(&mut self, sweep_id: &str, ts_ms: u64, event: &SweepEvent) {
+        crate::out!("{}", sweep::sweep_line(sweep_id, ts_ms, event));
+    }
+
+    fn report(&mut self, report: &SweepReport) {
+        crate::out!(
+            "{}",
+            serde_json::json!({ "sweep_id": report.sweep_id, "event": "sweep.report", "report": report })
+        );
+    }
+}
+
+/// The queue's progress lines on stderr.
+struct QueueLines;
+
+fn short(oid: &str) -> &str {
+    &oid[..oid.len().min(10)]
+}
+
+impl SweepObserver for QueueLines {
+    fn on(&mut self, sweep_id: &str, _ts_ms: u64, event: &SweepEvent) {
+        if let Some((stage, line)) = queue_line(sweep_id, event) {
+            ui::progress(stage, line);
+        }
+    }
+}
+
+/// The line a person reads for one of the sweep's events, if it is one to show.
+fn queue_line(sweep_id: &str, event: &SweepEvent) -> Option<(&'static str, String)> {
+    let quote = |paths: &[String]| {
+        paths
+            .iter()
+            .map(|p| ui::quote_path(p).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Some(match event {
+        SweepEvent::Started {
+            tasks,
+            jobs,
+            batch,
+            target,
+            ..
+        } => (
+            "sweep",
+            format!(
+                "{sweep_id}: {tasks} task(s), {jobs} at once, landing on {} in batches of up to {batch}",
+                target.trim_start_matches("refs/heads/")
+            ),
+        ),
+        SweepEvent::Candidate { task, .. } => (
+            "queue",
+            format!("{task}: passed on its own, waiting to land"),
+        ),
+        SweepEvent::Testing {
+            tasks, tip, checks, ..
+        } if *checks > 0 => (
+            "queue",
+            format!("testing {} merged onto {}", tasks.join(", "), short(tip)),
+        ),
+        SweepEvent::Check {
+            tasks,
+            attempt,
+            result,
+            ..
+        } => (
+            "queue",
+            format!(
+                "{} on {} — {} ({:.1}s){}",
+                result.command,
+                tasks.join(", "),
+                result.status.name(),
+                result.duration_ms as f64 / 1000.0,
+                if *attempt > 1 {
+                    format!(", attempt {attempt}")
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        SweepEvent::Cached {
+            tasks,
+            command,
+            passed,
+            ..
+        } => (
+            "queue",
+            format!(
+                "{command} on {} — {} (this tree was checked before)",
+                tasks.join(", "),
+                if *passed { "passed" } else { "failed" }
+            ),
+        ),
+        SweepEvent::Flaky {
+            command, attempts, ..
+        } => (
+            "queue",
+            format!("{command} failed, then passed on attempt {attempts}: a flake"),
+        ),
+        SweepEvent::Landed {
+            tasks, target, new, ..
+        } => (
+            "queue",
+            format!("landed {} onto {target} ({})", tasks.join(", "), short(new)),
+        ),
+        SweepEvent::Conflict { task, paths, .. } => (
+            "queue",
+            format!(
+                "{task}: conflicts with what landed at {}; kept",
+                quote(paths)
+            ),
+        ),
+        SweepEvent::IntegrationFailed {
+            task,
+            check,
+            status,
+            ..
+        } => (
+            "queue",
+            format!("{task}: {check} {status} merged onto the branch; not landed"),
+        ),
+        SweepEvent::DirtyOverlap { task, paths, .. } => (
+            "queue",
+            format!(
+                "{task}: waits — your uncommitted changes at {}",
+                quote(paths)
+            ),
+        ),
+        SweepEvent::TipMoved { .. } => (
+            "queue",
+            "the branch moved while testing; testing again on its new tip".to_string(),
+        ),
+        SweepEvent::Retry { task, .. } => {
+            ("sweep", format!("{task}: running again from the new tip"))
+        }
+        _ => return None,
+    })
+}
+
+/// The summary table: every task, what happened, and where its work is.
+fn table(report: &SweepReport, out: &mut String) {
+    use std::fmt::Write as _;
+    let state = if report.running {
+        " (still running)"
+    } else if report.interrupted {
+        " (interrupted: `baton sweep resume` finishes it)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "sweep {}: {} of {} task(s) landed on {}{state}",
+        report.sweep_id, report.landed, report.total, report.target
+    );
+    let width = report
+        .tasks
+        .iter()
+        .map(|t| t.id.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 32);
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:<14}  {:<6}  {:<18}  {:<20}  where",
+        "task", "verdict", "landed", "reason", "run"
+    );
+    for t in &report.tasks {
+        let mut id: String = t.id.chars().take(width).collect();
+        if t.id.chars().count() > width {
+            id.pop();
+            id.push('…');
+        }
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:<14}  {:<6}  {:<18}  {:<20}  {}",
+            id,
+            t.verdict,
+            if t.landed { "yes" } else { "no" },
+            t.reason.as_deref().unwrap_or("-"),
+            t.run_id.as_deref().unwrap_or("-"),
+            t.location.as_deref().unwrap_or("-"),
+        );
+        let why = match (t.reason.as_deref(), &t.check, t.paths.is_empty()) {
+            (Some("conflict" | "dirty_overlap"), _, false) => Some(format!(
+                "paths: {}",
+                t.paths
+                    .iter()
+                    .map(|p| ui::quote_path(p).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (Some(_), Some(check), _) => Some(format!(
+                "check: {check}{}",
+                t.log
+                    .as_ref()
+                    .map(|l| format!(" (log {})", l.display()))
+                    .unwrap_or_default()
+            )),
+            (Some("error"), _, _) => t.detail.clone(),
+            _ => None,
+        };
+        if let Some(why) = why {
+            let _ = writeln!(out, "  {:<width$}  {}", "", ui::printable(&why));
+        }
+    }
+    let _ = writeln!(out, "  journal: {}", report.journal.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_board_has_a_line_per_active_run_and_one_of_totals_none_too_wide() {
+        let mut board = Board::new(9);
+        board.rows.push(Row {
+            run_id: "20261201-120000-1a2b".into(),
+            task: "round-cents-in-shop-money-and-much-more".into(),
+            agent: "cmd:sed -i \"s/int(amount \\* 100)/round(amount * 100)/\" shop/money.py".into(),
+            stage: "agent".into(),
+            since: Instant::now(),
+        });
+        board.finished = 3;
+        board.waiting = 1;
+        board.landed = 2;
+        let lines = board.lines(70);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("round-cents-in-shop-mon…"), "{lines:?}");
+        assert!(lines[0].contains("agent"), "{lines:?}");
+        assert!(
+            lines[1].contains("1 running · 3/9 finished · 1 waiting to land · 2 landed"),
+            "{lines:?}"
+        );
+        assert!(lines.iter().all(|l| l.chars().count() <= 70), "{lines:?}");
+        // Drawn, it is taken off the screen from its first line down.
+        board.drawn = 2;
+        assert_eq!(board.erase(), "\x1b[2A\r\x1b[J");
+    }
+}
