@@ -481,14 +481,6 @@ pub fn choose(rows: &[CandidateReport], prints: &[String]) -> Choice {
     }
 }
 
-fn new_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let salt = (now.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffff;
-    format!("{}-{salt:04x}", now.as_secs())
-}
-
 fn compares_dir(repo: &Repo) -> PathBuf {
     repo.common_dir.join("baton").join("compares")
 }
@@ -517,7 +509,8 @@ pub fn compare(
     apply: bool,
     on_finish: &(dyn Fn(u32, &str, &RunReport) + Sync),
 ) -> Result<CompareReport, CompareError> {
-    let id = new_id();
+    // Ids read as dates, as runs' and sweeps' do.
+    let id = run::new_run_id();
     let dir = compares_dir(repo).join(&id);
     std::fs::create_dir_all(&dir).map_err(|source| CompareError::Record {
         path: dir.clone(),
