@@ -100,6 +100,9 @@ pub struct Config {
     /// The pre-commit hook (`baton precommit`) and `baton commit`.
     #[serde(default)]
     pub precommit: PrecommitConfig,
+    /// `baton compare`'s limits, `[compare]`.
+    #[serde(default, skip_serializing_if = "CompareConfig::is_unset")]
+    pub compare: CompareConfig,
 }
 
 /// `[precommit]`: what the pre-commit hook checks and who fixes what fails.
@@ -138,6 +141,21 @@ impl PrecommitConfig {
             stop_after_fix: over.stop_after_fix.or(self.stop_after_fix),
             timeout: over.timeout.or(self.timeout),
         }
+    }
+}
+
+/// `[compare]`: how many candidates one compare may start (default 8), so a typo
+/// like `-n 80` does not start eighty agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<u32>,
+}
+
+impl CompareConfig {
+    fn is_unset(&self) -> bool {
+        self.max.is_none()
     }
 }
 
@@ -443,6 +461,9 @@ impl Config {
                 self.route
             } else {
                 over.route
+            },
+            compare: CompareConfig {
+                max: over.compare.max.or(self.compare.max),
             },
             agents: {
                 let mut agents = self.agents;

@@ -4,6 +4,7 @@
 
 mod clean;
 mod commit;
+mod compare;
 mod completions;
 mod decide;
 mod demo;
@@ -15,6 +16,7 @@ mod init;
 mod man;
 mod model_server;
 mod pager;
+mod pipeline;
 mod precommit;
 mod recover;
 mod replay;
@@ -69,6 +71,8 @@ enum Command {
     #[command(subcommand)]
     Handoff(handoff::HandoffCommand),
     Run(Box<run::RunArgs>),
+    Compare(Box<compare::CompareArgs>),
+    Pipeline(Box<pipeline::PipelineArgs>),
     Status(status::StatusArgs),
     Show(status::ShowArgs),
     Replay(replay::ReplayArgs),
@@ -261,6 +265,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Init(args) => init::cmd_init(&dir, args),
         Command::Handoff(cmd) => handoff::cmd_handoff(&dir, cmd),
         Command::Run(args) => run::cmd_run(&dir, *args),
+        Command::Compare(args) => compare::cmd_compare(&dir, *args),
+        Command::Pipeline(args) => pipeline::cmd_pipeline(&dir, *args),
         Command::Status(args) => status::cmd_status(&dir, args),
         Command::Show(args) => status::cmd_show(&dir, args),
         Command::Replay(args) => replay::cmd_replay(&dir, args),

@@ -29,6 +29,9 @@ pub struct RunArgs {
     /// worktree), or auto (picked by the task's words: `baton route "TASK"` shows which).
     #[arg(long)]
     agent: Option<String>,
+    /// The model the agent is to use (its `[agents.NAME] model` for this run).
+    #[arg(long, value_name = "MODEL")]
+    model: Option<String>,
     /// An agent to hand the task to when the previous one fails (repeatable, in order).
     #[arg(long = "fallback", value_name = "AGENT")]
     fallback: Vec<String>,
@@ -172,7 +175,7 @@ fn plan(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<Plan> {
         (Some(rev), false) => Base::Rev(rev.clone()),
         (None, false) => Base::Head,
     };
-    Plan::resolve(
+    let plan = Plan::resolve(
         config,
         Request {
             flags,
@@ -183,7 +186,28 @@ fn plan(dir: &Path, args: &RunArgs, repo_root: &Path) -> Result<Plan> {
             repo_root: repo_root.to_path_buf(),
             worktrees_dir: None,
         },
-    )
+    )?;
+    with_model(plan, args.model.as_deref())
+}
+
+/// `--model M`: the first agent's `[agents.NAME] model` for this run; refused for a
+/// `cmd:` agent, which has no model to set.
+fn with_model(mut plan: Plan, model: Option<&str>) -> Result<Plan> {
+    let Some(model) = model else {
+        return Ok(plan);
+    };
+    let name = match &plan.agents[0] {
+        crate::agent::AgentSpec::Codex => "codex",
+        crate::agent::AgentSpec::Claude => "claude",
+        crate::agent::AgentSpec::Gemini => "gemini",
+        crate::agent::AgentSpec::Cmd(_) => {
+            return Err(Error::Usage(
+                "--model sets the model of codex, claude or gemini; a cmd: agent has none".into(),
+            ));
+        }
+    };
+    plan.config.agents.entry(name.into()).or_default().model = Some(model.to_string());
+    Ok(plan)
 }
 
 fn ask_policy(report: &RunReport) -> Policy {

@@ -383,7 +383,7 @@ impl Driver<'_> {
             idle_timeout: self.plan.idle_timeout,
             kill_grace: self.plan.kill_grace,
             log,
-            cancel: process::Cancel::default(),
+            cancel: self.plan.cancel.clone().unwrap_or_default(),
         }
     }
 
@@ -721,6 +721,26 @@ pub fn resume(
     observers: Vec<Box<dyn Observer>>,
     decide: Decide,
 ) -> Result<RunReport> {
+    continue_with(repo, journal, opts, None, observers, decide)
+}
+
+/// Another agent taking over a kept run's worktree (a pipeline's next stage), in a
+/// session of its own (`None`: a new one).
+pub struct Handover {
+    pub agent: AgentSpec,
+    pub session: Option<String>,
+}
+
+/// [`resume`], or with `handover` another agent's round in the same kept worktree:
+/// the same attempt, judge (told the worktree is used) and land as a run.
+pub fn continue_with(
+    repo: &Repo,
+    journal: Arc<Journal>,
+    opts: ResumeOptions,
+    handover: Option<Handover>,
+    observers: Vec<Box<dyn Observer>>,
+    decide: Decide,
+) -> Result<RunReport> {
     let mut report = journal.read_state()?;
     let pending = report
         .outcome
@@ -737,17 +757,23 @@ pub fn resume(
                 .unwrap_or("none")
         )));
     }
-    let session = report
-        .agent_result
-        .as_ref()
-        .and_then(|a| a.session.clone())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "run {} has no agent session to resume ({} keeps none); start a new run",
-                report.run_id, report.agent
-            ))
-        })?;
-    let agent = AgentSpec::parse(&report.agent)?;
+    let (agent, session) = match handover {
+        Some(h) => (h.agent, h.session),
+        None => {
+            let session = report
+                .agent_result
+                .as_ref()
+                .and_then(|a| a.session.clone())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "run {} has no agent session to resume ({} keeps none); start a new run",
+                        report.run_id, report.agent
+                    ))
+                })?;
+            (AgentSpec::parse(&report.agent)?, Some(session))
+        }
+    };
+    report.agent = agent.label();
     let backend = agent.backend(&opts.config)?;
     let s = report.settings.clone();
     let settings = JudgeSettings {
@@ -775,7 +801,7 @@ pub fn resume(
     report.error = None;
     report.exit_code = None;
     events.emit(RunEvent::Resume {
-        session: session.clone(),
+        session: session.clone().unwrap_or_default(),
         resumes: report.resumes,
         agent: report.agent.clone(),
         worktree: report.worktree.clone(),
@@ -786,7 +812,7 @@ pub fn resume(
         worktree: report.worktree.clone(),
         handoff: journal.path(journal::HANDOFF_FILE),
         prompt,
-        resume: Some(session),
+        resume: session,
         timeout: opts.timeout.or(ms(s.timeout_ms)),
         idle_timeout: opts.idle_timeout.or(ms(s.idle_timeout_ms)),
         kill_grace: Duration::from_millis(s.kill_grace_ms),

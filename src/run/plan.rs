@@ -73,6 +73,9 @@ pub struct Plan {
     /// Repair rounds: the agent's session resumed with what failed, up to this many.
     pub repair: u32,
     pub config: Config,
+    /// Stops this run's agents and checks, for its reason, when cancelled (a compare
+    /// stops its other candidates once one passes); `None` hears Ctrl-C only.
+    pub cancel: Option<crate::process::Cancel>,
     /// The sweep the run belongs to, recorded in its report.
     pub sweep: Option<String>,
 }
@@ -211,6 +214,7 @@ impl Plan {
             repair: s.repair.unwrap_or(0),
             handoff: request.handoff,
             config,
+            cancel: None,
             sweep: None,
         })
     }

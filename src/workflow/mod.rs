@@ -14,9 +14,15 @@
 //! - [`precommit`]: the git hook (`baton precommit`) — the staged tree checked in a
 //!   worktree, a failing one delegated as a run from `Base::Index`, the fix landed in
 //!   the index (`Target::Index`); `hook install|uninstall`;
-//! - [`commit`]: `baton commit` — a verified commit of the staged tree.
+//! - [`commit`]: `baton commit` — a verified commit of the staged tree;
+//! - [`compare`]: `baton compare` — one handoff as N candidates at once, the winner by
+//!   evidence, every candidate's change kept as a ref;
+//! - [`pipeline`]: `baton pipeline` — stages in one worktree, a review that decides,
+//!   one commit for the whole.
 
 pub mod commit;
+pub mod compare;
+pub mod pipeline;
 pub mod precommit;
 pub mod queue;
 pub mod sweep;
