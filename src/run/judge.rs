@@ -97,52 +97,11 @@ impl Judge<'_> {
     ) -> Result<Evidence> {
         let base_tree = self.repo.tree_of(base)?;
         let changed = tree != base_tree;
-        // The patch (a second pass over every changed blob) is made from the start,
-        // beside the line counts and sizes the scope needs and then while the checks
-        // run; it is in the journal before the verdict.
-        let (patch, judged) = std::thread::scope(|s| {
-            let patch = changed.then(|| s.spawn(|| self.repo.patch(&base_tree, &tree)));
-            let judged = self.scope_and_checks(worktree, &base_tree, &tree, agent, outside, enter);
-            let patch = patch
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .transpose();
-            (patch, judged)
-        });
-        self.journal
-            .write_file(journal::PATCH_FILE, &patch?.unwrap_or_default())?;
-        let (scope_report, checks) = judged?;
-        let has_change = !scope_report.paths.is_empty();
-        let interrupted = checks.iter().any(|c| c.status == CheckStatus::Interrupted);
-
-        enter(Stage::Scope)?;
-        self.events.emit(RunEvent::ScopeJudged {
-            scope: scope_report.clone(),
-        })?;
-        let verdict = verdict(agent.ok, has_change, scope_report.clean(), &checks);
-        self.events.emit(RunEvent::Verdict { verdict })?;
-        Ok(Evidence {
-            tree,
-            scope: scope_report,
-            checks,
-            verdict,
-            interrupted,
-        })
-    }
-
-    /// The scope's verdict on the change from `base_tree` to `tree` (with `outside`
-    /// writes as violations), then — when the agent succeeded and changed something —
-    /// the checks in `worktree`.
-    fn scope_and_checks(
-        &self,
-        worktree: &Path,
-        base_tree: &str,
-        tree: &str,
-        agent: AgentEnd,
-        outside: &[String],
-        enter: &mut dyn FnMut(Stage) -> Result<()>,
-    ) -> Result<(ScopeReport, Vec<CheckResult>)> {
-        let diff = if base_tree != tree {
-            self.repo.diff_and_sizes(base_tree, tree)?
+        // The change and the sizes of what it writes, which the scope needs; the
+        // patch (a second pass over every changed blob) is made while the checks run,
+        // and is in the journal before the verdict.
+        let diff = if changed {
+            self.repo.diff_and_sizes(&base_tree, &tree)?
         } else {
             crate::git::TreeDiff::default()
         };
@@ -162,13 +121,37 @@ impl Judge<'_> {
             scope_report.violations += 1;
         }
         let has_change = !scope_report.paths.is_empty();
-        let checks = if agent.ok && has_change && !agent.interrupted {
-            enter(Stage::Checks)?;
-            self.run_checks(worktree)?
-        } else {
-            vec![]
-        };
-        Ok((scope_report, checks))
+
+        let (patch, checks) = std::thread::scope(|s| {
+            let patch = changed.then(|| s.spawn(|| self.repo.patch(&base_tree, &tree)));
+            let checks = if agent.ok && has_change && !agent.interrupted {
+                enter(Stage::Checks).and_then(|()| self.run_checks(worktree))
+            } else {
+                Ok(vec![])
+            };
+            let patch = patch
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .transpose();
+            (patch, checks)
+        });
+        self.journal
+            .write_file(journal::PATCH_FILE, &patch?.unwrap_or_default())?;
+        let checks = checks?;
+        let interrupted = checks.iter().any(|c| c.status == CheckStatus::Interrupted);
+
+        enter(Stage::Scope)?;
+        self.events.emit(RunEvent::ScopeJudged {
+            scope: scope_report.clone(),
+        })?;
+        let verdict = verdict(agent.ok, has_change, scope_report.clean(), &checks);
+        self.events.emit(RunEvent::Verdict { verdict })?;
+        Ok(Evidence {
+            tree,
+            scope: scope_report,
+            checks,
+            verdict,
+            interrupted,
+        })
     }
 
     /// The checklist in `worktree`, each result an event as it comes.
