@@ -96,15 +96,13 @@ impl Judge<'_> {
         enter: &mut dyn FnMut(Stage) -> Result<()>,
     ) -> Result<Evidence> {
         let base_tree = self.repo.tree_of(base)?;
-        let changed = tree != base_tree;
-        // The change and the sizes of what it writes, which the scope needs; the
-        // patch (a second pass over every changed blob) is made while the checks run,
-        // and is in the journal before the verdict.
-        let diff = if changed {
-            self.repo.diff_and_sizes(&base_tree, &tree)?
-        } else {
+        // The change, its patch and the sizes of what it writes, read together.
+        let diff = if tree == base_tree {
             crate::git::TreeDiff::default()
+        } else {
+            self.repo.diff_for_judging(&base_tree, &tree)?
         };
+        self.journal.write_file(journal::PATCH_FILE, &diff.patch)?;
         let mut scope_report = judge_sized(self.repo, self.scope, &diff.changes, &diff.sizes)?;
         for path in outside {
             scope_report.paths.push(JudgedPath {
@@ -122,22 +120,13 @@ impl Judge<'_> {
         }
         let has_change = !scope_report.paths.is_empty();
 
-        let (patch, checks) = std::thread::scope(|s| {
-            let patch = changed.then(|| s.spawn(|| self.repo.patch(&base_tree, &tree)));
-            let checks = if agent.ok && has_change && !agent.interrupted {
-                enter(Stage::Checks).and_then(|()| self.run_checks(worktree))
-            } else {
-                Ok(vec![])
-            };
-            let patch = patch
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .transpose();
-            (patch, checks)
-        });
-        self.journal
-            .write_file(journal::PATCH_FILE, &patch?.unwrap_or_default())?;
-        let checks = checks?;
-        let interrupted = checks.iter().any(|c| c.status == CheckStatus::Interrupted);
+        let mut checks = vec![];
+        let mut interrupted = false;
+        if agent.ok && has_change && !agent.interrupted {
+            enter(Stage::Checks)?;
+            checks = self.run_checks(worktree)?;
+            interrupted = checks.iter().any(|c| c.status == CheckStatus::Interrupted);
+        }
 
         enter(Stage::Scope)?;
         self.events.emit(RunEvent::ScopeJudged {
