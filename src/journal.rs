@@ -80,11 +80,34 @@ fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     }
 }
 
+/// An append-only file of JSON lines (a journal's `events.jsonl`), opened on the first
+/// line. Each line is written whole with one `write`, so `tail -f` and a reader after a
+/// crash see complete lines.
+#[derive(Debug, Default)]
+pub struct LineLog {
+    file: Mutex<Option<File>>,
+}
+
+impl LineLog {
+    pub fn append(&self, path: &Path, line: &Value) -> std::io::Result<()> {
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(OpenOptions::new().create(true).append(true).open(path)?);
+        }
+        let mut text = line.to_string();
+        text.push('\n');
+        match guard.as_mut() {
+            Some(file) => file.write_all(text.as_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One run's journal directory.
 #[derive(Debug)]
 pub struct Journal {
     pub dir: PathBuf,
-    events: Mutex<Option<File>>,
+    events: LineLog,
 }
 
 impl Journal {
@@ -117,7 +140,7 @@ impl Journal {
         Ok((
             Journal {
                 dir,
-                events: Mutex::new(None),
+                events: LineLog::default(),
             },
             seq,
         ))
@@ -147,7 +170,7 @@ impl Journal {
         let id = id.ok_or_else(|| JournalError::NoSuchRun(query.to_string()))?;
         Ok(Journal {
             dir: runs_dir(common_dir).join(id),
-            events: Mutex::new(None),
+            events: LineLog::default(),
         })
     }
 
@@ -180,21 +203,7 @@ impl Journal {
     /// Appends one line (an event of [`crate::events`]) to events.jsonl.
     pub fn append(&self, line: &Value) -> Result<()> {
         let path = self.path(EVENTS_FILE);
-        let mut guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(write_err(&path))?;
-            *guard = Some(file);
-        }
-        let mut text = line.to_string();
-        text.push('\n');
-        match guard.as_mut() {
-            Some(file) => file.write_all(text.as_bytes()).map_err(write_err(&path)),
-            None => Ok(()),
-        }
+        self.events.append(&path, line).map_err(write_err(&path))
     }
 
     /// Rewrites `state.json` atomically.
@@ -356,7 +365,7 @@ pub fn list_runs(common_dir: &Path) -> Result<Vec<(Journal, Result<RunReport>)>>
         .map(|id| {
             let journal = Journal {
                 dir: runs_dir(common_dir).join(id),
-                events: Mutex::new(None),
+                events: LineLog::default(),
             };
             let state = journal.read_state();
             (journal, state)

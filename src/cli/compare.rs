@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::handoff::{HandoffFields, build};
+use super::handoff::{HandoffFields, load_or_build};
 use crate::agent::AgentSpec;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -118,25 +118,21 @@ struct LandArgs {
 }
 
 fn load_handoff(dir: &Path, args: &CompareArgs) -> Result<Handoff> {
-    match (&args.file, &args.task) {
-        (Some(file), _) => Ok(Handoff::load(file)?),
-        (None, Some(task)) => build(
-            dir,
-            task,
-            &args.fields,
-            NewHandoff {
-                scope: args.scope.clone(),
-                deny: args.deny.clone(),
-                checks: args.checks.clone(),
-                timeout: args.timeout,
-                idle_timeout: args.idle_timeout,
-                ..NewHandoff::default()
-            },
-        ),
-        (None, None) => Err(Error::Usage(
-            "nothing to compare; give a handoff file (`baton compare task.md --agents codex,claude`) or --task \"...\"".into(),
-        )),
-    }
+    load_or_build(
+        dir,
+        args.file.as_deref(),
+        args.task.as_deref(),
+        &args.fields,
+        NewHandoff {
+            scope: args.scope.clone(),
+            deny: args.deny.clone(),
+            checks: args.checks.clone(),
+            timeout: args.timeout,
+            idle_timeout: args.idle_timeout,
+            ..NewHandoff::default()
+        },
+        "nothing to compare; give a handoff file (`baton compare task.md --agents codex,claude`) or --task \"...\"",
+    )
 }
 
 pub fn cmd_compare(dir: &Path, args: CompareArgs) -> Result<i32> {

@@ -75,6 +75,23 @@ pub struct RenderArgs {
 
 /// Renders a handoff from the template and fields, with the repository's own
 /// templates when `dir` is inside one.
+/// The handoff a command works on: the `file` given, else one written from `task`
+/// (with the flags' `fields` and `contract`), else the usage error `none`.
+pub fn load_or_build(
+    dir: &Path,
+    file: Option<&Path>,
+    task: Option<&str>,
+    fields: &HandoffFields,
+    contract: NewHandoff,
+    none: &str,
+) -> Result<Handoff> {
+    match (file, task) {
+        (Some(file), _) => Ok(Handoff::load(file)?),
+        (None, Some(task)) => build(dir, task, fields, contract),
+        (None, None) => Err(Error::Usage(none.to_string())),
+    }
+}
+
 pub fn build(
     dir: &Path,
     task: &str,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::handoff::{HandoffFields, build};
+use super::handoff::{HandoffFields, load_or_build};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::handoff::{Handoff, NewHandoff};
@@ -105,26 +105,22 @@ fn parse_size(text: &str) -> std::result::Result<u64, String> {
 }
 
 fn load_handoff(dir: &Path, args: &RunArgs) -> Result<Handoff> {
-    match (&args.file, &args.task) {
-        (Some(file), _) => Ok(Handoff::load(file)?),
-        (None, Some(task)) => build(
-            dir,
-            task,
-            &args.fields,
-            NewHandoff {
-                scope: args.scope.clone(),
-                deny: args.deny.clone(),
-                checks: args.checks.clone(),
-                agent: args.agent.clone(),
-                timeout: args.timeout,
-                idle_timeout: args.idle_timeout,
-                ..NewHandoff::default()
-            },
-        ),
-        (None, None) => Err(Error::Usage(
-            "nothing to run; give a handoff file (`baton run task.md`) or --task \"...\"".into(),
-        )),
-    }
+    load_or_build(
+        dir,
+        args.file.as_deref(),
+        args.task.as_deref(),
+        &args.fields,
+        NewHandoff {
+            scope: args.scope.clone(),
+            deny: args.deny.clone(),
+            checks: args.checks.clone(),
+            agent: args.agent.clone(),
+            timeout: args.timeout,
+            idle_timeout: args.idle_timeout,
+            ..NewHandoff::default()
+        },
+        "nothing to run; give a handoff file (`baton run task.md`) or --task \"...\"",
+    )
 }
 
 /// The flags as the top layer of settings; a list flag given no value leaves the

@@ -132,7 +132,13 @@ impl Driver<'_> {
     }
 }
 
-fn enter(journal: &Journal, events: &Events, report: &mut RunReport, stage: Stage) -> Result<()> {
+/// A stage change of `report`: journaled and its state written before the stage acts.
+pub(crate) fn enter(
+    journal: &Journal,
+    events: &Events,
+    report: &mut RunReport,
+    stage: Stage,
+) -> Result<()> {
     report.stage = stage;
     report.updated_at = journal::now();
     events.emit(RunEvent::Stage { stage })?;

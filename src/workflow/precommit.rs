@@ -252,14 +252,6 @@ mod cache {
     }
 }
 
-fn enter(journal: &Journal, events: &Events, report: &mut RunReport, stage: Stage) -> Result<()> {
-    report.stage = stage;
-    report.updated_at = journal::now();
-    events.emit(RunEvent::Stage { stage })?;
-    journal.write_state(report)?;
-    Ok(())
-}
-
 /// Runs the checks on the staged tree in a worktree of their own (detached at HEAD's
 /// commit with that tree), as a run of the journal — `baton show` has its logs — whose
 /// agent is `none`; or answers from the cache.
@@ -337,7 +329,7 @@ pub fn check_staged(
         format_version: crate::events::FORMAT_VERSION,
     })?;
     journal.write_state(&report)?;
-    enter(&journal, &events, &mut report, Stage::Worktree)?;
+    run::enter(&journal, &events, &mut report, Stage::Worktree)?;
     worktree::create_detached(repo, &path, &base)?;
     events.emit(RunEvent::WorktreeCreated {
         path: path.clone(),
@@ -345,7 +337,7 @@ pub fn check_staged(
         base: base.clone(),
         attempt: 1,
     })?;
-    enter(&journal, &events, &mut report, Stage::Checks)?;
+    run::enter(&journal, &events, &mut report, Stage::Checks)?;
     let scope = Scope::compile(&[], &[])?;
     let judge = run::judge::Judge {
         repo,

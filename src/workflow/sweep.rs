@@ -22,7 +22,6 @@
 //! module as in a single run. git values never cross threads (a `Repo` is paths only).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -921,7 +920,7 @@ pub struct SweepState {
 /// One sweep's journal directory.
 pub struct SweepJournal {
     pub dir: PathBuf,
-    events: Mutex<Option<File>>,
+    events: crate::journal::LineLog,
 }
 
 fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
@@ -953,7 +952,7 @@ impl SweepJournal {
         }
         Ok(SweepJournal {
             dir,
-            events: Mutex::new(None),
+            events: crate::journal::LineLog::default(),
         })
     }
 
@@ -983,7 +982,7 @@ impl SweepJournal {
         };
         Ok(SweepJournal {
             dir: sweeps_dir(common_dir).join(id),
-            events: Mutex::new(None),
+            events: crate::journal::LineLog::default(),
         })
     }
 
@@ -1010,21 +1009,7 @@ impl SweepJournal {
 
     fn append(&self, line: &Value) -> SweepResult<()> {
         let path = self.dir.join(EVENTS_FILE);
-        let mut guard = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(write_err(&path))?;
-            *guard = Some(file);
-        }
-        let mut text = line.to_string();
-        text.push('\n');
-        match guard.as_mut() {
-            Some(f) => f.write_all(text.as_bytes()).map_err(write_err(&path)),
-            None => Ok(()),
-        }
+        self.events.append(&path, line).map_err(write_err(&path))
     }
 
     /// Records that `run_id` is a run of task `task`.
