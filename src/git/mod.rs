@@ -265,6 +265,12 @@ impl Repo {
             .map(|(_, what)| what)
     }
 
+    /// The editor git would start for a commit message (`git var GIT_EDITOR`:
+    /// `GIT_EDITOR`, `core.editor`, `VISUAL`, `EDITOR`, then git's default).
+    pub fn editor(&self) -> Result<String> {
+        self.run_text(&["var", "GIT_EDITOR"])
+    }
+
     /// Fails with [`GitError::NoIdentity`] when a commit could not be made.
     pub fn check_identity(&self) -> Result<()> {
         for var in ["GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"] {

@@ -230,15 +230,7 @@ fn message(
 
 /// The user's editor on `file`, as git starts it (`sh -c` with the file as `$1`).
 fn run_editor(repo: &Repo, file: &std::path::Path) -> Result<()> {
-    let editor = {
-        let mut cmd = crate::process::command("git");
-        cmd.current_dir(&repo.root).args(["var", "GIT_EDITOR"]);
-        let out = crate::process::capture(&mut cmd, None).map_err(|source| Error::Io {
-            context: "could not ask git for the editor".into(),
-            source,
-        })?;
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let editor = repo.editor()?;
     let status = crate::process::command("sh")
         .current_dir(&repo.root)
         .arg("-c")
