@@ -223,7 +223,79 @@ pub struct WorktreeConfig {
     /// Where run worktrees are created (default: the per-user data directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
+    /// How many finished worktrees are kept for later runs to lease (default
+    /// [`DEFAULT_POOL`]; 0 turns the pool off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<usize>,
+    /// The pool's disk budget: beyond it the least recently used pooled worktree goes
+    /// (bytes, or `512M`, `20G`; default [`DEFAULT_POOL_MAX_SIZE`]).
+    #[serde(
+        default,
+        with = "crate::scope::size_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pool_max_size: Option<u64>,
+    /// A pooled worktree unused for longer is removed by the next run (default 7d).
+    #[serde(
+        default,
+        with = "crate::duration::serde_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pool_max_age: Option<Duration>,
+    /// The build directories (`target`, `node_modules`, …): a pooled worktree keeps
+    /// them, and a new worktree is seeded with a copy-on-write clone of the main
+    /// checkout's. Relative to the repository's root, inside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<Vec<String>>,
+    /// On a filesystem without reflink, copy the build directories byte by byte
+    /// (default false: start cold and say so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_copy: Option<bool>,
+    /// Commands run once in a new worktree (and in a leased one when a file named in
+    /// `on_change` differs from what the worktree last ran them on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Vec<SetupCommand>>,
 }
+
+/// One `[worktree] setup` entry: `"npm ci"`, or `{ run = "npm ci", on_change =
+/// ["package-lock.json"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SetupCommand {
+    Run(String),
+    Table(SetupTable),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetupTable {
+    pub run: String,
+    #[serde(default)]
+    pub on_change: Vec<String>,
+}
+
+impl SetupCommand {
+    pub fn command(&self) -> &str {
+        match self {
+            SetupCommand::Run(run) | SetupCommand::Table(SetupTable { run, .. }) => run,
+        }
+    }
+
+    /// The files whose change makes a leased worktree run the command again.
+    pub fn on_change(&self) -> &[String] {
+        match self {
+            SetupCommand::Run(_) => &[],
+            SetupCommand::Table(t) => &t.on_change,
+        }
+    }
+}
+
+/// Finished worktrees kept for reuse unless `[worktree] pool` says otherwise.
+pub const DEFAULT_POOL: usize = 4;
+/// The pool's disk budget unless `[worktree] pool_max_size` says otherwise.
+pub const DEFAULT_POOL_MAX_SIZE: u64 = 20 * 1024 * 1024 * 1024;
+/// How long a pooled worktree may go unused unless `[worktree] pool_max_age` says.
+pub const DEFAULT_POOL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -456,6 +528,12 @@ impl Config {
             defaults: self.defaults.overlay(over.defaults),
             worktree: WorktreeConfig {
                 dir: over.worktree.dir.or(self.worktree.dir),
+                pool: over.worktree.pool.or(self.worktree.pool),
+                pool_max_size: over.worktree.pool_max_size.or(self.worktree.pool_max_size),
+                pool_max_age: over.worktree.pool_max_age.or(self.worktree.pool_max_age),
+                warm: over.worktree.warm.or(self.worktree.warm),
+                warm_copy: over.worktree.warm_copy.or(self.worktree.warm_copy),
+                setup: over.worktree.setup.or(self.worktree.setup),
             },
             route: if over.route.is_empty() {
                 self.route

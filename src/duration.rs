@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid duration `{0}`; write it like 90s, 20m, 1h or 1h30m")]
+#[error("invalid duration `{0}`; write it like 90s, 20m, 1h, 1h30m or 7d")]
 pub struct DurationError(pub String);
 
 /// Parses a duration; a bare number is taken as seconds.
@@ -33,6 +33,7 @@ pub fn parse(text: &str) -> Result<Duration, DurationError> {
             "s" => Duration::from_secs(n),
             "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
             "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+            "d" => Duration::from_secs(n.checked_mul(24 * 3600).ok_or_else(bad)?),
             _ => return Err(bad()),
         };
         total = total.checked_add(part).ok_or_else(bad)?;
