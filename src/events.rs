@@ -55,6 +55,9 @@ pub enum RunEvent {
         branch: String,
         base: String,
         attempt: u32,
+        /// Leased from the worktree pool (moved to the base), not created.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        leased: bool,
     },
     #[serde(rename = "agent.started")]
     AgentStarted { agent: String },

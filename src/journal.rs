@@ -284,7 +284,11 @@ fn to_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<Vec<u8>> {
     })
 }
 
-fn write_atomic<T: Serialize + ?Sized>(path: &Path, value: &T, durable: bool) -> Result<()> {
+pub(crate) fn write_atomic<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+    durable: bool,
+) -> Result<()> {
     write_atomic_text(path, &to_json(path, value)?, durable)
 }
 

@@ -282,7 +282,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
     };
     let changes = repo.diff_trees(&head_tree, &merged)?;
     if changes.is_empty() {
-        worktree::remove(repo, l.worktree, l.branch)?;
+        worktree::retire(repo, l.worktree, l.branch, l.base)?;
         return Ok(report(
             OutcomeAction::Merged,
             format!(
@@ -321,7 +321,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
             return Ok(conflict(refused(&e, &retry), paths));
         }
         process::crash_point("landing.switched");
-        worktree::remove(repo, l.worktree, l.branch)?;
+        worktree::retire(repo, l.worktree, l.branch, l.base)?;
         return Ok(OutcomeReport {
             paths,
             target: Some(target_name(&head.branch)),
@@ -374,7 +374,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
         ));
     }
     process::crash_point("landing.ref");
-    worktree::remove(repo, l.worktree, l.branch)?;
+    worktree::retire(repo, l.worktree, l.branch, l.base)?;
     process::crash_point("landing.removed");
     Ok(OutcomeReport {
         commit: Some(landed.clone()),
@@ -430,7 +430,7 @@ fn apply_onto_dirty(l: &Landing, retry: &str) -> Result<OutcomeReport> {
     process::crash_point("landing.intent");
     write_files(repo, l.tree, &paths)?;
     process::crash_point("landing.switched");
-    worktree::remove(repo, l.worktree, l.branch)?;
+    worktree::retire(repo, l.worktree, l.branch, l.base)?;
     Ok(OutcomeReport {
         paths,
         ..report(
@@ -481,7 +481,7 @@ pub fn stash(l: &Landing) -> Result<OutcomeReport> {
     process::crash_point("stash.intent");
     l.repo.stash_record(&stash, &message)?;
     process::crash_point("stash.recorded");
-    worktree::remove(l.repo, l.worktree, l.branch)?;
+    worktree::retire(l.repo, l.worktree, l.branch, l.base)?;
     Ok(stashed(&stash, &message))
 }
 
@@ -504,7 +504,7 @@ pub fn revert(l: &Landing) -> Result<OutcomeReport> {
     // The journal's patch is all that will be left of the change: on the disk first.
     l.journal.sync(crate::journal::PATCH_FILE)?;
     begin(l, Operation::Revert)?;
-    worktree::remove(l.repo, l.worktree, l.branch)?;
+    worktree::retire(l.repo, l.worktree, l.branch, l.base)?;
     Ok(reverted(l))
 }
 
@@ -523,7 +523,7 @@ pub fn discard(l: &Landing) -> Result<OutcomeReport> {
     let _lock = RepoLock::acquire(&l.repo.common_dir)?;
     // No intent: there is nothing to lose, and a run stopped here is found with its
     // worktree unchanged, which recovery discards all the same.
-    worktree::remove(l.repo, l.worktree, l.branch)?;
+    worktree::retire(l.repo, l.worktree, l.branch, l.base)?;
     Ok(discarded())
 }
 
@@ -567,7 +567,7 @@ pub fn resolve(l: &Landing, intent: &Operation) -> Result<Resolution> {
     let repo = l.repo;
     let _lock = RepoLock::acquire(&repo.common_dir)?;
     let gone = |outcome: OutcomeReport| -> Result<Resolution> {
-        worktree::remove(repo, l.worktree, l.branch)?;
+        worktree::retire(repo, l.worktree, l.branch, l.base)?;
         Ok(Resolution::Done(outcome))
     };
     match intent {

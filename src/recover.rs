@@ -235,6 +235,16 @@ fn save_work(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<O
             // started in it, so it holds nothing to save — and its half-written
             // files must not be taken for a change.
             Some(path) if path.exists() && !repo.worktree_has_index(path) => base_tree.clone(),
+            // The run stopped before its agent started: whatever the worktree holds
+            // is baton's checkout (a pooled worktree it leased and was moving), not
+            // anybody's work.
+            Some(path)
+                if path.exists()
+                    && current
+                    && matches!(report.stage, Stage::Created | Stage::Worktree) =>
+            {
+                base_tree.clone()
+            }
             Some(path) if path.exists() => repo.snapshot_tree(path)?,
             _ => match repo.ref_target(&format!("refs/heads/{}", left.branch)) {
                 Some(commit) => repo.tree_of(&commit)?,
@@ -325,6 +335,15 @@ pub fn recover_all(repo: &Repo, only: Option<&str>) -> Result<Vec<Recovered>> {
             }),
         }
     }
+    // Leases of killed batons that no run's journal took over go back to the pool.
+    let claimed: Vec<std::path::PathBuf> = journal::list_runs(&repo.common_dir)?
+        .into_iter()
+        .filter_map(|(_, state)| state.ok())
+        .filter(|r| r.outcome.as_ref().is_none_or(|o| o.action.is_pending()))
+        .map(|r| r.worktree)
+        .collect();
+    let settings = worktree::pool::PoolSettings::load(repo);
+    worktree::pool::recover_leases(repo, &settings, &claimed)?;
     worktree::prune(repo)?;
     Ok(done)
 }

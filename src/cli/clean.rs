@@ -17,12 +17,64 @@ use crate::{exit, process, recover, ui, worktree};
 pub struct CleanArgs {
     /// Also remove kept runs' worktrees and branches, and recover (saving their
     /// work) and remove runs that were stopped halfway.
+    /// With --pool: also remove pooled worktrees that were written after baton
+    /// pooled them (they may hold someone's work).
     #[arg(long)]
     force: bool,
+    /// Only empty the worktree pool (finished worktrees kept for later runs).
+    #[arg(long)]
+    pool: bool,
 }
 
 pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
     let repo = super::open_repo(dir)?;
+    if !args.pool {
+        clean_runs(&repo, &args)?;
+    }
+    empty_pool(&repo, args.force)?;
+    Ok(exit::OK)
+}
+
+/// Removes the pool's worktrees and says what that freed.
+fn empty_pool(repo: &crate::git::Repo, force: bool) -> Result<()> {
+    let emptied = worktree::pool::empty(repo, force)?;
+    for (path, why) in &emptied.kept {
+        ui::progress(
+            "clean",
+            format!(
+                "pooled worktree {} left alone: {why}; look at it, then `baton clean --pool --force` removes it",
+                ui::quote_path(&path.to_string_lossy())
+            ),
+        );
+    }
+    ui::progress(
+        "clean",
+        format!(
+            "{} pooled worktree(s) removed ({})",
+            emptied.removed,
+            ui::human_bytes(emptied.bytes)
+        ),
+    );
+    Ok(())
+}
+
+/// Whether the worktree a finished run's report names is still that run's: a
+/// finished run's worktree may since have gone to the pool, and on to another run.
+fn still_owns(r: &crate::report::RunReport) -> bool {
+    if !r.worktree.exists() {
+        return false;
+    }
+    let name = r.branch.trim_start_matches("baton/");
+    match crate::git::Repo::worktree_lock_reason(&r.worktree) {
+        Some(reason) => reason.starts_with(&format!("baton run {name} ")),
+        None => {
+            crate::git::Repo::worktree_branch(&r.worktree).as_deref() == Some(r.branch.as_str())
+        }
+    }
+}
+
+fn clean_runs(repo: &crate::git::Repo, args: &CleanArgs) -> Result<()> {
+    let repo = repo.clone();
     let mut removed = 0;
     for (journal, state) in journal::list_runs(&repo.common_dir)? {
         let mut r = match state {
@@ -64,7 +116,7 @@ pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
             }
             r = journal.read_state()?;
         }
-        let has_worktree = r.worktree.exists();
+        let has_worktree = still_owns(&r);
         let has_branch = repo.branch_exists(&r.branch);
         if !has_worktree && !has_branch {
             continue;
@@ -84,7 +136,11 @@ pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
             continue;
         }
         let _lock = RepoLock::acquire(&repo.common_dir)?;
-        worktree::remove(&repo, &r.worktree, &r.branch)?;
+        if has_worktree {
+            worktree::remove(&repo, &r.worktree, &r.branch)?;
+        } else {
+            repo.branch_delete(&r.branch)?;
+        }
         removed += 1;
         ui::progress(
             "clean",
@@ -92,5 +148,5 @@ pub fn cmd_clean(dir: &Path, args: CleanArgs) -> Result<i32> {
         );
     }
     ui::progress("clean", format!("{removed} run(s) cleaned"));
-    Ok(exit::OK)
+    Ok(())
 }

@@ -310,12 +310,25 @@ fn parse_policy(text: &str, flag: &str) -> Result<crate::report::Policy> {
 /// a run started there would branch from, and land on, the kept run's `baton/<id>`.
 fn open_repo(dir: &std::path::Path) -> Result<Repo> {
     let repo = Repo::discover(dir)?;
-    if let Some((run_id, main)) = own_worktree(&repo) {
+    let back = || {
+        repo.main_root()
+            .map(|m| m.display().to_string())
+            .unwrap_or_else(|| "your repository".into())
+    };
+    if let Some(reason) = Repo::worktree_lock_reason(&repo.root) {
+        if reason.starts_with(crate::worktree::pool::POOL_REASON) {
+            return Err(Error::Usage(format!(
+                "{} is a worktree of baton's pool, kept for the next run, not your repository; cd back to {} and run baton there",
+                repo.root.display(),
+                back(),
+            )));
+        }
+    }
+    if let Some((run_id, _)) = own_worktree(&repo) {
         return Err(Error::Usage(format!(
             "{} is the worktree of baton run {run_id}, not your repository; cd back to {} and run baton there (`baton show {run_id}` tells what the run did)",
             repo.root.display(),
-            main.map(|m| m.display().to_string())
-                .unwrap_or_else(|| "your repository".into()),
+            back(),
         )));
     }
     Ok(repo)
@@ -335,6 +348,28 @@ fn own_worktree(repo: &Repo) -> Option<(String, Option<std::path::PathBuf>)> {
         .root
         .canonicalize()
         .unwrap_or_else(|_| repo.root.clone());
+    // The lock reason names the run that has the worktree now (a pooled worktree
+    // keeps the name of the run it was made for).
+    if let Some(reason) = Repo::worktree_lock_reason(&repo.root) {
+        if let Some(name) = reason
+            .strip_prefix("baton run ")
+            .and_then(|r| r.split(' ').next())
+        {
+            // `<id>-aN` is a later attempt of run `<id>` (an id has two dashes).
+            let id = match name.rsplit_once("-a") {
+                Some((id, n))
+                    if !n.is_empty()
+                        && n.bytes().all(|b| b.is_ascii_digit())
+                        && id.matches('-').count() >= 2 =>
+                {
+                    id
+                }
+                _ => name,
+            }
+            .to_string();
+            return Some((id, repo.main_root()));
+        }
+    }
     let runs = crate::journal::list_runs(&repo.common_dir).ok()?;
     let name = root.file_name()?.to_string_lossy().into_owned();
     let parent = root.parent()?.to_path_buf();

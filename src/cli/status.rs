@@ -168,6 +168,7 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
     }
     if runs.is_empty() && damaged.is_empty() {
         crate::out!("no runs yet; start one with `baton run --task \"...\" --agent cmd:...`");
+        print_disk(&repo, &[]);
         return Ok(exit::OK);
     }
     runs.reverse();
@@ -175,7 +176,66 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
     for (j, e) in &damaged {
         crate::out!("{:<20}  damaged: {}", j.id(), j.damage_hint(e));
     }
+    // The disk summary is the repository's, not the listed runs': only in the full
+    // listing.
+    if args.state.is_none() && args.limit.is_none() {
+        print_disk(&repo, &runs);
+    }
     Ok(exit::OK)
+}
+
+/// The disk the runs' own worktrees and the worktree pool take.
+fn print_disk(repo: &crate::git::Repo, runs: &[RunReport]) {
+    let owned: Vec<&RunReport> = runs
+        .iter()
+        .filter(|r| {
+            r.worktree.exists()
+                && crate::git::Repo::worktree_lock_reason(&r.worktree).is_some_and(|reason| {
+                    reason.starts_with(&format!(
+                        "baton run {} ",
+                        r.branch.trim_start_matches("baton/")
+                    ))
+                })
+        })
+        .collect();
+    if !owned.is_empty() {
+        let bytes: u64 = owned
+            .iter()
+            .map(|r| crate::worktree::pool::disk_use_of(&r.worktree))
+            .sum();
+        crate::out!(
+            "worktrees: {} of runs ({})",
+            owned.len(),
+            crate::ui::human_bytes(bytes)
+        );
+    }
+    let entries = crate::worktree::pool::entries(repo);
+    if entries.is_empty() {
+        return;
+    }
+    let free: Vec<_> = entries
+        .iter()
+        .filter(|e| e.lease.is_none() && e.untrusted.is_none())
+        .collect();
+    let bytes: u64 = entries.iter().map(|e| e.bytes).sum();
+    let leased = entries.iter().filter(|e| e.lease.is_some()).count();
+    let mut line = format!(
+        "pool: {} free worktree(s), {} on disk",
+        free.len(),
+        crate::ui::human_bytes(bytes)
+    );
+    if leased > 0 {
+        line.push_str(&format!(", {leased} being leased"));
+    }
+    line.push_str("; `baton clean --pool` empties it");
+    crate::out!("{line}");
+    for e in entries.iter().filter(|e| e.untrusted.is_some()) {
+        crate::out!(
+            "pool: {} is not reused: {}",
+            crate::ui::quote_path(&e.path.to_string_lossy()),
+            e.untrusted.as_deref().unwrap_or_default()
+        );
+    }
 }
 
 fn print_table(runs: &[RunReport]) {

@@ -8,6 +8,7 @@
 //! No git2 value leaves this module; each call opens what it needs (about 1 ms).
 
 mod diff;
+mod pooled;
 mod submodule;
 
 pub use diff::{Change, ChangeKind};

@@ -392,9 +392,16 @@ pub fn in_detached_tree<T>(
     work: impl FnOnce(&std::path::Path) -> T,
 ) -> Result<T> {
     let commit = repo.commit_tree(tree, &[parent], message)?;
-    worktree::create_detached(repo, path, &commit)?;
-    let found = work(path);
-    worktree::remove_detached(repo, path)?;
+    // Leased from the pool when it has a worktree free: then re-verifying is an
+    // incremental build in a warm worktree.
+    let pool = worktree::pool::PoolSettings::load(repo);
+    let label = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (wt, _) = worktree::detached(repo, &pool, &label, path, &commit)?;
+    let found = work(&wt.path);
+    worktree::retire_detached(repo, &pool, &wt.path, &commit)?;
     Ok(found)
 }
 

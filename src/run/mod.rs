@@ -299,13 +299,13 @@ impl Driver<'_> {
                 self.report.scope = None;
                 self.report.verdict = Verdict::Pending;
             }
-            let name = self.report.branch.trim_start_matches("baton/").to_string();
-            let wt = worktree::create(self.repo, &self.report.worktree, &name, &self.report.base)?;
+            let (wt, leased) = self.new_worktree()?;
             self.events.emit(RunEvent::WorktreeCreated {
                 path: wt.path.clone(),
                 branch: wt.branch.clone(),
                 base: wt.base.clone(),
                 attempt: number,
+                leased,
             })?;
             let log = if number == 1 {
                 self.journal.path(journal::AGENT_LOG)
@@ -313,8 +313,9 @@ impl Driver<'_> {
                 self.journal.path(&format!("agent-{number}.log"))
             };
             let mut ctx = self.context(prompt.clone(), None, log);
-            // Only git has written this worktree: the judge may trust its stat data.
-            let mut fresh = true;
+            // Only git has written a new worktree: the judge may trust its stat data.
+            // A leased one was written by earlier runs: git's racy-file rules apply.
+            let mut fresh = !leased;
             let mut repair_round = 0;
             let next = loop {
                 self.round(agent, &ctx, fresh, agent_index, number, repair_round)?;
@@ -375,6 +376,43 @@ impl Driver<'_> {
             }
         }
         self.conclude(decide)
+    }
+
+    /// The worktree of a new attempt, at the report's base on the report's branch:
+    /// leased from the pool when it has one free (true), else created where the
+    /// report says. A lease is journaled (the report names the pooled worktree)
+    /// before the worktree is moved, so a killed baton's `recover` finds it.
+    fn new_worktree(&mut self) -> Result<(worktree::Worktree, bool)> {
+        let name = self.report.branch.trim_start_matches("baton/").to_string();
+        let settings = worktree::pool::PoolSettings::of(&self.plan.config);
+        if let Some(claim) = worktree::pool::claim(self.repo, &settings, &self.report.run_id)? {
+            let planned = std::mem::replace(&mut self.report.worktree, claim.path.clone());
+            self.journal.write_state(&self.report)?;
+            process::crash_point("pool.claimed");
+            let reason = format!("baton run {name} (pid {})", std::process::id());
+            match claim.check_out(
+                self.repo,
+                Some(&self.report.branch),
+                &self.report.base,
+                &reason,
+                false,
+            ) {
+                Ok(wt) => return Ok((wt, true)),
+                Err(e) => {
+                    // The pool is a cache: a worktree it cannot move is removed, and
+                    // the run goes on in a new one.
+                    self.events.emit(RunEvent::Warning {
+                        message: format!(
+                            "a pooled worktree could not be reused ({e}); creating a new one"
+                        ),
+                    })?;
+                    self.report.worktree = planned;
+                    self.journal.write_state(&self.report)?;
+                }
+            }
+        }
+        let wt = worktree::create(self.repo, &self.report.worktree, &name, &self.report.base)?;
+        Ok((wt, false))
     }
 
     /// The agent's context for one round in the current worktree.

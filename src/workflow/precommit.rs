@@ -330,12 +330,16 @@ pub fn check_staged(
     })?;
     journal.write_state(&report)?;
     run::enter(&journal, &events, &mut report, Stage::Worktree)?;
-    worktree::create_detached(repo, &path, &base)?;
+    let pool = worktree::pool::PoolSettings::load(repo);
+    let (wt, leased) = worktree::detached(repo, &pool, &run_id, &path, &base)?;
+    let path = wt.path;
+    report.worktree = path.clone();
     events.emit(RunEvent::WorktreeCreated {
         path: path.clone(),
         branch: "the staged tree".into(),
         base: base.clone(),
         attempt: 1,
+        leased,
     })?;
     run::enter(&journal, &events, &mut report, Stage::Checks)?;
     let scope = Scope::compile(&[], &[])?;
@@ -352,7 +356,7 @@ pub fn check_staged(
     };
     let results = judge.run_checks(&path);
     // The worktree goes whatever the checks did: the logs are in the journal.
-    worktree::remove_detached(repo, &path)?;
+    worktree::retire_detached(repo, &pool, &path, &base)?;
     let results = results?;
     let checked = Checked {
         tree: staged.tree.clone(),

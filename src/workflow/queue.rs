@@ -877,7 +877,7 @@ impl<'a> Queue<'a> {
         let count = members.len();
         for ((c, commit), journal) in members.into_iter().zip(commits).zip(journals) {
             let mut report = journal.read_state()?;
-            worktree::remove(repo, &report.worktree, &report.branch)?;
+            worktree::retire(repo, &report.worktree, &report.branch, &report.base)?;
             let outcome = OutcomeReport {
                 action: OutcomeAction::Merged,
                 message: format!(

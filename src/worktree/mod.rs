@@ -8,6 +8,8 @@
 //! fetched; the user's copies are only read), so the agent sees what the user sees.
 //! A submodule the user has no copy of stays an empty directory.
 
+pub mod pool;
+
 use std::path::{Path, PathBuf};
 
 use crate::git::{GitError, Repo};
@@ -29,6 +31,12 @@ pub enum WorktreeError {
     Remove(#[source] GitError),
     #[error("could not snapshot your uncommitted changes")]
     Snapshot(#[source] GitError),
+    #[error("could not update the worktree pool at {}: {source}", path.display())]
+    Pool {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Lock(#[from] crate::journal::JournalError),
 }
@@ -175,10 +183,52 @@ pub fn create_detached(repo: &Repo, path: &Path, commit: &str) -> Result<Worktre
     })
 }
 
+/// A worktree with `commit` checked out detached, for checking a tree: leased from
+/// the pool when it has one free (true), else created at `path`.
+pub fn detached(
+    repo: &Repo,
+    settings: &pool::PoolSettings,
+    run_id: &str,
+    path: &Path,
+    commit: &str,
+) -> Result<(Worktree, bool), WorktreeError> {
+    if let Some(claim) = pool::claim(repo, settings, run_id)? {
+        let reason = format!("baton check of run {run_id} (pid {})", std::process::id());
+        if let Ok(wt) = claim.check_out(repo, None, commit, &reason, true) {
+            return Ok((wt, true));
+        }
+    }
+    create_detached(repo, path, commit).map(|wt| (wt, false))
+}
+
+/// Done with a worktree of [`detached`]: back to the pool, else removed.
+pub fn retire_detached(
+    repo: &Repo,
+    settings: &pool::PoolSettings,
+    path: &Path,
+    commit: &str,
+) -> Result<(), WorktreeError> {
+    if let Ok(true) = pool::give_back(repo, settings, path, None, commit) {
+        return Ok(());
+    }
+    remove_detached(repo, path)
+}
+
 /// Removes a worktree that has no branch of its own (see [`create_detached`]).
 pub fn remove_detached(repo: &Repo, path: &Path) -> Result<(), WorktreeError> {
     let _lock = RepoLock::worktrees(&repo.common_dir)?;
     repo.worktree_remove(path).map_err(WorktreeError::Remove)
+}
+
+/// A run's worktree that is done with (its change saved or landed): back to the
+/// pool, taken back to `commit`, when the pool takes it; else removed with its
+/// branch. A worktree that cannot be taken back cleanly is removed.
+pub fn retire(repo: &Repo, path: &Path, branch: &str, commit: &str) -> Result<(), WorktreeError> {
+    let settings = pool::PoolSettings::load(repo);
+    if let Ok(true) = pool::give_back(repo, &settings, path, Some(branch), commit) {
+        return Ok(());
+    }
+    remove(repo, path, branch)
 }
 
 /// Removes a run's worktree and branch. The caller has saved what it wanted to keep.

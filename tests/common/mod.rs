@@ -236,11 +236,81 @@ impl Bench {
             .collect()
     }
 
+    /// The worktrees that are not baton's pool: the main checkout and runs' own.
     pub fn worktree_count(&self) -> usize {
-        self.git(&["worktree", "list", "--porcelain"])
-            .lines()
-            .filter(|l| l.starts_with("worktree "))
+        self.worktree_list()
+            .iter()
+            .filter(|(_, locked)| !locked.starts_with(POOL_REASON))
             .count()
+    }
+
+    /// Every worktree git lists, with its lock reason ("" when not locked).
+    pub fn worktree_list(&self) -> Vec<(PathBuf, String)> {
+        let mut out: Vec<(PathBuf, String)> = vec![];
+        for line in self.git(&["worktree", "list", "--porcelain"]).lines() {
+            if let Some(path) = line.strip_prefix("worktree ") {
+                out.push((PathBuf::from(path), String::new()));
+            } else if let (Some(reason), Some(last)) = (line.strip_prefix("locked"), out.last_mut())
+            {
+                last.1 = reason.trim().to_string();
+            }
+        }
+        out
+    }
+
+    /// The worktrees of baton's pool, each proven to be what the pool promises:
+    /// detached, locked with the pool's reason, and holding its commit's files and
+    /// nothing else (no change, no untracked or ignored file).
+    #[track_caller]
+    pub fn pooled_worktrees(&self) -> Vec<PathBuf> {
+        self.pooled_worktrees_keeping(&[])
+    }
+
+    /// [`Bench::pooled_worktrees`] where the pool keeps the build directories `keep`.
+    #[track_caller]
+    pub fn pooled_worktrees_keeping(&self, keep: &[&str]) -> Vec<PathBuf> {
+        let listing = self.git(&["worktree", "list", "--porcelain"]);
+        let mut pooled = vec![];
+        for block in listing.split("\n\n") {
+            if !block.contains(&format!("locked {POOL_REASON}")) {
+                continue;
+            }
+            let path = block
+                .lines()
+                .find_map(|l| l.strip_prefix("worktree "))
+                .map(PathBuf::from)
+                .unwrap();
+            assert!(
+                block.contains("\ndetached"),
+                "a pooled worktree is detached: {block}"
+            );
+            // Read-only: a plain `git status` may rewrite the index, which the pool
+            // rightly takes for someone at work in the worktree.
+            let status = Command::new("git")
+                .args([
+                    "--no-optional-locks",
+                    "status",
+                    "--porcelain",
+                    "--ignored",
+                    "--untracked-files=all",
+                ])
+                .current_dir(&path)
+                .output()
+                .unwrap();
+            let kept: Vec<String> = keep.iter().map(|k| format!("!! {k}/")).collect();
+            let left: Vec<&str> = std::str::from_utf8(&status.stdout)
+                .unwrap()
+                .lines()
+                .filter(|l| !kept.iter().any(|k| l.starts_with(k.as_str())))
+                .collect();
+            assert!(
+                left.is_empty(),
+                "the pooled worktree {} holds only its commit's files: {left:?}",
+                path.display()
+            );
+            pooled.push(path);
+        }
+        pooled
     }
 
     pub fn baton_branches(&self) -> Vec<String> {
@@ -337,15 +407,23 @@ impl Bench {
         std::fs::read_to_string(self.runs_dir().join(run).join(name)).unwrap_or_default()
     }
 
-    /// Nothing of baton's is left: only the main worktree, no baton/* branch.
+    /// Nothing of baton's is left but its pool: only the main worktree and clean
+    /// pooled worktrees, no baton/* branch.
     #[track_caller]
     pub fn assert_clean(&self) {
+        self.assert_clean_keeping(&[]);
+    }
+
+    /// [`Bench::assert_clean`] where the pool keeps the build directories `keep`.
+    #[track_caller]
+    pub fn assert_clean_keeping(&self, keep: &[&str]) {
         assert_eq!(
             self.worktree_count(),
             1,
             "{}",
             self.git(&["worktree", "list"])
         );
+        self.pooled_worktrees_keeping(keep);
         assert!(
             self.baton_branches().is_empty(),
             "{:?}",
@@ -353,6 +431,9 @@ impl Bench {
         );
     }
 }
+
+/// The lock reason of a free worktree in baton's pool (`worktree::pool::POOL_REASON`).
+pub const POOL_REASON: &str = "baton pool: free, for the next baton run to lease";
 
 /// `text` quoted for a POSIX shell.
 pub fn shell_quote(text: &str) -> String {

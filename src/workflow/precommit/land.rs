@@ -261,7 +261,7 @@ pub fn to_index(l: &Landing, index: &Path, notify: &mut dyn FnMut(&str)) -> Resu
     locked.commit(repo, &entries)?;
     process::crash_point("precommit.index");
     also_in_the_index_git_keeps(repo, index, &staged, &entries)?;
-    worktree::remove(repo, l.worktree, l.branch)?;
+    worktree::retire(repo, l.worktree, l.branch, l.base)?;
     let merged = after
         .iter()
         .filter(|(p, e)| e.as_ref() != fixed.get(*p))
@@ -476,7 +476,7 @@ pub fn resolve(l: &Landing, w: &IndexWrite) -> Result<Resolution> {
         None
     };
     if now.as_deref() == Some(w.to.as_str()) {
-        worktree::remove(repo, l.worktree, l.branch)?;
+        worktree::retire(repo, l.worktree, l.branch, l.base)?;
         return Ok(Resolution::Done(OutcomeReport {
             action: OutcomeAction::Applied,
             message: format!(

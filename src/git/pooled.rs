@@ -1,0 +1,92 @@
+//! What the worktree pool asks of git: taking a finished worktree back to a commit
+//! with nothing else in it, and moving a pooled one to a new base by rewriting only
+//! the files that differ (so unchanged files keep their mtimes, and build directories
+//! built from them stay valid).
+
+use std::path::{Path, PathBuf};
+
+use super::{Repo, Result};
+
+impl Repo {
+    /// Makes the worktree at `dir` exactly `commit`, detached: tracked files as the
+    /// commit has them, every untracked and ignored file gone but those under `keep`
+    /// (paths relative to the worktree's root: the build directories).
+    pub fn worktree_reset(&self, dir: &Path, commit: &str, keep: &[String]) -> Result<()> {
+        // A checkout stopped by a kill leaves its lock; nobody else writes a worktree
+        // of baton's pool, so the lock is stale by the time this runs.
+        if let Some(admin) = Self::worktree_admin_dir(dir) {
+            let _ = std::fs::remove_file(admin.join("index.lock"));
+        }
+        Self::run_in(
+            dir,
+            &[
+                "-c",
+                "core.hooksPath=/dev/null",
+                "checkout",
+                "--quiet",
+                "--force",
+                "--detach",
+                commit,
+            ],
+            &[],
+            None,
+        )?;
+        let mut args = vec!["clean", "-ffdxq"];
+        let excludes: Vec<String> = keep.iter().map(|k| format!("/{k}")).collect();
+        for e in &excludes {
+            args.extend(["-e", e]);
+        }
+        Self::run_in(dir, &args, &[], None).map(drop)
+    }
+
+    /// Moves the clean worktree at `dir` to `commit`, on a new `branch` when one is
+    /// given (else detached). git's two-way checkout rewrites only what differs.
+    pub fn worktree_move(&self, dir: &Path, commit: &str, branch: Option<&str>) -> Result<()> {
+        let mut args = vec!["-c", "core.hooksPath=/dev/null", "checkout", "--quiet"];
+        match branch {
+            Some(b) => args.extend(["-b", b]),
+            None => args.push("--detach"),
+        }
+        args.push(commit);
+        Self::run_in(dir, &args, &[], None).map(drop)
+    }
+
+    /// The worktree's own directory in the repository's git directory
+    /// (`<common>/worktrees/<name>`): its HEAD, index and lock live there.
+    pub fn worktree_admin_dir(dir: &Path) -> Option<PathBuf> {
+        let link = std::fs::read_to_string(dir.join(".git")).ok()?;
+        let gitdir = link.trim().strip_prefix("gitdir: ")?;
+        let gitdir = dir.join(gitdir);
+        gitdir.is_dir().then_some(gitdir)
+    }
+
+    /// Sets the reason the linked worktree at `dir` is locked (`git worktree list`
+    /// shows it). git keeps the reason in the `locked` file of the worktree's admin
+    /// directory; writing it there costs no git process.
+    pub fn set_worktree_lock(dir: &Path, reason: &str) -> std::io::Result<()> {
+        let admin = Self::worktree_admin_dir(dir).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not a linked worktree", dir.display()),
+            )
+        })?;
+        let tmp = admin.join("locked.baton-tmp");
+        std::fs::write(&tmp, reason)?;
+        std::fs::rename(&tmp, admin.join("locked"))
+    }
+
+    /// The reason the linked worktree at `dir` is locked, if it is.
+    pub fn worktree_lock_reason(dir: &Path) -> Option<String> {
+        let admin = Self::worktree_admin_dir(dir)?;
+        std::fs::read_to_string(admin.join("locked")).ok()
+    }
+
+    /// The branch checked out in the linked worktree at `dir`, if any.
+    pub fn worktree_branch(dir: &Path) -> Option<String> {
+        let admin = Self::worktree_admin_dir(dir)?;
+        let head = std::fs::read_to_string(admin.join("HEAD")).ok()?;
+        head.trim()
+            .strip_prefix("ref: refs/heads/")
+            .map(str::to_string)
+    }
+}
