@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
-#[error("invalid duration `{0}`; write it like 90s, 20m, 1h, 1h30m or 7d")]
+#[error("invalid duration `{0}`; write it like 90s, 20m, 1h or 1h30m")]
 pub struct DurationError(pub String);
 
 /// Parses a duration; a bare number is taken as seconds.
