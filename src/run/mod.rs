@@ -307,14 +307,17 @@ impl Driver<'_> {
                 base: wt.base.clone(),
                 attempt: number,
             })?;
+            let setup_ran = self.prepare(&wt, number)?;
             let log = if number == 1 {
                 self.journal.path(journal::AGENT_LOG)
             } else {
                 self.journal.path(&format!("agent-{number}.log"))
             };
             let mut ctx = self.context(prompt.clone(), None, log);
-            // Only git has written this worktree: the judge may trust its stat data.
-            let mut fresh = true;
+            // Only git has written this worktree (seeding writes only what git ignores):
+            // the judge may trust its stat data. A setup command may have written
+            // anything.
+            let mut fresh = !setup_ran;
             let mut repair_round = 0;
             let next = loop {
                 self.round(agent, &ctx, fresh, agent_index, number, repair_round)?;
@@ -375,6 +378,54 @@ impl Driver<'_> {
             }
         }
         self.conclude(decide)
+    }
+
+    /// Seeds a new worktree with the checkout's build directories and runs its setup
+    /// commands (`[worktree] warm`, `setup`), each step an event. True when a setup
+    /// command ran.
+    fn prepare(&mut self, wt: &worktree::Worktree, attempt: u32) -> Result<bool> {
+        use worktree::warm::{self, SetupOptions, Step};
+        if self.plan.warm.is_empty() {
+            return Ok(false);
+        }
+        let journal = self.journal.clone();
+        let log = move |i: usize| journal.path(&format!("setup-{attempt}-{i}.log"));
+        let opts = SetupOptions {
+            timeout: Some(self.plan.check_timeout),
+            grace: self.plan.kill_grace,
+            log: Some(&log),
+            cancel: self.plan.cancel.clone().unwrap_or_default(),
+        };
+        let events = &self.events;
+        let mut emitted = Ok(());
+        let prepared = warm::prepare_new(
+            &self.plan.warm,
+            &self.repo.root,
+            &wt.path,
+            &opts,
+            &mut |step| {
+                let event = match step {
+                    Step::Seeded(s) => RunEvent::Warmed {
+                        entry: s.entry.clone(),
+                        method: s.method,
+                        files: s.files,
+                        bytes: s.bytes,
+                        ms: s.duration.as_millis() as u64,
+                        reason: s.reason.clone(),
+                    },
+                    Step::Setup(s) => RunEvent::Setup {
+                        command: s.command.clone(),
+                        ms: s.duration.as_millis() as u64,
+                    },
+                };
+                if emitted.is_ok() {
+                    emitted = events.emit(event);
+                }
+            },
+        );
+        let prepared = prepared?;
+        emitted?;
+        Ok(!prepared.setup.is_empty())
     }
 
     /// The agent's context for one round in the current worktree.

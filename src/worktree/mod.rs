@@ -8,6 +8,8 @@
 //! fetched; the user's copies are only read), so the agent sees what the user sees.
 //! A submodule the user has no copy of stays an empty directory.
 
+pub mod warm;
+
 use std::path::{Path, PathBuf};
 
 use crate::git::{GitError, Repo};
@@ -190,6 +192,8 @@ pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), WorktreeErro
             return Err(WorktreeError::Remove(e));
         }
     }
+    // What a seeding killed halfway left beside the worktree goes with it.
+    warm::remove_partial(path);
     if let Some(parent) = path.parent() {
         // Only removes the per-repository directory when no other run uses it.
         let _ = std::fs::remove_dir(parent);
