@@ -439,3 +439,24 @@ fn a_worktreeinclude_line_outside_the_repository_is_refused_before_anything_star
     );
     before.assert_nothing_started(&bench);
 }
+
+#[test]
+fn init_writes_the_build_directories_it_detects_and_says_so() {
+    let bench = Bench::with_fixture_in("cargo-warm", &no_reflink_dir());
+    let ran = bench.baton(&["init"]);
+    ran.expect(0);
+    assert!(
+        ran.stderr.contains(
+            "warm `target/`: new worktrees get a reflink clone of it (Cargo.toml: cargo builds into target/)"
+        ),
+        "{}",
+        ran.stderr
+    );
+    let config = bench.read(".baton/config.toml");
+    let parsed: toml::Value = toml::from_str(&config).unwrap();
+    assert_eq!(
+        parsed["worktree"]["warm"],
+        toml::Value::Array(vec![toml::Value::String("target".into())]),
+        "{config}"
+    );
+}
