@@ -366,6 +366,8 @@ fn seed_one(
     match result {
         Ok(()) => Ok(Seeded {
             entry: entry.to_string(),
+            // Undecided (only empty files): nothing needed cloning, and nothing was
+            // copied byte for byte either.
             method: if copier.mode == Mode::Copy {
                 Method::Copy
             } else {
@@ -1070,6 +1072,37 @@ mod tests {
             [Method::NotIgnored, Method::Absent, Method::Present]
         );
         assert!(!wt.join("cache").exists());
+    }
+
+    #[test]
+    fn a_target_built_by_another_rustc_is_stale() {
+        let (_tmp, main, wt, spec) = pair(true);
+        std::fs::create_dir_all(main.join("target/debug")).unwrap();
+        std::fs::write(main.join("target/debug/x"), b"x").unwrap();
+        let info = |version: &str| {
+            serde_json::json!({ "rustc_fingerprint": 1, "outputs": { "1": {
+                "success": true, "status": "", "code": 0, "stderr": "",
+                "stdout": format!("{version}\nbinary: rustc\nrelease: 1.0.0\n"),
+            } } })
+            .to_string()
+        };
+        let write_info = |version: &str| {
+            std::fs::write(main.join("target/.rustc_info.json"), info(version)).unwrap()
+        };
+        write_info("rustc 1.0.0 (a59807616 2015-05-15)");
+        let seeded = seed(&spec, &main, &wt, &mut |_| {}).unwrap();
+        assert_eq!(seeded[0].method, Method::Stale, "{seeded:?}");
+        let reason = seeded[0].reason.clone().unwrap_or_default();
+        assert!(
+            reason.starts_with("your checkout's target/ was built by rustc 1.0.0 (a59807616 2015-05-15), the worktree's compiler is rustc "),
+            "{reason}"
+        );
+        // The compiler of this machine is not held against its own build.
+        let out = process::capture(process::command("rustc").arg("-vV"), None).unwrap();
+        let now = String::from_utf8_lossy(&out.stdout);
+        write_info(now.lines().next().unwrap());
+        let seeded = seed(&spec, &main, &wt, &mut |_| {}).unwrap();
+        assert!(seeded[0].method.warmed(), "{seeded:?}");
     }
 
     #[test]
