@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need (pytest for
-# the Python fixture's checks, and the real agent CLIs from npm), then runs
-# formatting, lint and every test.
+# the Python fixture's checks, the real agent CLIs from npm, a loop-mounted XFS that
+# can reflink), then runs formatting, lint and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,14 @@ fi
 if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_modules/.bin/claude ] || [ ! -x tests/agents/node_modules/.bin/gemini ]; then
     echo "test.sh: installing the agent CLIs (npm ci --prefix tests/agents)" >&2
     npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
+fi
+
+# A filesystem that can reflink, for the warm-worktree test that clones for real
+# (tests/warm.rs). Without it that test fails, it is not skipped.
+if reflink_dir=$(scripts/reflink-dir.sh); then
+    export BATON_TEST_REFLINK_DIR="$reflink_dir"
+else
+    echo "test.sh: could not mount a reflink-capable filesystem (scripts/reflink-dir.sh needs root and xfsprogs); the reflink test will fail" >&2
 fi
 
 cargo fmt --all -- --check

@@ -386,6 +386,12 @@ fn check(path: &Path, text: &str, config: &Config) -> Result<(), ConfigError> {
             ),
         ));
     }
+    for (i, entry) in config.worktree.warm.iter().flatten().enumerate() {
+        if let Some(problem) = crate::worktree::warm::entry_problem(entry) {
+            let keys = [Key::Name("worktree"), Key::Name("warm"), Key::Index(i)];
+            return Err(refuse("[worktree] warm".into(), &keys, problem));
+        }
+    }
     for (i, rule) in config.route.iter().enumerate() {
         let field = |name: &str| format!("[[route]] {}, `{name}`", i + 1);
         if let Some(problem) = route_agent_problem(&rule.agent) {

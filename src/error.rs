@@ -19,6 +19,8 @@ pub enum Error {
     #[error(transparent)]
     Worktree(#[from] worktree::WorktreeError),
     #[error(transparent)]
+    Warm(#[from] worktree::warm::WarmError),
+    #[error(transparent)]
     Agent(#[from] agent::AgentError),
     #[error(transparent)]
     Outcome(#[from] outcome::OutcomeError),

@@ -59,6 +59,24 @@ pub enum RunEvent {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         leased: bool,
     },
+    /// A new worktree seeded, or not and why, with one build directory of the
+    /// checkout (`[worktree] warm`).
+    #[serde(rename = "worktree.warm")]
+    Warmed {
+        entry: String,
+        method: crate::worktree::warm::Method,
+        #[serde(default)]
+        files: u64,
+        #[serde(default)]
+        bytes: u64,
+        #[serde(default)]
+        ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A setup command ran in a new worktree, and passed (`[worktree] setup`).
+    #[serde(rename = "worktree.setup")]
+    Setup { command: String, ms: u64 },
     #[serde(rename = "agent.started")]
     AgentStarted { agent: String },
     /// Something the agent did or said (its backend's parsed stream): the kind is

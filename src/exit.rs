@@ -32,6 +32,16 @@ pub fn for_error(err: &Error) -> i32 {
     use crate::workflow::precommit::PrecommitError;
     match err {
         Error::Interrupted => INTERRUPTED,
+        // A setup command that fails is the configuration's fault, not baton's: the
+        // run stops with its output, and the worktree is left for `baton recover`.
+        Error::RunFailed(f)
+            if matches!(
+                *f.error,
+                Error::Warm(crate::worktree::warm::WarmError::Setup { .. })
+            ) =>
+        {
+            USAGE
+        }
         Error::RunFailed(_) => BATON_FAILED,
         Error::Refused(Refusal::NotVerified {
             scope_violated: true,
@@ -56,6 +66,7 @@ pub fn for_error(err: &Error) -> i32 {
         | Error::Config(_)
         | Error::Journal(_)
         | Error::Worktree(_)
+        | Error::Warm(_)
         | Error::Agent(_)
         | Error::Outcome(_)
         | Error::Process(_)

@@ -1,6 +1,8 @@
 //! `baton init`: finds the checks a repository already has (Cargo, npm scripts,
-//! pytest, a Makefile, Go) and writes them to `.baton/config.toml`, saying why each
-//! was chosen. It never overwrites a config the user has.
+//! pytest, a Makefile, Go) and the build directories a new worktree is seeded with
+//! (Cargo's `target`, `node_modules`, a Python `.venv`), and writes them to
+//! `.baton/config.toml`, saying why each was chosen. It never overwrites a config the
+//! user has.
 
 use std::path::Path;
 
@@ -90,6 +92,38 @@ pub fn detect(root: &Path) -> Vec<Detected> {
     checks
 }
 
+/// The build directories of the project at `root` (`[worktree] warm`): what its
+/// build systems write and a new worktree is seeded with.
+pub fn detect_warm(root: &Path) -> Vec<Detected> {
+    let mut warm = vec![];
+    if root.join("Cargo.toml").is_file() {
+        warm.push(found("target", "Cargo.toml: cargo builds into target/"));
+    }
+    if root.join("package.json").is_file() {
+        warm.push(found(
+            "node_modules",
+            "package.json: npm installs into node_modules/",
+        ));
+    }
+    // A virtual environment that is there (pyvenv.cfg marks one), or uv's, which
+    // makes `.venv` by default.
+    for dir in [".venv", "venv"] {
+        if root.join(dir).join("pyvenv.cfg").is_file() {
+            warm.push(found(
+                dir,
+                format!("{dir}/pyvenv.cfg: a Python virtual environment"),
+            ));
+        }
+    }
+    if root.join("uv.lock").is_file() && !warm.iter().any(|d| d.command == ".venv") {
+        warm.push(found(
+            ".venv",
+            "uv.lock: uv makes its environment in .venv/",
+        ));
+    }
+    warm
+}
+
 fn has_python_tests(root: &Path) -> bool {
     let is_test = |name: &str| name.starts_with("test_") && name.ends_with(".py");
     let scan = |dir: &Path| {
@@ -104,8 +138,8 @@ fn has_python_tests(root: &Path) -> bool {
     scan(root) || scan(&root.join("tests"))
 }
 
-/// The text of a new `.baton/config.toml`.
-pub fn config_text(checks: &[Detected]) -> String {
+/// The text of a new `.baton/config.toml`, with `warm` the build directories.
+pub fn config_text(checks: &[Detected], warm: &[Detected]) -> String {
     let mut text = String::from(
         "# baton's configuration for this repository (see README.md of baton).\n\
          # The checks run in the worktree, in order, when a handoff names none.\n",
@@ -134,6 +168,23 @@ pub fn config_text(checks: &[Detected]) -> String {
          on_fail = \"stash\"\n\
          # deny = [\"**/*.lock\", \".github/**\"]\n",
     );
+    if !warm.is_empty() {
+        text.push_str(
+            "\n[worktree]\n\
+             # Build directories a new worktree gets a copy-on-write clone of (reflink),\n\
+             # from this checkout, when its lock files match; warm_copy = true copies\n\
+             # them where the filesystem cannot reflink.\n\
+             warm = [\n",
+        );
+        for w in warm {
+            text.push_str(&format!(
+                "    {},  # {}\n",
+                toml_string(&w.command),
+                w.because
+            ));
+        }
+        text.push_str("]\n");
+    }
     text
 }
 
@@ -184,7 +235,37 @@ mod tests {
                 "go test ./..."
             ]
         );
-        let parsed: crate::config::Config = toml::from_str(&config_text(&detect(root))).unwrap();
+        let parsed: crate::config::Config =
+            toml::from_str(&config_text(&detect(root), &detect_warm(root))).unwrap();
         assert_eq!(parsed.checks.len(), 7);
+        assert_eq!(
+            parsed.worktree.warm.as_deref(),
+            Some(&["target".to_string(), "node_modules".to_string()][..])
+        );
+    }
+
+    #[test]
+    fn detects_the_build_directories_a_worktree_is_seeded_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(detect_warm(root).is_empty());
+        assert!(!config_text(&[], &[]).contains("[worktree]"));
+        std::fs::write(root.join("Cargo.toml"), "[package]\nname='x'\n").unwrap();
+        std::fs::create_dir_all(root.join(".venv")).unwrap();
+        std::fs::write(root.join(".venv/pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+        std::fs::write(root.join("uv.lock"), "").unwrap();
+        let warm = detect_warm(root);
+        let dirs: Vec<&str> = warm.iter().map(|d| d.command.as_str()).collect();
+        assert_eq!(dirs, ["target", ".venv"]);
+        let text = config_text(&detect(root), &warm);
+        assert!(
+            text.contains("warm = [\n    \"target\",  # Cargo.toml: cargo builds into target/\n"),
+            "{text}"
+        );
+        let parsed: crate::config::Config = toml::from_str(&text).unwrap();
+        assert_eq!(
+            parsed.worktree.warm.as_deref(),
+            Some(&["target".to_string(), ".venv".to_string()][..])
+        );
     }
 }

@@ -89,7 +89,9 @@ pub mod size_serde {
 /// Bytes for a person: `12.0 MiB`, `3.4 KiB`, `512 B`.
 pub fn human_size(bytes: u64) -> String {
     let b = bytes as f64;
-    if b >= 1024.0 * 1024.0 {
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.1} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    } else if b >= 1024.0 * 1024.0 {
         format!("{:.1} MiB", b / (1024.0 * 1024.0))
     } else if b >= 1024.0 {
         format!("{:.1} KiB", b / 1024.0)

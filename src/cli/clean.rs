@@ -52,7 +52,7 @@ fn empty_pool(repo: &crate::git::Repo, force: bool) -> Result<()> {
         format!(
             "{} pooled worktree(s) removed ({})",
             emptied.removed,
-            ui::human_bytes(emptied.bytes)
+            crate::scope::human_size(emptied.bytes)
         ),
     );
     Ok(())

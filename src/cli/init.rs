@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 use crate::{config, exit, init, ui};
 
 /// Write .baton/config.toml with the checks baton detects (Cargo, npm scripts, pytest,
-/// Makefile, Go), and say what it found and why.
+/// Makefile, Go) and the build directories new worktrees are seeded with (`target`,
+/// `node_modules`, a `.venv`), and say what it found and why.
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Replace an existing .baton/config.toml.
@@ -32,6 +33,16 @@ pub fn cmd_init(dir: &Path, args: InitArgs) -> Result<i32> {
     for c in &checks {
         ui::progress("init", format!("check `{}` ({})", c.command, c.because));
     }
+    let warm = init::detect_warm(&repo.root);
+    for w in &warm {
+        ui::progress(
+            "init",
+            format!(
+                "warm `{}/`: new worktrees get a reflink clone of it ({})",
+                w.command, w.because
+            ),
+        );
+    }
     let io_err = |source| Error::Io {
         context: format!("could not write {}", path.display()),
         source,
@@ -39,7 +50,7 @@ pub fn cmd_init(dir: &Path, args: InitArgs) -> Result<i32> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io_err)?;
     }
-    std::fs::write(&path, init::config_text(&checks)).map_err(io_err)?;
+    std::fs::write(&path, init::config_text(&checks, &warm)).map_err(io_err)?;
     ui::progress("init", format!("wrote {}", path.display()));
     for line in init::advice(config::user_file().as_deref()) {
         ui::progress("init", line);

@@ -206,7 +206,7 @@ fn print_disk(repo: &crate::git::Repo, runs: &[RunReport]) {
         crate::out!(
             "worktrees: {} of runs ({})",
             owned.len(),
-            crate::ui::human_bytes(bytes)
+            crate::scope::human_size(bytes)
         );
     }
     let entries = crate::worktree::pool::entries(repo);
@@ -222,7 +222,7 @@ fn print_disk(repo: &crate::git::Repo, runs: &[RunReport]) {
     let mut line = format!(
         "pool: {} free worktree(s), {} on disk",
         free.len(),
-        crate::ui::human_bytes(bytes)
+        crate::scope::human_size(bytes)
     );
     if leased > 0 {
         line.push_str(&format!(", {leased} being leased"));

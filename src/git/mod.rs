@@ -358,6 +358,24 @@ impl Repo {
         Ok(entries)
     }
 
+    /// True when git ignores `rel` (relative to this checkout's root, `/`-separated)
+    /// here: what `.gitignore`, `.git/info/exclude` and `core.excludesFile` say. A
+    /// directory is asked about with a trailing `/`, since `target/` patterns match
+    /// directories only and libgit2 does not look at the disk to tell.
+    pub fn is_ignored(&self, rel: &str, is_dir: bool) -> Result<bool> {
+        let repo = self.open()?;
+        let path = if is_dir && !rel.ends_with('/') {
+            format!("{rel}/")
+        } else {
+            rel.to_string()
+        };
+        repo.is_path_ignored(Path::new(&path))
+            .map_err(|source| GitError::Git2 {
+                context: "asking whether a path is ignored",
+                source,
+            })
+    }
+
     pub fn branch_exists(&self, branch: &str) -> bool {
         self.run(&[
             "rev-parse",

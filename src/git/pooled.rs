@@ -89,4 +89,14 @@ impl Repo {
             .strip_prefix("ref: refs/heads/")
             .map(str::to_string)
     }
+
+    /// The paths that differ between commits `a` and `b` (no rename detection).
+    pub fn changed_paths(&self, a: &str, b: &str) -> Result<Vec<String>> {
+        let out = self.run(&["diff-tree", "-r", "-z", "--name-only", "--no-renames", a, b])?;
+        Ok(out
+            .split(|&c| c == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect())
+    }
 }

@@ -299,7 +299,8 @@ impl Driver<'_> {
                 self.report.scope = None;
                 self.report.verdict = Verdict::Pending;
             }
-            let (wt, leased) = self.new_worktree()?;
+            let (wt, leased_from) = self.new_worktree()?;
+            let leased = leased_from.is_some();
             self.events.emit(RunEvent::WorktreeCreated {
                 path: wt.path.clone(),
                 branch: wt.branch.clone(),
@@ -307,15 +308,18 @@ impl Driver<'_> {
                 attempt: number,
                 leased,
             })?;
+            let setup_ran = self.prepare(&wt, number, leased_from.as_deref())?;
             let log = if number == 1 {
                 self.journal.path(journal::AGENT_LOG)
             } else {
                 self.journal.path(&format!("agent-{number}.log"))
             };
             let mut ctx = self.context(prompt.clone(), None, log);
-            // Only git has written a new worktree: the judge may trust its stat data.
-            // A leased one was written by earlier runs: git's racy-file rules apply.
-            let mut fresh = !leased;
+            // Only git has written a new worktree (seeding writes only what git
+            // ignores): the judge may trust its stat data. A leased one was written by
+            // earlier runs, and a setup command may have written anything: git's
+            // racy-file rules apply.
+            let mut fresh = !leased && !setup_ran;
             let mut repair_round = 0;
             let next = loop {
                 self.round(agent, &ctx, fresh, agent_index, number, repair_round)?;
@@ -379,17 +383,19 @@ impl Driver<'_> {
     }
 
     /// The worktree of a new attempt, at the report's base on the report's branch:
-    /// leased from the pool when it has one free (true), else created where the
-    /// report says. A lease is journaled (the report names the pooled worktree)
-    /// before the worktree is moved, so a killed baton's `recover` finds it.
-    fn new_worktree(&mut self) -> Result<(worktree::Worktree, bool)> {
+    /// leased from the pool when it has one free (with the commit it held), else
+    /// created where the report says. A lease is journaled (the report names the
+    /// pooled worktree) before the worktree is moved, so a killed baton's `recover`
+    /// finds it.
+    fn new_worktree(&mut self) -> Result<(worktree::Worktree, Option<String>)> {
         let name = self.report.branch.trim_start_matches("baton/").to_string();
-        let settings = worktree::pool::PoolSettings::of(&self.plan.config);
+        let settings = worktree::pool::PoolSettings::of(&self.plan.config, &self.repo.root);
         if let Some(claim) = worktree::pool::claim(self.repo, &settings, &self.report.run_id)? {
             let planned = std::mem::replace(&mut self.report.worktree, claim.path.clone());
             self.journal.write_state(&self.report)?;
             process::crash_point("pool.claimed");
             let reason = format!("baton run {name} (pid {})", std::process::id());
+            let held = claim.commit.clone();
             match claim.check_out(
                 self.repo,
                 Some(&self.report.branch),
@@ -397,7 +403,7 @@ impl Driver<'_> {
                 &reason,
                 false,
             ) {
-                Ok(wt) => return Ok((wt, true)),
+                Ok(wt) => return Ok((wt, Some(held))),
                 Err(e) => {
                     // The pool is a cache: a worktree it cannot move is removed, and
                     // the run goes on in a new one.
@@ -412,7 +418,95 @@ impl Driver<'_> {
             }
         }
         let wt = worktree::create(self.repo, &self.report.worktree, &name, &self.report.base)?;
-        Ok((wt, false))
+        Ok((wt, None))
+    }
+
+    /// Seeds a new worktree with the checkout's build directories and runs its setup
+    /// commands (`[worktree] warm`, `setup`); a worktree leased from the pool, which
+    /// has its own build directories, runs only the setup commands whose files
+    /// differ between the commit it held (`leased_from`) and its base. Each step is
+    /// an event. True when a setup command ran. A worktree whose setup failed is
+    /// removed (nobody's work is in it yet), never returned to the pool.
+    fn prepare(
+        &mut self,
+        wt: &worktree::Worktree,
+        attempt: u32,
+        leased_from: Option<&str>,
+    ) -> Result<bool> {
+        let prepared = self.prepare_steps(wt, attempt, leased_from);
+        if prepared.is_err() {
+            let _ = worktree::remove(self.repo, &wt.path, &wt.branch);
+        }
+        prepared
+    }
+
+    fn prepare_steps(
+        &mut self,
+        wt: &worktree::Worktree,
+        attempt: u32,
+        leased_from: Option<&str>,
+    ) -> Result<bool> {
+        use worktree::warm::{self, SetupOptions, Step};
+        if self.plan.warm.is_empty() {
+            return Ok(false);
+        }
+        let journal = self.journal.clone();
+        let log = move |i: usize| journal.path(&format!("setup-{attempt}-{i}.log"));
+        let opts = SetupOptions {
+            timeout: Some(self.plan.check_timeout),
+            grace: self.plan.kill_grace,
+            log: Some(&log),
+            cancel: self.plan.cancel.clone().unwrap_or_default(),
+        };
+        let events = &self.events;
+        let mut emitted = Ok(());
+        if let Some(held) = leased_from {
+            let changed = self.repo.changed_paths(held, &wt.base)?;
+            let ran = warm::run_setup(
+                &self.plan.warm,
+                &wt.path,
+                warm::SetupWhen::Leased { changed: &changed },
+                &opts,
+                &mut |s| {
+                    if emitted.is_ok() {
+                        emitted = events.emit(RunEvent::Setup {
+                            command: s.command.clone(),
+                            ms: s.duration.as_millis() as u64,
+                        });
+                    }
+                },
+            )?;
+            emitted?;
+            return Ok(!ran.is_empty());
+        }
+        let prepared = warm::prepare_new(
+            &self.plan.warm,
+            &self.repo.root,
+            &wt.path,
+            &opts,
+            &mut |step| {
+                let event = match step {
+                    Step::Seeded(s) => RunEvent::Warmed {
+                        entry: s.entry.clone(),
+                        method: s.method,
+                        files: s.files,
+                        bytes: s.bytes,
+                        ms: s.duration.as_millis() as u64,
+                        reason: s.reason.clone(),
+                    },
+                    Step::Setup(s) => RunEvent::Setup {
+                        command: s.command.clone(),
+                        ms: s.duration.as_millis() as u64,
+                    },
+                };
+                if emitted.is_ok() {
+                    emitted = events.emit(event);
+                }
+            },
+        );
+        let prepared = prepared?;
+        emitted?;
+        Ok(!prepared.setup.is_empty())
     }
 
     /// The agent's context for one round in the current worktree.

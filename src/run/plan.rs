@@ -67,6 +67,8 @@ pub struct Plan {
     pub check_timeout: Duration,
     pub kill_grace: Duration,
     pub worktrees_dir: PathBuf,
+    /// What a new worktree is seeded with and runs once (`[worktree] warm`, `setup`).
+    pub warm: crate::worktree::warm::WarmSpec,
     pub fallback_on: Vec<Trigger>,
     /// Retries of a transient failure (rate limit, server error, network) per agent.
     pub retries: u32,
@@ -188,6 +190,8 @@ impl Plan {
             timeout_ms: timeout.map(|d| d.as_millis() as u64),
             idle_timeout_ms: s.idle_timeout.map(|d| d.as_millis() as u64),
         };
+        // A bad `.worktreeinclude` line is refused here, before anything is created.
+        let warm = crate::worktree::warm::WarmSpec::resolve(&config, &request.repo_root)?;
         let worktrees_dir = request
             .worktrees_dir
             .clone()
@@ -206,6 +210,7 @@ impl Plan {
             check_timeout,
             kill_grace,
             worktrees_dir,
+            warm,
             fallback_on: s
                 .fallback_on
                 .clone()

@@ -245,6 +245,45 @@ fn field<'a>(data: &'a Value, key: &str) -> &'a str {
     data.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// The line for one build directory seeded into a new worktree, or not.
+fn warmed(
+    entry: &str,
+    method: crate::worktree::warm::Method,
+    files: u64,
+    bytes: u64,
+    ms: u64,
+    reason: Option<&str>,
+) -> String {
+    use crate::worktree::warm::Method;
+    let took = crate::duration::format(std::time::Duration::from_millis(ms));
+    let size = crate::scope::human_size(bytes);
+    let files = if files == 1 {
+        "1 file".to_string()
+    } else {
+        format!("{files} files")
+    };
+    match method {
+        Method::Reflink => {
+            format!("{entry}/ cloned from your checkout by reflink ({files}, {size}, in {took})")
+        }
+        Method::Copy => format!(
+            "{entry}/ copied from your checkout: no reflink on this filesystem, `warm_copy = true` ({files}, {size}, took {took})"
+        ),
+        Method::Stale => format!(
+            "{entry}/ not copied, the cache is stale: {}; cold start",
+            reason.unwrap_or("its key changed")
+        ),
+        Method::NoReflink => format!(
+            "{entry}/: cold start — this filesystem cannot reflink, and copying is off (`[worktree] warm_copy = true` copies)"
+        ),
+        Method::Absent => format!("{entry}/ is not in your checkout; cold start"),
+        Method::Present => format!("{entry}/ is checked out by git; left as it is"),
+        Method::NotIgnored => format!(
+            "{entry}/ is not ignored by git, so a copy would be part of the change; not seeded (add it to .gitignore)"
+        ),
+    }
+}
+
 /// The progress lines an event is shown as: each the stage's name and the words.
 pub fn describe(event: &RunEvent) -> Vec<(&'static str, String)> {
     vec![match event {
@@ -254,9 +293,37 @@ pub fn describe(event: &RunEvent) -> Vec<(&'static str, String)> {
         ),
         RunEvent::Routed { agent, rule, why } => ("route", format!("{agent} (rule {rule}: {why})")),
         RunEvent::DirtyBase { .. } => ("worktree", "including your uncommitted changes".into()),
-        RunEvent::WorktreeCreated { path, branch, .. } => {
-            ("worktree", format!("{branch} at {}", path.display()))
+        RunEvent::WorktreeCreated {
+            path,
+            branch,
+            leased,
+            ..
+        } => {
+            let from = if *leased {
+                " (leased from the pool)"
+            } else {
+                ""
+            };
+            ("worktree", format!("{branch} at {}{from}", path.display()))
         }
+        RunEvent::Warmed {
+            entry,
+            method,
+            files,
+            bytes,
+            ms,
+            reason,
+        } => (
+            "warm",
+            warmed(entry, *method, *files, *bytes, *ms, reason.as_deref()),
+        ),
+        RunEvent::Setup { command, ms } => (
+            "setup",
+            format!(
+                "{command} ({})",
+                crate::duration::format(std::time::Duration::from_millis(*ms))
+            ),
+        ),
         RunEvent::AgentStarted { agent } => ("agent", format!("{agent} working")),
         RunEvent::Agent { kind, data } if kind == "agent.message" => {
             let text = data.get("text").and_then(Value::as_str).unwrap_or("");

@@ -9,6 +9,7 @@
 //! A submodule the user has no copy of stays an empty directory.
 
 pub mod pool;
+pub mod warm;
 
 use std::path::{Path, PathBuf};
 
@@ -240,6 +241,8 @@ pub fn remove(repo: &Repo, path: &Path, branch: &str) -> Result<(), WorktreeErro
             return Err(WorktreeError::Remove(e));
         }
     }
+    // What a seeding killed halfway left beside the worktree goes with it.
+    warm::remove_partial(path);
     if let Some(parent) = path.parent() {
         // Only removes the per-repository directory when no other run uses it.
         let _ = std::fs::remove_dir(parent);

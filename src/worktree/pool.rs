@@ -49,8 +49,15 @@ pub struct PoolSettings {
 }
 
 impl PoolSettings {
-    pub fn of(config: &Config) -> PoolSettings {
+    /// The pool's settings in `config`, for the repository at `root` (whose
+    /// `.worktreeinclude` may name build directories too).
+    pub fn of(config: &Config, root: &Path) -> PoolSettings {
         let w = &config.worktree;
+        // The build directories as the warm caches declare them; a declaration that
+        // cannot be read (refused when the run was planned) keeps nothing.
+        let keep = super::warm::WarmSpec::resolve(config, root)
+            .map(|spec| spec.entries)
+            .unwrap_or_default();
         PoolSettings {
             size: w.pool.unwrap_or(crate::config::DEFAULT_POOL),
             max_bytes: w
@@ -59,14 +66,7 @@ impl PoolSettings {
             max_age: w
                 .pool_max_age
                 .unwrap_or(crate::config::DEFAULT_POOL_MAX_AGE),
-            keep: w
-                .warm
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|k| k.trim_matches('/').to_string())
-                .filter(|k| !k.is_empty())
-                .collect(),
+            keep,
         }
     }
 
@@ -75,7 +75,7 @@ impl PoolSettings {
     pub fn load(repo: &Repo) -> PoolSettings {
         let root = repo.main_root().unwrap_or_else(|| repo.root.clone());
         Config::load(&root)
-            .map(|c| PoolSettings::of(&c))
+            .map(|c| PoolSettings::of(&c, &root))
             .unwrap_or_else(|_| PoolSettings::off())
     }
 
@@ -318,6 +318,8 @@ pub fn give_back(
     if settings.size == 0 || !path.is_dir() || path.join(".gitmodules").exists() {
         return Ok(false);
     }
+    // A warm copy a killed baton left half-made beside the worktree goes first.
+    super::warm::remove_partial(path);
     // The worktree is still locked for its run while it is taken back, so nobody
     // leases it half-reset; a failure leaves it to be removed.
     repo.worktree_reset(path, commit, &settings.keep)
@@ -408,7 +410,7 @@ fn untouched_since(dir: &Path, clock_ns: u64, keep: &[String]) -> Result<u64, St
         for entry in entries {
             let entry = entry.map_err(|e| e.to_string())?;
             let path = entry.path();
-            if d == dir && is_kept(dir, &path, keep) {
+            if !keep.is_empty() && is_kept(dir, &path, keep) {
                 continue;
             }
             let meta = entry.metadata().map_err(|e| e.to_string())?;
@@ -435,10 +437,8 @@ fn changed(root: &Path, path: &Path) -> String {
     format!("{shown} was written after baton pooled it")
 }
 
-/// Whether `path` (an entry of the worktree's root) is one of the build directories
-/// or lies in one. Only top-level names are compared per walk step, so a nested
-/// entry (`web/node_modules`) is matched by its first component here and skipped
-/// whole only when the entry names exactly that first component.
+/// Whether `path` (in the worktree at `root`) is one of the build directories
+/// (`target`, `web/node_modules`): the walk skips it whole.
 fn is_kept(root: &Path, path: &Path, keep: &[String]) -> bool {
     let Ok(rel) = path.strip_prefix(root) else {
         return false;

@@ -688,3 +688,27 @@ impl Bench {
 /// The fix for the python-calc fixture's bug, as a `cmd:` agent.
 pub const FIX_ADD: &str = "cmd:sed -i '0,/return a - b/s//return a + b/' calc.py";
 pub const PYTEST: &str = "python3 -m pytest -q";
+
+impl Bench {
+    /// [`Bench::with_fixture`] in a temporary directory under `parent` (a filesystem
+    /// a test needs: one that can reflink, or one that cannot).
+    pub fn with_fixture_in(name: &str, parent: &Path) -> Bench {
+        let tmp = tempfile::tempdir_in(parent).unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let home = root.join("home");
+        std::fs::create_dir_all(home.join(".codex")).unwrap();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        let bench = Bench {
+            repo: root.join("repo"),
+            worktrees: root.join("worktrees"),
+            home,
+            root,
+            _tmp: tmp,
+        };
+        copy_dir(&fixture(name), &bench.repo);
+        bench.git(&["init", "-q", "-b", "main"]);
+        bench.git(&["add", "-A"]);
+        bench.git(&["commit", "-q", "-m", "initial"]);
+        bench
+    }
+}
