@@ -346,3 +346,43 @@ fn a_pool_size_that_is_not_a_number_is_refused_before_anything_starts() {
     );
     before.assert_nothing_started(&bench);
 }
+
+#[test]
+fn a_leased_worktree_follows_deletions_type_changes_modes_and_symlinks_to_its_new_base() {
+    let bench = Bench::with_fixture("python-calc");
+    run_merge(&bench, FIX_ADD, "calc.py").expect(0);
+    assert_eq!(bench.pooled_worktrees().len(), 1);
+    // The next base differs from the pooled commit in every way a tree can: a file
+    // deleted (emptying its directory), a file that becomes a directory, a new
+    // symlink, an executable bit, a new file deep down.
+    bench.git(&["rm", "-q", "docs/notes.md"]);
+    bench.git(&["rm", "-q", "README.md"]);
+    bench.write("README.md/index.md", "now a directory\n");
+    std::os::unix::fs::symlink("calc.py", bench.repo.join("link.py")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = bench.repo.join("test_calc.py");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bench.write("a/b/c/deep.txt", "deep\n");
+    bench.git(&["add", "-A"]);
+    bench.git(&["commit", "-qm", "reshape"]);
+    let out = shell_quote(&bench.root.join("status.txt").to_string_lossy());
+    let agent = format!(
+        "cmd:{{ pwd; git status --porcelain --untracked-files=all --ignored; git diff --cached --stat; ls -l test_calc.py | cut -c1-10; readlink link.py; test -e docs && echo docs-still-there; }} > {out}; echo n >> a/b/c/deep.txt"
+    );
+    run_merge(&bench, &agent, "a/**").expect(0);
+    let text = std::fs::read_to_string(bench.root.join("status.txt")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        PathBuf::from(lines.next().unwrap()),
+        bench.pooled_worktrees()[0],
+        "the run leased the pooled worktree"
+    );
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        ["-rwxr-xr-x", "calc.py"],
+        "nothing differs from the base but what the agent did: {text}"
+    );
+    bench.assert_clean();
+}
