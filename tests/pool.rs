@@ -386,3 +386,28 @@ fn a_leased_worktree_follows_deletions_type_changes_modes_and_symlinks_to_its_ne
     );
     bench.assert_clean();
 }
+
+#[test]
+fn a_pooled_worktree_unused_past_its_age_is_removed_by_the_next_run() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.write(".baton/config.toml", "[worktree]\npool_max_age = \"1s\"\n");
+    run_merge(&bench, FIX_ADD, "calc.py").expect(0);
+    let old = bench.pooled_worktrees();
+    assert_eq!(old.len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let ran = run_merge(
+        &bench,
+        &seeing(&bench, "seen.txt", "echo n >> docs/notes.md"),
+        "docs/**",
+    );
+    ran.expect(0);
+    let (used, _) = seen(&bench, "seen.txt");
+    assert_ne!(used, old[0], "the expired worktree was not leased");
+    assert!(!old[0].exists(), "the expired worktree is removed");
+    assert_eq!(
+        bench.pooled_worktrees(),
+        vec![used],
+        "the new run's worktree is pooled"
+    );
+    bench.assert_clean();
+}

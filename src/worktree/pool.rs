@@ -212,6 +212,9 @@ pub fn claim(
                 e.free() && max_age > 0 && now.saturating_sub(e.returned_ms) > max_age
             });
             reg.entries = kept;
+            // A pooled worktree whose directory someone removed is forgotten (git's
+            // record of it goes with the next prune).
+            reg.entries.retain(|e| e.lease.is_some() || e.path.exists());
             let picked = reg
                 .entries
                 .iter_mut()
