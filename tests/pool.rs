@@ -101,7 +101,7 @@ fn the_second_run_leases_the_first_runs_worktree_with_exactly_its_base_in_it() {
     );
     assert!(bench.read("calc.py").contains("return a + b"));
     assert_eq!(second.json()["outcome"]["action"], "merged");
-    let events = bench.journal_file(&bench.run_ids()[1], "events.jsonl");
+    let events = bench.journal_file(second.json()["run_id"].as_str().unwrap(), "events.jsonl");
     assert!(events.contains("\"leased\":true"), "{events}");
     bench.assert_clean_keeping(&["build"]);
 }
@@ -409,5 +409,67 @@ fn a_pooled_worktree_unused_past_its_age_is_removed_by_the_next_run() {
         vec![used],
         "the new run's worktree is pooled"
     );
+    bench.assert_clean();
+}
+
+#[test]
+fn a_leased_worktree_runs_setup_again_only_when_a_file_it_names_changed() {
+    let bench = Bench::with_fixture("python-calc");
+    bench.write("deps.txt", "one\n");
+    bench.write(
+        ".baton/config.toml",
+        "[worktree]\nsetup = [{ run = \"test \\\"$(cat deps.txt)\\\" != broken\", on_change = [\"deps.txt\"] }]\n",
+    );
+    bench.git(&["add", "-A"]);
+    bench.git(&["commit", "-qm", "deps"]);
+    let setups = |ran: &common::Ran| {
+        let run = ran.json()["run_id"].as_str().unwrap().to_string();
+        bench
+            .journal_file(&run, "events.jsonl")
+            .lines()
+            .filter(|l| l.contains("\"worktree.setup\""))
+            .count()
+    };
+    let note = |n: u32| {
+        bench.baton(&[
+            "run",
+            "--task",
+            "note",
+            "--agent",
+            &format!("cmd:echo {n} >> docs/notes.md"),
+            "--scope",
+            "docs/**",
+            "--json",
+        ])
+    };
+    // A new worktree runs its setup; a leased one whose deps.txt did not change does not.
+    let ran = note(1);
+    ran.expect(0);
+    assert_eq!(setups(&ran), 1, "a new worktree runs its setup");
+    let ran = note(2);
+    ran.expect(0);
+    assert_eq!(setups(&ran), 0, "nothing it names changed");
+    bench.write("deps.txt", "two\n");
+    bench.git(&["commit", "-qam", "deps two"]);
+    let ran = note(3);
+    ran.expect(0);
+    assert_eq!(setups(&ran), 1, "deps.txt changed: the setup runs again");
+    let pooled = bench.pooled_worktrees();
+    assert_eq!(pooled.len(), 1);
+
+    // A setup that fails on a leased worktree stops the run with its output, and the
+    // worktree is removed, not returned to the pool.
+    bench.write("deps.txt", "broken\n");
+    bench.git(&["commit", "-qam", "deps broken"]);
+    let before = Before::take(&bench);
+    let ran = note(4);
+    ran.expect(2);
+    assert!(ran.stderr.contains("setup command"), "{}", ran.stderr);
+    before.assert_untouched(&bench);
+    assert!(
+        !pooled[0].exists(),
+        "the worktree whose setup failed is gone"
+    );
+    assert!(bench.pooled_worktrees().is_empty());
     bench.assert_clean();
 }
