@@ -103,6 +103,44 @@ pub struct Config {
     /// `baton compare`'s limits, `[compare]`.
     #[serde(default, skip_serializing_if = "CompareConfig::is_unset")]
     pub compare: CompareConfig,
+    /// How every sweep's merge queue lands, `[sweep]` (a task file's own `[sweep]`
+    /// and the flags win).
+    #[serde(default, skip_serializing_if = "SweepConfig::is_unset")]
+    pub sweep: SweepConfig,
+}
+
+/// The `[sweep]` table of the config or of a task file: how the merge queue lands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Checks run on every integrated tree, after the candidates' own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gate: Vec<String>,
+    /// Reruns of a failing check before it counts against a candidate (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flaky_retries: Option<u32>,
+    /// Candidates tested together (default: a quarter of the sweep, 1 to 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<usize>,
+}
+
+impl SweepConfig {
+    fn is_unset(&self) -> bool {
+        *self == SweepConfig::default()
+    }
+
+    /// `over`'s values where it has them (a gate replaces the gate), else these.
+    pub fn overlay(self, over: SweepConfig) -> SweepConfig {
+        SweepConfig {
+            gate: if over.gate.is_empty() {
+                self.gate
+            } else {
+                over.gate
+            },
+            flaky_retries: over.flaky_retries.or(self.flaky_retries),
+            batch: over.batch.or(self.batch),
+        }
+    }
 }
 
 /// `[precommit]`: what the pre-commit hook checks and who fixes what fails.
@@ -558,6 +596,7 @@ impl Config {
                 agents
             },
             precommit: self.precommit.overlay(over.precommit),
+            sweep: self.sweep.overlay(over.sweep),
         }
     }
 

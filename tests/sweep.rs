@@ -460,6 +460,56 @@ fn the_queue_lands_32_candidates_with_a_handful_of_gate_runs() {
 }
 
 #[test]
+fn the_repositorys_config_gives_every_sweep_its_gate_and_a_task_file_overrides_it() {
+    let bench = Bench::with_fixture("python-shop");
+    bench.write(
+        ".baton/config.toml",
+        "[sweep]\ngate = [\"test ! -e notes/02.txt\"]\nbatch = 1\n",
+    );
+    bench.git(&["add", "-A"]);
+    bench.git(&["commit", "-qm", "the repository's gate"]);
+    // No [sweep] in the task file: the config's gate keeps t02 out.
+    let file = std::fs::read_to_string(many(&bench, 4, "true"))
+        .unwrap()
+        .replace("[sweep]\ngate = [\"true\"]\n", "");
+    let path = bench.root.join("plain.toml");
+    std::fs::write(&path, file).unwrap();
+    let ran = sweep(&bench, &path, &["-j", "2", "--json"]);
+    ran.expect(1);
+    let report = ran.json();
+    assert_eq!(task(&report, "t02")["reason"], "integration_failed");
+    assert_eq!(
+        landed_subjects(&bench).len(),
+        1 + 3,
+        "the config's commit and three tasks"
+    );
+    assert!(!bench.repo.join("notes/02.txt").exists());
+
+    // A task file's own [sweep] gate wins over the config's.
+    let bench = Bench::with_fixture("python-shop");
+    bench.write(".baton/config.toml", "[sweep]\ngate = [\"false\"]\n");
+    bench.git(&["add", "-A"]);
+    bench.git(&["commit", "-qm", "a gate nothing passes"]);
+    let file = many(&bench, 2, "test -d notes");
+    sweep(&bench, &file, &["--json"]).expect(0);
+    assert_eq!(
+        landed_subjects(&bench).len(),
+        1 + 2,
+        "the config's commit and both tasks"
+    );
+
+    // An unknown [sweep] field in the config is one line naming it.
+    bench.write(".baton/config.toml", "[sweep]\ngates = [\"x\"]\n");
+    let ran = sweep(&bench, &file, &[]);
+    ran.expect(2);
+    assert!(
+        ran.stderr.contains("config.toml") && ran.stderr.contains("gates"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
 fn a_flaky_gate_check_is_run_again_before_it_counts() {
     let bench = Bench::with_fixture("python-shop");
     let flag = bench.root.join("flaked");

@@ -138,20 +138,9 @@ impl Kind {
     }
 }
 
-/// The `[sweep]` table (and its flags): how the queue lands.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueSettings {
-    /// Checks run on every integrated tree, after the candidates' own.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub gate: Vec<String>,
-    /// Reruns of a failing check before it counts against a candidate (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flaky_retries: Option<u32>,
-    /// Candidates tested together (default: a quarter of the sweep, 1 to 16).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<usize>,
-}
+/// The `[sweep]` table (and its flags): how the queue lands. The repository's config
+/// may hold one too, under the task file's and the flags'.
+pub use crate::config::SweepConfig as QueueSettings;
 
 /// One task, resolved.
 #[derive(Clone)]
@@ -710,7 +699,7 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
             plan: plan?,
         });
     }
-    let mut queue_settings = file_queue;
+    let mut queue_settings = config.sweep.clone().overlay(file_queue);
     let over = &ctx.flags.queue;
     if !over.gate.is_empty() {
         queue_settings.gate = over.gate.clone();
