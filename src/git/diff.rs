@@ -153,6 +153,53 @@ pub fn add_counts(changes: &mut [Change], numstat: &[u8]) {
     }
 }
 
+/// The line counts of each of `changes` (a raw diff's records, in order), read off
+/// `patch`, the same diff as a patch: its `diff --git` sections come in the raw diff's
+/// order, one per change, and count what `--numstat` counts — lines added and removed
+/// in the hunks, `None` for a binary change. `None` when the patch cannot say for sure:
+/// a type change (git shows it as two sections) or sections that do not pair up.
+pub fn counts_from_patch(
+    changes: &[Change],
+    patch: &[u8],
+) -> Option<Vec<(Option<u64>, Option<u64>)>> {
+    if changes.iter().any(|c| c.kind == ChangeKind::TypeChanged) {
+        return None;
+    }
+    let mut counts = Vec::with_capacity(changes.len());
+    let mut current: Option<(u64, u64, bool, bool)> = None; // added, removed, binary, in hunks
+    for line in patch.split(|&b| b == b'\n') {
+        if line.starts_with(b"diff --git ") {
+            if let Some((a, r, binary, _)) = current.take() {
+                counts.push(if binary { (None, None) } else { (Some(a), Some(r)) });
+            }
+            current = Some((0, 0, false, false));
+            continue;
+        }
+        let Some((added, removed, binary, hunks)) = current.as_mut() else {
+            // Text before the first section: not a patch of these changes.
+            if line.is_empty() {
+                continue;
+            }
+            return None;
+        };
+        if *hunks {
+            match line.first() {
+                Some(b'+') => *added += 1,
+                Some(b'-') => *removed += 1,
+                _ => {}
+            }
+        } else if line.starts_with(b"@@ ") {
+            *hunks = true;
+        } else if line.starts_with(b"GIT binary patch") || line.starts_with(b"Binary files ") {
+            *binary = true;
+        }
+    }
+    if let Some((a, r, binary, _)) = current {
+        counts.push(if binary { (None, None) } else { (Some(a), Some(r)) });
+    }
+    (counts.len() == changes.len()).then_some(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
