@@ -760,3 +760,57 @@ fn commit_with_paths_leaves_the_fix_in_the_index_git_keeps_too() {
     );
     assert_eq!(bench.read("calc.py"), fixed(STAGED));
 }
+
+#[test]
+fn checks_of_baton_commit_see_the_submodules_as_checked_out() {
+    let bench = repo(None);
+    // A library of the user's, added as a submodule from a local clone.
+    let lib = bench.root.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("file.txt"), "a file of the library\n").unwrap();
+    bench.git_in(&lib, &["init", "-q", "-b", "main"]);
+    bench.git_in(&lib, &["add", "-A"]);
+    bench.git_in(&lib, &["commit", "-q", "-m", "lib"]);
+    bench.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        lib.to_str().unwrap(),
+        "sub",
+    ]);
+    bench.git(&[
+        "commit",
+        "-q",
+        "--no-verify",
+        "-m",
+        "The library as a submodule",
+    ]);
+
+    // Twice: a new check worktree each time (the pool keeps none with submodules).
+    for (i, text) in ["uses the library\n", "uses it more\n"].iter().enumerate() {
+        bench.write("NOTES.md", text);
+        bench.git(&["add", "NOTES.md"]);
+        let head = bench.head();
+        let ran = bench.baton(&[
+            "commit",
+            "--check",
+            "test -f sub/file.txt",
+            "-m",
+            &format!("Notes {i}"),
+        ]);
+        ran.expect(0);
+        assert_eq!(bench.git(&["rev-parse", "HEAD~1"]).trim(), head);
+        assert_eq!(bench.git(&["show", "HEAD:NOTES.md"]), *text);
+    }
+    assert_eq!(
+        bench
+            .git(&["ls-tree", "HEAD", "sub"])
+            .split_whitespace()
+            .nth(1),
+        Some("commit"),
+        "the gitlink is committed as it was"
+    );
+    bench.assert_clean();
+}
