@@ -814,3 +814,36 @@ fn checks_of_baton_commit_see_the_submodules_as_checked_out() {
     );
     bench.assert_clean();
 }
+
+#[test]
+fn checks_of_baton_commit_see_smudged_files_and_the_commit_holds_the_clean_blob() {
+    let bench = repo(None);
+    bench.git(&["config", "filter.upper.smudge", "tr a-z A-Z"]);
+    bench.git(&["config", "filter.upper.clean", "tr A-Z a-z"]);
+    bench.write(".gitattributes", "*.txt filter=upper\n");
+    bench.git(&["add", ".gitattributes"]);
+    bench.git(&["commit", "-q", "--no-verify", "-m", "Shout .txt files"]);
+
+    // Twice: a new check worktree, then one leased from the pool.
+    for text in ["hello\n", "Hello Again\n"] {
+        bench.write("shout.txt", text);
+        bench.git(&["add", "shout.txt"]);
+        let staged = staged_blob(&bench, "shout.txt");
+        let upper = text.to_uppercase();
+        bench
+            .baton(&[
+                "commit",
+                "--check",
+                &format!("grep -qx '{}' shout.txt", upper.trim()),
+                "-m",
+                "Shout",
+            ])
+            .expect(0);
+        assert_eq!(bench.git(&["rev-parse", "HEAD:shout.txt"]).trim(), staged);
+        assert_eq!(
+            bench.git(&["cat-file", "-p", "HEAD:shout.txt"]),
+            text.to_lowercase(),
+            "the clean content"
+        );
+    }
+}
