@@ -16,6 +16,13 @@ if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_mod
     npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
 fi
 
+# ssh-keygen signs and verifies commits for the signing story of `baton commit`
+# (tests/precommit.rs); without it that test fails, it is not skipped.
+if ! command -v ssh-keygen >/dev/null 2>&1; then
+    echo "test.sh: installing ssh-keygen (apt-get install openssh-client)" >&2
+    apt-get install -y -qq openssh-client >/dev/null
+fi
+
 # A filesystem that can reflink, for the warm-worktree test that clones for real
 # (tests/warm.rs). Without it that test fails, it is not skipped.
 if reflink_dir=$(scripts/reflink-dir.sh); then

@@ -33,6 +33,9 @@ pub enum Error {
     Sweep(#[from] crate::workflow::SweepError),
     #[error(transparent)]
     Precommit(#[from] crate::workflow::precommit::PrecommitError),
+    /// `baton commit` refused before committing anything.
+    #[error(transparent)]
+    Commit(#[from] crate::workflow::commit::CommitError),
     /// Bad usage that clap cannot catch; the message says what to do instead.
     #[error("{0}")]
     Usage(String),

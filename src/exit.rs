@@ -60,6 +60,7 @@ pub fn for_error(err: &Error) -> i32 {
         Error::Sweep(_) => USAGE,
         // Refused before anything was started or touched.
         Error::Precommit(_)
+        | Error::Commit(_)
         | Error::Git(_)
         | Error::Handoff(_)
         | Error::Scope(_)

@@ -760,3 +760,362 @@ fn commit_with_paths_leaves_the_fix_in_the_index_git_keeps_too() {
     );
     assert_eq!(bench.read("calc.py"), fixed(STAGED));
 }
+
+#[test]
+fn checks_of_baton_commit_see_the_submodules_as_checked_out() {
+    let bench = repo(None);
+    // A library of the user's, added as a submodule from a local clone.
+    let lib = bench.root.join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("file.txt"), "a file of the library\n").unwrap();
+    bench.git_in(&lib, &["init", "-q", "-b", "main"]);
+    bench.git_in(&lib, &["add", "-A"]);
+    bench.git_in(&lib, &["commit", "-q", "-m", "lib"]);
+    bench.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        lib.to_str().unwrap(),
+        "sub",
+    ]);
+    bench.git(&[
+        "commit",
+        "-q",
+        "--no-verify",
+        "-m",
+        "The library as a submodule",
+    ]);
+
+    // Twice: a new check worktree each time (the pool keeps none with submodules).
+    for (i, text) in ["uses the library\n", "uses it more\n"].iter().enumerate() {
+        bench.write("NOTES.md", text);
+        bench.git(&["add", "NOTES.md"]);
+        let head = bench.head();
+        let ran = bench.baton(&[
+            "commit",
+            "--check",
+            "test -f sub/file.txt",
+            "-m",
+            &format!("Notes {i}"),
+        ]);
+        ran.expect(0);
+        assert_eq!(bench.git(&["rev-parse", "HEAD~1"]).trim(), head);
+        assert_eq!(bench.git(&["show", "HEAD:NOTES.md"]), *text);
+    }
+    assert_eq!(
+        bench
+            .git(&["ls-tree", "HEAD", "sub"])
+            .split_whitespace()
+            .nth(1),
+        Some("commit"),
+        "the gitlink is committed as it was"
+    );
+    bench.assert_clean();
+}
+
+#[test]
+fn checks_of_baton_commit_see_smudged_files_and_the_commit_holds_the_clean_blob() {
+    let bench = repo(None);
+    bench.git(&["config", "filter.upper.smudge", "tr a-z A-Z"]);
+    bench.git(&["config", "filter.upper.clean", "tr A-Z a-z"]);
+    bench.write(".gitattributes", "*.txt filter=upper\n");
+    bench.git(&["add", ".gitattributes"]);
+    bench.git(&["commit", "-q", "--no-verify", "-m", "Shout .txt files"]);
+
+    // Twice: a new check worktree, then one leased from the pool.
+    for text in ["hello\n", "Hello Again\n"] {
+        bench.write("shout.txt", text);
+        bench.git(&["add", "shout.txt"]);
+        let staged = staged_blob(&bench, "shout.txt");
+        let upper = text.to_uppercase();
+        bench
+            .baton(&[
+                "commit",
+                "--check",
+                &format!("grep -qx '{}' shout.txt", upper.trim()),
+                "-m",
+                "Shout",
+            ])
+            .expect(0);
+        assert_eq!(bench.git(&["rev-parse", "HEAD:shout.txt"]).trim(), staged);
+        assert_eq!(
+            bench.git(&["cat-file", "-p", "HEAD:shout.txt"]),
+            text.to_lowercase(),
+            "the clean content"
+        );
+    }
+}
+
+/// A signing key of the user's for git's SSH signing (no agent, no passphrase), and
+/// the allowed-signers file that lets `git verify-commit` trust it; returns the
+/// private key's path.
+fn ssh_signing_key(bench: &Bench) -> String {
+    common::require_tool("ssh-keygen");
+    let key = bench.root.join("signing-key");
+    let out = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "ada@example.com",
+            "-f",
+        ])
+        .arg(&key)
+        .output()
+        .expect("ssh-keygen runs");
+    assert!(out.status.success(), "{out:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let allowed = bench.root.join("allowed-signers");
+    std::fs::write(
+        &allowed,
+        format!("ada@example.com namespaces=\"git\" {public}"),
+    )
+    .unwrap();
+    bench.git(&["config", "gpg.format", "ssh"]);
+    bench.git(&[
+        "config",
+        "gpg.ssh.allowedSignersFile",
+        allowed.to_str().unwrap(),
+    ]);
+    key.to_str().unwrap().to_string()
+}
+
+/// Whether `git verify-commit` accepts `rev`'s signature.
+fn verifies(bench: &Bench, rev: &str) -> bool {
+    let out = run_in(bench, &bench.repo, "git", &["verify-commit", rev], &[]);
+    out.status.success()
+}
+
+#[test]
+fn baton_commit_signs_exactly_when_git_commit_would() {
+    let bench = repo(None);
+    let key = ssh_signing_key(&bench);
+    bench.git(&["config", "user.signingKey", &key]);
+    bench.git(&["config", "commit.gpgSign", "true"]);
+
+    // commit.gpgSign: signed, and git trusts the signature.
+    bench.write("calc.py", &fixed(STAGED));
+    bench.git(&["add", "calc.py"]);
+    bench.baton(&["commit", "-m", "Fix add"]).expect(0);
+    assert!(
+        bench
+            .git(&["cat-file", "-p", "HEAD"])
+            .contains("gpgsig -----BEGIN SSH SIGNATURE-----")
+    );
+    assert!(verifies(&bench, "HEAD"), "git verify-commit HEAD");
+    let shown = bench.git(&["log", "-1", "--show-signature", "--format=%s"]);
+    assert!(
+        shown.contains("Good \"git\" signature for ada@example.com"),
+        "{shown}"
+    );
+
+    // --no-gpg-sign countermands the setting.
+    bench.write("NOTES.md", "unsigned notes\n");
+    bench.git(&["add", "NOTES.md"]);
+    bench
+        .baton(&["commit", "--no-gpg-sign", "-m", "Notes"])
+        .expect(0);
+    assert!(!bench.git(&["cat-file", "-p", "HEAD"]).contains("gpgsig"));
+    assert!(!verifies(&bench, "HEAD"), "an unsigned commit");
+
+    // Without the setting nothing is signed, unless asked: -S, or -S with the key.
+    bench.git(&["config", "commit.gpgSign", "false"]);
+    bench.write("NOTES.md", "more notes\n");
+    bench.git(&["add", "NOTES.md"]);
+    bench.baton(&["commit", "-m", "More notes"]).expect(0);
+    assert!(!verifies(&bench, "HEAD"), "commit.gpgSign false: unsigned");
+    bench.write("NOTES.md", "signed notes\n");
+    bench.git(&["add", "NOTES.md"]);
+    bench
+        .baton(&["commit", "-S", "-m", "Signed notes"])
+        .expect(0);
+    assert!(verifies(&bench, "HEAD"), "-S signs");
+    bench.git(&["config", "--unset", "user.signingKey"]);
+    bench.write("NOTES.md", "signed with the named key\n");
+    bench.git(&["add", "NOTES.md"]);
+    bench
+        .baton(&["commit", &format!("--gpg-sign={key}"), "-m", "Keyed notes"])
+        .expect(0);
+    assert!(verifies(&bench, "HEAD"), "--gpg-sign=KEY signs with KEY");
+    assert_eq!(
+        bench
+            .git(&["log", "--format=%s", "-5"])
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "Keyed notes",
+            "Signed notes",
+            "More notes",
+            "Notes",
+            "Fix add"
+        ]
+    );
+}
+
+#[test]
+fn baton_commit_amend_replaces_the_tip_and_keeps_its_author() {
+    let bench = repo(None);
+    bench.write("calc.py", &fixed(STAGED));
+    bench.git(&["add", "calc.py"]);
+    bench.git(&[
+        "commit",
+        "-q",
+        "--no-verify",
+        "--author",
+        "Grace Hopper <grace@example.com>",
+        "--date",
+        "2025-06-01T09:00:00+02:00",
+        "-m",
+        "Fix add",
+    ]);
+    let parent = bench.git(&["rev-parse", "HEAD~1"]);
+    let old_tip = bench.head();
+    // Forgotten in the commit: notes, now staged; an unstaged edit stays out.
+    bench.write("NOTES.md", "why add adds\n");
+    bench.git(&["add", "NOTES.md"]);
+    bench.write("NOTES.md", "why add adds\nand more, not staged\n");
+    // Tools that follow rewritten commits (notes, git-branchless) hear of it as from git.
+    bench.write(
+        ".git/hooks/post-rewrite",
+        "#!/bin/sh\n{ echo \"$1\"; cat; } > \"$(git rev-parse --git-dir)/rewritten\"\n",
+    );
+    std::fs::set_permissions(
+        bench.repo.join(".git/hooks/post-rewrite"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let before = Before::take(&bench);
+
+    bench
+        .baton(&["commit", "--amend", "-m", "Fix add, with notes"])
+        .expect(0);
+    assert_eq!(
+        bench.read(".git/rewritten"),
+        format!("amend\n{old_tip} {}\n", bench.head())
+    );
+    assert_ne!(bench.head(), old_tip, "the tip is replaced");
+    assert_eq!(bench.git(&["rev-parse", "HEAD~1"]), parent, "on its parent");
+    assert_eq!(bench.git(&["show", "HEAD:NOTES.md"]), "why add adds\n");
+    assert_eq!(bench.git(&["show", "HEAD:calc.py"]), fixed(STAGED));
+    assert!(
+        bench
+            .git(&["log", "-1", "--format=%B"])
+            .starts_with("Fix add, with notes\n\nBaton-Checks: ")
+    );
+    assert_eq!(
+        bench.git(&["log", "-1", "--format=%an <%ae> %aI | %cn <%ce>"]),
+        "Grace Hopper <grace@example.com> 2025-06-01T09:00:00+02:00 | Ada User <ada@example.com>\n",
+        "the author is kept, the committer is you"
+    );
+    assert_eq!(
+        bench.git(&["reflog", "-1", "--format=%gs"]),
+        "commit (amend): Fix add, with notes\n"
+    );
+    assert_eq!(bench.files(), before.files, "the working tree untouched");
+    assert_eq!(bench.index(), before.index, "the index untouched");
+
+    // No message: HEAD's, in the editor (which the user has edit it); --no-edit: as it
+    // is. Each time the evidence is this tree's, once.
+    bench.git(&[
+        "config",
+        "core.editor",
+        "sed -i 's/with notes/with its notes/'",
+    ]);
+    bench.baton(&["commit", "--amend"]).expect(0);
+    bench.baton(&["commit", "--amend", "--no-edit"]).expect(0);
+    let message = bench.git(&["log", "-1", "--format=%B"]);
+    assert!(
+        message.starts_with("Fix add, with its notes\n\n"),
+        "{message}"
+    );
+    assert_eq!(message.matches("Baton-Run: ").count(), 1, "{message}");
+    assert!(
+        !message.contains('#'),
+        "the editor's help is gone: {message}"
+    );
+    assert_eq!(bench.git(&["rev-parse", "HEAD~1"]), parent);
+
+    // --reset-author: the author is you, now.
+    bench
+        .baton(&["commit", "--amend", "--no-edit", "--reset-author"])
+        .expect(0);
+    assert_eq!(
+        bench.git(&["log", "-1", "--format=%an <%ae> %aI"]),
+        "Ada User <ada@example.com> 2026-01-01T12:00:00Z\n"
+    );
+    assert_eq!(bench.git(&["rev-parse", "HEAD~1"]), parent);
+}
+
+#[test]
+fn baton_commit_author_and_date_set_the_author_and_the_committer_stays_you() {
+    let bench = repo(None);
+    bench.write("calc.py", &fixed(STAGED));
+    bench.git(&["add", "calc.py"]);
+    bench
+        .baton(&[
+            "commit",
+            "--author",
+            "Grace Hopper <grace@example.com>",
+            "--date",
+            "2025-06-01T09:00:00+02:00",
+            "-m",
+            "Fix add",
+        ])
+        .expect(0);
+    assert_eq!(
+        bench.git(&["log", "-1", "--format=%an <%ae> %aI | %cn <%ce> %cI"]),
+        "Grace Hopper <grace@example.com> 2025-06-01T09:00:00+02:00 | Ada User <ada@example.com> 2026-01-01T12:00:00Z\n"
+    );
+}
+
+#[test]
+fn bad_input_to_baton_commit_is_one_line_exit_2_and_nothing_written() {
+    let bench = repo(None);
+    bench.write("calc.py", &fixed(STAGED));
+    bench.git(&["add", "calc.py"]);
+    let before = Before::take(&bench);
+    for (args, says) in [
+        (
+            &["--author", "grace"][..],
+            "is not in the form `Name <email>`",
+        ),
+        (
+            &["--author", "Grace <grace@example.com"][..],
+            "is not in the form `Name <email>`",
+        ),
+        (&["--date", "not a date"][..], "is not a date git reads"),
+        (
+            &["--reset-author"][..],
+            "--reset-author only goes with --amend",
+        ),
+    ] {
+        let mut all = vec!["commit", "-m", "Fix add"];
+        all.extend_from_slice(args);
+        let ran = bench.baton(&all);
+        ran.expect(2);
+        assert!(ran.stderr.contains(says), "{args:?}: {}", ran.stderr);
+        assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+        before.assert_nothing_started(&bench);
+    }
+
+    // --amend with nothing to amend.
+    let empty = Bench::empty();
+    std::fs::create_dir_all(&empty.repo).unwrap();
+    empty.git(&["init", "-q", "-b", "main"]);
+    empty.write("a.txt", "a\n");
+    empty.git(&["add", "a.txt"]);
+    let ran = empty.baton(&["commit", "--amend", "-m", "first", "--check", "true"]);
+    ran.expect(2);
+    assert!(
+        ran.stderr.contains("there is no commit to amend"),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
+    assert!(empty.run_ids().is_empty());
+}

@@ -7,7 +7,8 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::workflow::commit::{self, Committed, Message, Options};
+use crate::git::GitError;
+use crate::workflow::commit::{self, CommitError, Committed, Message, Options, Signing};
 use crate::workflow::precommit::CheckSettings;
 use crate::{exit, process, ui};
 
@@ -20,9 +21,13 @@ use crate::{exit, process, ui};
 /// trailers (Baton-Checks:, Baton-Tested-Tree:, Baton-Run:). Message, author and hooks
 /// as `git commit` has them; baton's own pre-commit hook is not run again.
 ///
+/// As `git commit` also: signed when `commit.gpgSign` is true (or -S), `--amend`
+/// replaces HEAD (its parents; its message unless -m/-F; its author unless
+/// --reset-author), `--author` and `--date` set the author (the committer is you).
+///
 /// Exit status: 0 committed; 1 a check failed or a hook refused (nothing committed);
-/// 2 nothing to commit, no checks configured; 5 HEAD moved meanwhile (nothing
-/// committed); 130 interrupted.
+/// 2 nothing to commit, no checks configured, bad input; 5 HEAD moved meanwhile
+/// (nothing committed); 130 interrupted.
 #[derive(Debug, Args)]
 pub struct CommitArgs {
     /// The commit message (repeatable: each is a paragraph, as for `git commit -m`).
@@ -45,6 +50,36 @@ pub struct CommitArgs {
     /// Run the checks even when this staged tree passed them before.
     #[arg(long)]
     no_cache: bool,
+    /// Replace HEAD with a commit of the staged tree (its parents; its message unless
+    /// -m or -F, in the editor unless --no-edit; its author unless --reset-author).
+    #[arg(long)]
+    amend: bool,
+    /// Use the message as it is, without the editor (HEAD's, with --amend).
+    #[arg(long)]
+    no_edit: bool,
+    /// With --amend: you are the author, now (not the amended commit's author).
+    #[arg(long)]
+    reset_author: bool,
+    /// The author, as `Name <email>` (the committer is still you).
+    #[arg(long, value_name = "AUTHOR")]
+    author: Option<String>,
+    /// The author date, in a form git reads (ISO 8601, RFC 2822, `@SECONDS ZONE`).
+    #[arg(long, value_name = "DATE")]
+    date: Option<String>,
+    /// Sign the commit, with KEYID or `user.signingKey` (as `git commit -S`; the
+    /// default when `commit.gpgSign` is true): -S, -SKEYID, --gpg-sign[=KEYID].
+    #[arg(
+        short = 'S',
+        long = "gpg-sign",
+        value_name = "KEYID",
+        num_args = 0..=1,
+        default_missing_value = "",
+        overrides_with = "no_gpg_sign"
+    )]
+    gpg_sign: Option<String>,
+    /// Do not sign the commit, whatever `commit.gpgSign` says.
+    #[arg(long, overrides_with = "gpg_sign")]
+    no_gpg_sign: bool,
 }
 
 fn read_message(file: &Path) -> Result<String> {
@@ -62,7 +97,12 @@ fn read_message(file: &Path) -> Result<String> {
 }
 
 pub fn cmd_commit(dir: &Path, args: CommitArgs) -> Result<i32> {
-    let repo = super::open_repo(dir)?;
+    let repo = match super::open_repo(dir) {
+        Err(Error::Git(GitError::NoCommits)) if args.amend => {
+            return Err(CommitError::NothingToAmend.into());
+        }
+        other => other?,
+    };
     let config = Config::load(&repo.root)?;
     let mut checks = CheckSettings::resolve(&config, &args.checks, dir, &repo.root)?;
     checks.use_cache = !args.no_cache;
@@ -72,10 +112,21 @@ pub fn cmd_commit(dir: &Path, args: CommitArgs) -> Result<i32> {
         (None, true) => Message::Editor,
     };
     process::install_interrupt_handler();
+    let signing = match (&args.gpg_sign, args.no_gpg_sign) {
+        (_, true) => Signing::Never,
+        (Some(key), false) => Signing::Sign(Some(key.clone()).filter(|k| !k.is_empty())),
+        (None, false) => Signing::AsConfigured,
+    };
     let opts = Options {
         message,
         checks,
         no_verify: args.no_verify,
+        amend: args.amend,
+        no_edit: args.no_edit,
+        reset_author: args.reset_author,
+        author: args.author.clone(),
+        date: args.date.clone(),
+        signing,
     };
     Ok(
         match commit::commit(&repo, &opts, &|| super::observers(false))? {

@@ -103,6 +103,81 @@ pub struct TreeDiff {
     pub sizes: BTreeMap<String, u64>,
 }
 
+/// A person as a commit names them, with the date when it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    pub name: String,
+    pub email: String,
+    /// As git reads `GIT_AUTHOR_DATE` (`@<seconds> <zone>` from a commit).
+    pub date: Option<String>,
+}
+
+impl Ident {
+    /// `Name <email>`, as `git commit --author` takes it; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Ident> {
+        let text = text.trim();
+        let (name, rest) = text.split_once('<')?;
+        let email = rest.strip_suffix('>')?;
+        let name = name.trim();
+        if name.is_empty() || email.is_empty() || email.contains(['<', '>']) {
+            return None;
+        }
+        Some(Ident {
+            name: name.to_string(),
+            email: email.to_string(),
+            date: None,
+        })
+    }
+
+    /// An `author` header's value: `Name <email> <seconds> <zone>`.
+    fn from_header(value: &str) -> Option<Ident> {
+        let (name, rest) = value.split_once(" <")?;
+        let (email, date) = rest.split_once('>')?;
+        let date = date.trim();
+        Some(Ident {
+            name: name.to_string(),
+            email: email.to_string(),
+            // `@`: seconds since the epoch, however few digits they have.
+            date: (!date.is_empty()).then(|| format!("@{date}")),
+        })
+    }
+}
+
+/// How [`Repo::commit_tree_as`] makes a commit, beyond the tree and parents.
+#[derive(Debug, Clone, Default)]
+pub struct CommitAs {
+    /// The author's name and email; `None`: as git resolves them.
+    pub author: Option<(String, String)>,
+    /// The author date; `None`: as git resolves it (`GIT_AUTHOR_DATE`, else now).
+    pub author_date: Option<String>,
+    /// Sign it: `Some("")` with git's default key (`user.signingKey`), `Some(key)`
+    /// with that key; `None` unsigned.
+    pub sign: Option<String>,
+}
+
+impl CommitAs {
+    fn author_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![];
+        if let Some((name, email)) = &self.author {
+            env.push(("GIT_AUTHOR_NAME", name.clone()));
+            env.push(("GIT_AUTHOR_EMAIL", email.clone()));
+        }
+        if let Some(date) = &self.author_date {
+            env.push(("GIT_AUTHOR_DATE", date.clone()));
+        }
+        env
+    }
+}
+
+/// What [`Repo::commit_info`] reads of a commit.
+#[derive(Debug, Clone)]
+pub struct CommitInfo {
+    pub parents: Vec<String>,
+    pub author: Option<Ident>,
+    /// The message, as stored (after the headers' blank line).
+    pub message: String,
+}
+
 /// The result of an in-memory 3-way merge of trees.
 #[derive(Debug, Clone)]
 pub enum TreeMerge {
@@ -560,13 +635,82 @@ impl Repo {
 
     /// Makes a commit object (no ref moves) with the configured identity.
     pub fn commit_tree(&self, tree: &str, parents: &[&str], message: &str) -> Result<String> {
-        let mut args = vec!["commit-tree", tree];
+        self.commit_tree_as(tree, parents, message, &CommitAs::default())
+    }
+
+    /// [`Repo::commit_tree`] with the author and signing of `how`. `git commit-tree`
+    /// is plumbing: it reads no `commit.gpgSign` (since git 2.9), so whoever wants
+    /// `git commit`'s signing resolves it ([`Repo::config_bool`]) and says so here.
+    pub fn commit_tree_as(
+        &self,
+        tree: &str,
+        parents: &[&str],
+        message: &str,
+        how: &CommitAs,
+    ) -> Result<String> {
+        let mut args = vec!["commit-tree".to_string(), tree.to_string()];
         for p in parents {
-            args.extend(["-p", p]);
+            args.extend(["-p".to_string(), p.to_string()]);
         }
-        args.extend(["-F", "-"]);
-        let out = Self::run_in(&self.root, &args, &[], Some(message.as_bytes()))?;
+        match &how.sign {
+            // Attached, as git takes an optional value: `-S KEY` would be a tree.
+            Some(key) => args.push(format!("-S{key}")),
+            None => args.push("--no-gpg-sign".into()),
+        }
+        args.extend(["-F".to_string(), "-".to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env = how.author_env();
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, Path::new(v))).collect();
+        let out = Self::run_in(&self.root, &args, &env, Some(message.as_bytes()))?;
         Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// The author line git would write with `how`'s author (`git var
+    /// GIT_AUTHOR_IDENT`): fails, with git's reason, on a date git cannot read or an
+    /// identity it refuses.
+    pub fn author_ident(&self, how: &CommitAs) -> Result<String> {
+        let env = how.author_env();
+        let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, Path::new(v))).collect();
+        let out = Self::run_in(&self.root, &["var", "GIT_AUTHOR_IDENT"], &env, None)?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+
+    /// A boolean setting as git reads it (`true`, `yes`, `on`, `1`…); `None` when unset.
+    pub fn config_bool(&self, key: &str) -> Result<Option<bool>> {
+        let mut cmd = Self::git_in(&self.root);
+        cmd.args(["config", "--type=bool", "--get", key]);
+        let out = process::capture(&mut cmd, None).map_err(GitError::Spawn)?;
+        match out.status.code() {
+            Some(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).trim() == "true")),
+            // Exit 1: the key is not set.
+            Some(1) => Ok(None),
+            _ => Err(GitError::Command {
+                args: format!("config --type=bool --get {key}"),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }),
+        }
+    }
+
+    /// A commit's parents, author and message, read from the object itself.
+    pub fn commit_info(&self, commit: &str) -> Result<CommitInfo> {
+        let raw = self.run(&["cat-file", "commit", commit])?;
+        let raw = String::from_utf8_lossy(&raw);
+        let (headers, message) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+        let mut info = CommitInfo {
+            parents: vec![],
+            author: None,
+            message: message.to_string(),
+        };
+        // Continuation lines of a multi-line header (a signature) start with a space
+        // and match neither prefix.
+        for line in headers.lines() {
+            if let Some(p) = line.strip_prefix("parent ") {
+                info.parents.push(p.to_string());
+            } else if let Some(a) = line.strip_prefix("author ") {
+                info.author = Ident::from_header(a);
+            }
+        }
+        Ok(info)
     }
 
     /// `diff-tree -r -z -M` from tree `a` to tree `b` in one `format` (`--raw`,
@@ -1202,6 +1346,34 @@ impl Repo {
         Ok(status.success())
     }
 
+    /// [`Repo::run_hook`] with `stdin` fed to the hook (`git hook run --to-stdin`), as
+    /// git feeds `post-rewrite` the rewritten commits.
+    pub fn run_hook_fed(
+        &self,
+        name: &str,
+        args: &[&str],
+        index: &Path,
+        stdin: &[u8],
+    ) -> Result<bool> {
+        let io = |source| GitError::Io {
+            context: format!("could not write the input of the {name} hook"),
+            source,
+        };
+        let mut input = tempfile::NamedTempFile::new_in(&self.git_dir).map_err(io)?;
+        std::io::Write::write_all(&mut input, stdin).map_err(io)?;
+        let mut cmd = process::command("git");
+        cmd.current_dir(&self.root)
+            .args(["hook", "run", "--ignore-missing", "--to-stdin"])
+            .arg(input.path())
+            .args([name, "--"])
+            .args(args)
+            .env("GIT_INDEX_FILE", index)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::io::stderr());
+        let status = cmd.status().map_err(GitError::Spawn)?;
+        Ok(status.success())
+    }
+
     /// `git stripspace`: trailing whitespace and blank lines at either end gone,
     /// runs of blank lines made one; with `strip_comments`, lines starting with the
     /// comment character (`core.commentChar`) gone too — how `git commit` cleans up a
@@ -1216,9 +1388,15 @@ impl Repo {
     }
 
     /// `text` with `trailers` (`Key: value`) added to its trailer block, as `git
-    /// interpret-trailers` places them (after a `Signed-off-by:` already there).
+    /// interpret-trailers` places them (after a `Signed-off-by:` already there). A
+    /// trailer of the same key already there is replaced: an amended commit carries
+    /// the evidence of its own checks, not its predecessor's as well.
     pub fn add_trailers(&self, text: &str, trailers: &[String]) -> Result<String> {
-        let mut args = vec!["interpret-trailers".to_string()];
+        let mut args = vec![
+            "interpret-trailers".to_string(),
+            "--if-exists".to_string(),
+            "replace".to_string(),
+        ];
         for t in trailers {
             args.push("--trailer".into());
             args.push(t.clone());
@@ -1455,6 +1633,29 @@ mod tests {
             .expect("git runs");
         assert!(out.status.success(), "git {args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn an_author_is_read_as_git_commit_author_takes_it_and_as_a_commit_stores_it() {
+        let ada = Ident::parse("  Ada King <ada@example.com> ").expect("Name <email>");
+        assert_eq!(
+            (ada.name.as_str(), ada.email.as_str()),
+            ("Ada King", "ada@example.com")
+        );
+        for bad in [
+            "ada",
+            "Ada <ada@example.com",
+            "<ada@example.com>",
+            "Ada <>",
+            "A <b> <c>",
+        ] {
+            assert_eq!(Ident::parse(bad), None, "{bad}");
+        }
+        let stored = Ident::from_header("Ada King <ada@example.com> 1767268800 +0100");
+        assert_eq!(
+            stored.and_then(|i| i.date),
+            Some("@1767268800 +0100".to_string())
+        );
     }
 
     #[test]

@@ -171,12 +171,19 @@ pub fn create(
 }
 
 /// A worktree with `commit` checked out detached, for verifying a tree before any
-/// branch holds it (a change merged onto a branch that moved).
+/// branch holds it (a change merged onto a branch that moved, a staged tree), with
+/// its submodules checked out as [`create`] does: checks that read or build a
+/// submodule see what the user sees, not an empty directory.
 pub fn create_detached(repo: &Repo, path: &Path, commit: &str) -> Result<Worktree, WorktreeError> {
     let reason = format!("baton verification (pid {})", std::process::id());
     let _lock = RepoLock::worktrees(&repo.common_dir)?;
     repo.worktree_add_detached(path, commit, &reason)
         .map_err(WorktreeError::Create)?;
+    if let Err(e) = repo.submodules_checkout(path, commit) {
+        // Half a worktree would fail the checks for a reason that is not theirs.
+        let _ = repo.worktree_remove(path);
+        return Err(WorktreeError::Submodules(e));
+    }
     Ok(Worktree {
         path: path.to_path_buf(),
         branch: String::new(),
@@ -185,7 +192,10 @@ pub fn create_detached(repo: &Repo, path: &Path, commit: &str) -> Result<Worktre
 }
 
 /// A worktree with `commit` checked out detached, for checking a tree: leased from
-/// the pool when it has one free (true), else created at `path`.
+/// the pool when it has one free (true), else created at `path`. Either way its
+/// submodules are checked out (the pool's lease does it too; the pool takes no
+/// worktree with a `.gitmodules` back, so such a worktree is always created afresh
+/// after its first use).
 pub fn detached(
     repo: &Repo,
     settings: &pool::PoolSettings,

@@ -712,3 +712,18 @@ impl Bench {
         bench
     }
 }
+
+/// The program `name` from the PATH, which must be installed: a missing tool fails
+/// the test (scripts/test.sh installs what the tests need).
+#[track_caller]
+pub fn require_tool(name: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {}", shell_quote(name))])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        found,
+        "{name} is not installed; scripts/test.sh installs it (or: apt-get install the package that has it)"
+    );
+}
