@@ -363,3 +363,89 @@ fn a_stage_s_own_check_runs_after_that_stage_not_before_it() {
         "{message}"
     );
 }
+
+/// A sweep task file whose one task is the pipeline `review.toml` (written beside it):
+/// the fix, then a review.
+fn sweep_of_a_pipeline(bench: &Bench, review_toml: &str) -> String {
+    pipeline_file(bench, "review.toml", review_toml);
+    pipeline_file(
+        bench,
+        "tasks.toml",
+        &format!(
+            "[[task]]\nid = \"other\"\ntask = \"Say what sub() does\"\nagent = \"cmd:echo '# sub subtracts' >> calc.py\"\n\n[[task]]\nid = \"fix-add\"\ntask = {FIX_TASK:?}\npipeline = \"review.toml\"\n"
+        ),
+    )
+}
+
+#[test]
+fn a_sweep_task_that_is_a_pipeline_lands_through_the_queue_as_one_commit() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let review = format!(
+        "scope = [\"calc.py\"]\nchecks = [{PYTEST:?}]\n\n[[stage]]\nagent = {FIX_ADD:?}\n\n[[stage]]\nagent = {PASS:?}\ntemplate = \"review\"\n"
+    );
+    let tasks = sweep_of_a_pipeline(&bench, &review);
+    let ran = bench.baton(&["sweep", &tasks, "-j", "1", "--json"]);
+    ran.expect(0);
+    let report = ran.json();
+    let fix = report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "fix-add")
+        .unwrap();
+    assert_eq!(fix["landed"], true, "{report:#}");
+    // Both tasks landed on main, the pipeline's as one commit naming both stages.
+    assert_eq!(
+        bench
+            .git(&["rev-list", "--count", &format!("{}..HEAD", before.head)])
+            .trim(),
+        "2"
+    );
+    assert!(bench.read("calc.py").contains(FIXED));
+    assert!(bench.read("calc.py").contains("# sub subtracts"));
+    let fix_commit = bench
+        .git(&["log", "--format=%H %s"])
+        .lines()
+        .find(|l| l.ends_with(FIX_TASK))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .unwrap();
+    let trailers = bench.git(&[
+        "log",
+        "-1",
+        "--format=%(trailers:key=Baton-Stage,valueonly)",
+        &fix_commit,
+    ]);
+    assert_eq!(
+        trailers
+            .lines()
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>(),
+        [format!("1 implement {FIX_ADD}"), format!("2 review {PASS}")]
+    );
+}
+
+#[test]
+fn a_bad_pipeline_file_in_a_sweep_is_refused_before_any_task_starts() {
+    let bench = Bench::with_fixture("python-calc");
+    let before = Before::take(&bench);
+    let review = format!("[[stage]]\nagent = {FIX_ADD:?}\n\n[[stage]]\nagnt = \"claude\"\n");
+    let tasks = sweep_of_a_pipeline(&bench, &review);
+    let ran = bench.baton(&["sweep", &tasks]);
+    ran.expect(2);
+    let errors: Vec<&str> = ran.stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{}", ran.stderr);
+    // The task file's line and field, then the pipeline file's line and what is wrong.
+    assert!(
+        errors[0].contains("tasks.toml:9: task `fix-add`, field `pipeline`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        errors[0].contains("review.toml:5: unknown field `agnt`"),
+        "{}",
+        ran.stderr
+    );
+    // The first task, good as it is, never began.
+    before.assert_nothing_started(&bench);
+}
