@@ -130,6 +130,19 @@ pub struct Attempt {
     /// replaces the run's own `tree`, `checks` and `scope`, never this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<AttemptEvidence>,
+    /// The pipeline stage this round belongs to (`baton pipeline`); the landed
+    /// commit's `Baton-Stage` trailers are read from these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<StageTag>,
+}
+
+/// A pipeline stage, as a round of the run names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageTag {
+    /// 1 for the first stage.
+    pub number: u32,
+    /// Its template (`implement`, `review`, …) or handoff file's name.
+    pub name: String,
 }
 
 /// One round's evidence, side by side with the others' in the report.

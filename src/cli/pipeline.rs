@@ -10,7 +10,7 @@ use crate::handoff::NewHandoff;
 use crate::process;
 use crate::run::{Base, Plan, Request};
 use crate::settings::Settings;
-use crate::workflow::pipeline::{self, Stage};
+use crate::workflow::pipeline::{self, Pipeline, Stage};
 
 /// Run stages one after another in one worktree, each with its own agent and
 /// template (implement, tests, review, docs, ...); a review stage must answer with a
@@ -59,7 +59,7 @@ pub fn cmd_pipeline(dir: &Path, args: PipelineArgs) -> Result<i32> {
     for s in &args.stages {
         stages.push(Stage::parse(s)?);
     }
-    let Some(first) = stages.first() else {
+    let Some(first) = stages.first().cloned() else {
         return Err(pipeline::PipelineError::NoStages.into());
     };
     let task = args
@@ -69,18 +69,6 @@ pub fn cmd_pipeline(dir: &Path, args: PipelineArgs) -> Result<i32> {
         .ok_or_else(|| {
             Error::Usage("no task; give --task \"...\" or `task` in the pipeline file".into())
         })?;
-    // The whole is judged against the union of the stages' scopes and every check.
-    let union = |top: &[String], each: &dyn Fn(&Stage) -> &Vec<String>| {
-        let mut all: Vec<String> = top.to_vec();
-        for s in &stages {
-            for g in each(s) {
-                if !all.contains(g) {
-                    all.push(g.clone());
-                }
-            }
-        }
-        all
-    };
     let top_scope = if args.scope.is_empty() {
         defaults.scope.clone().unwrap_or_default()
     } else {
@@ -91,8 +79,15 @@ pub fn cmd_pipeline(dir: &Path, args: PipelineArgs) -> Result<i32> {
     } else {
         args.checks.clone()
     };
-    let scope = union(&top_scope, &|s| &s.scope);
-    let checks = union(&top_checks, &|s| &s.checks);
+    let pipeline = Pipeline {
+        stages,
+        scope: top_scope,
+        checks: top_checks,
+    };
+    // The plan is resolved (and refused) over the whole: every stage's scope and
+    // checks; each stage is then judged by its own.
+    let scope = pipeline.whole_scope();
+    let checks = pipeline.all_checks();
     let handoff = crate::handoff::render_new(
         &NewHandoff {
             template: first.template().to_string(),
@@ -113,12 +108,15 @@ pub fn cmd_pipeline(dir: &Path, args: PipelineArgs) -> Result<i32> {
             .on_pass
             .as_deref()
             .map(|p| super::parse_policy(p, "--on-pass"))
-            .transpose()?,
+            .transpose()?
+            .or(defaults.on_pass),
         on_fail: args
             .on_fail
             .as_deref()
             .map(|p| super::parse_policy(p, "--on-fail"))
-            .transpose()?,
+            .transpose()?
+            // The file's own policy, when the command line gives none.
+            .or(defaults.on_fail),
         ..defaults
     };
     let plan = Plan::resolve(
@@ -134,7 +132,7 @@ pub fn cmd_pipeline(dir: &Path, args: PipelineArgs) -> Result<i32> {
         },
     )?;
     process::install_interrupt_handler();
-    let report = pipeline::pipeline(&repo, &plan, &stages, args.apply)?;
+    let report = pipeline::pipeline(&repo, &plan, &pipeline, args.apply, &Vec::new)?;
     crate::say!("{}", pipeline::summary(&report).trim_end());
     if args.json {
         super::print_json(&report);

@@ -112,6 +112,24 @@ pub fn commit_message(report: &RunReport) -> String {
     msg.push_str(&format!("Baton-Agent: {}\n", one_line(&report.agent)));
     msg.push_str(&format!("Baton-Checks: {checks}\n"));
     msg.push_str(&format!("Baton-Scope: {}\n", one_line(&scope)));
+    // A pipeline's stages, each once, in order, with the agent of its last round (the
+    // one whose work stands: a fallback's, not the agent that was first asked).
+    let mut stages: Vec<(u32, &str, &str)> = vec![];
+    for a in &report.attempts {
+        let Some(tag) = &a.stage else { continue };
+        match stages.iter_mut().find(|(n, _, _)| *n == tag.number) {
+            Some(s) => s.2 = &a.agent,
+            None => stages.push((tag.number, &tag.name, &a.agent)),
+        }
+    }
+    stages.sort_by_key(|s| s.0);
+    for (number, name, agent) in stages {
+        msg.push_str(&format!(
+            "Baton-Stage: {number} {} {}\n",
+            one_line(name),
+            one_line(agent)
+        ));
+    }
     msg
 }
 

@@ -722,7 +722,7 @@ fn round(
     Ok(())
 }
 
-fn attempt_record(report: &RunReport, number: u32, round: u32, agent: &str) -> Attempt {
+pub(crate) fn attempt_record(report: &RunReport, number: u32, round: u32, agent: &str) -> Attempt {
     let class = report
         .agent_result
         .as_ref()
@@ -754,6 +754,7 @@ fn attempt_record(report: &RunReport, number: u32, round: u32, agent: &str) -> A
                 .unwrap_or_default(),
             patch: None,
         }),
+        stage: None,
     }
 }
 

@@ -15,11 +15,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentSpec;
 use crate::error::Error;
+use crate::events::{Events, Observer};
 use crate::git::Repo;
 use crate::handoff::{Handoff, NewHandoff};
 use crate::journal::Journal;
-use crate::report::{Policy, RunReport, Verdict};
+use crate::report::{Policy, RunReport, StageTag, Verdict};
+use crate::run::judge::{self, AgentEnd, Freshness, Judge};
 use crate::run::{self, Handover, Plan, ResumeOptions, Target};
+use crate::scope::Scope;
 
 /// Repair rounds of a blocked review when the stage says nothing.
 pub const DEFAULT_ROUNDS: u32 = 2;
@@ -69,6 +72,12 @@ impl From<crate::agent::AgentError> for PipelineError {
 
 impl From<crate::journal::JournalError> for PipelineError {
     fn from(e: crate::journal::JournalError) -> PipelineError {
+        PipelineError::Run(e.into())
+    }
+}
+
+impl From<crate::scope::ScopeError> for PipelineError {
+    fn from(e: crate::scope::ScopeError) -> PipelineError {
         PipelineError::Run(e.into())
     }
 }
@@ -280,6 +289,10 @@ pub struct StageReport {
     pub findings: Vec<FindingReport>,
     /// Repair rounds a blocked review sent back to the implementing agent.
     pub rounds: u32,
+    /// Paths the stage (or a repair round for its review) wrote outside its own
+    /// scope, each with the rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside_scope: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -313,15 +326,99 @@ fn last_words(report: &RunReport) -> String {
         .unwrap_or_default()
 }
 
-/// The handoff of stage `stage`: its template over the original task, with the
-/// cumulative diff so far and the previous stage's summary as its context.
+/// A pipeline ready to run: its stages, and what every stage inherits from the
+/// pipeline (the command line's or the file's top level).
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub stages: Vec<Stage>,
+    /// The scope every stage inherits (empty: everything, unless a stage narrows it).
+    pub scope: Vec<String>,
+    /// The checks run after every stage, before the stage's own.
+    pub checks: Vec<String>,
+}
+
+/// `more` appended to `list`, each glob or command once.
+fn push_new(list: &mut Vec<String>, more: &[String]) {
+    for m in more {
+        if !list.contains(m) {
+            list.push(m.clone());
+        }
+    }
+}
+
+impl Pipeline {
+    /// What stage `i` (from 0) may touch: the pipeline's scope and its own (empty,
+    /// everything, when neither names any).
+    pub fn stage_scope(&self, i: usize) -> Vec<String> {
+        let mut globs = self.scope.clone();
+        if let Some(s) = self.stages.get(i) {
+            push_new(&mut globs, &s.scope);
+        }
+        globs
+    }
+
+    /// What runs after stage `i`: the pipeline's checks, then its own.
+    pub fn stage_checks(&self, i: usize) -> Vec<String> {
+        let mut checks = self.checks.clone();
+        if let Some(s) = self.stages.get(i) {
+            push_new(&mut checks, &s.checks);
+        }
+        checks
+    }
+
+    /// What the stages up to `last` may touch together: the union of their scopes,
+    /// everything as soon as one of them may touch everything.
+    pub fn scope_through(&self, last: usize) -> Vec<String> {
+        let mut all = vec![];
+        for i in 0..=last.min(self.stages.len().saturating_sub(1)) {
+            let own = self.stage_scope(i);
+            if own.is_empty() {
+                return vec![];
+            }
+            push_new(&mut all, &own);
+        }
+        all
+    }
+
+    /// What the whole may touch: every stage's scope together.
+    pub fn whole_scope(&self) -> Vec<String> {
+        self.scope_through(self.stages.len().saturating_sub(1))
+    }
+
+    /// What the whole is checked by: every stage's checks, in order, each once.
+    pub fn all_checks(&self) -> Vec<String> {
+        let mut all = vec![];
+        for i in 0..self.stages.len() {
+            push_new(&mut all, &self.stage_checks(i));
+        }
+        all
+    }
+}
+
+impl Stage {
+    /// Its name in the report and the trailers: the template, or the handoff file's.
+    pub fn name(&self) -> String {
+        match &self.handoff {
+            Some(path) => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "handoff".into()),
+            None => self.template().to_string(),
+        }
+    }
+}
+
+/// The handoff of stage `index`: its template over the original task, its own scope
+/// and checks, with the cumulative diff so far and the previous stage's summary as its
+/// context.
 fn stage_handoff(
     repo: &Repo,
-    stage: &Stage,
+    pipeline: &Pipeline,
+    index: usize,
     task: &str,
-    base: &Plan,
     previous: Option<(&RunReport, &str)>,
 ) -> Result<Handoff, PipelineError> {
+    let stage = pipeline.stages.get(index).ok_or(PipelineError::NoStages)?;
     let context = match previous {
         None => String::new(),
         Some((report, agent)) => {
@@ -345,8 +442,8 @@ fn stage_handoff(
                 template: stage.template().to_string(),
                 task: task.to_string(),
                 context,
-                scope: base.settings.scope.clone(),
-                checks: base.settings.checks.clone(),
+                scope: pipeline.stage_scope(index),
+                checks: pipeline.stage_checks(index),
                 ..NewHandoff::default()
             },
             Some(&crate::config::repo_templates(&repo.root)),
@@ -369,56 +466,173 @@ fn repair_text(task: &str, review: &Review, round: u32, rounds: u32) -> String {
     text
 }
 
-/// Another agent's round in the pipeline's worktree, the run kept after it.
-fn step(
-    repo: &Repo,
-    journal: &Arc<Journal>,
-    base: &Plan,
-    agent: &AgentSpec,
-    session: Option<String>,
-    prompt: String,
-) -> Result<RunReport, PipelineError> {
-    Ok(run::continue_with(
-        repo,
-        journal.clone(),
-        ResumeOptions {
-            prompt: Some(prompt),
-            on_pass: Some(Policy::Keep),
-            on_fail: Some(Policy::Keep),
-            apply: false,
-            timeout: None,
-            idle_timeout: None,
-            config: base.config.clone(),
-        },
-        Some(Handover {
-            agent: agent.clone(),
-            session,
-        }),
-        vec![],
-        &mut |_| Policy::Keep,
-    )?)
+/// Where the stages run: the pipeline's repository, its one run and what it inherits.
+struct Runner<'a> {
+    repo: &'a Repo,
+    journal: Arc<Journal>,
+    base: &'a Plan,
+    pipeline: &'a Pipeline,
+    observers: &'a dyn Fn() -> Vec<Box<dyn Observer>>,
 }
 
-fn report_of(number: u32, stage: &Stage, run: &RunReport) -> StageReport {
-    StageReport {
-        number,
-        agent: stage.agent.clone(),
-        template: stage.template().to_string(),
-        verdict: run.verdict,
-        review: None,
-        findings: vec![],
-        rounds: 0,
+/// One round in the pipeline's worktree, as the pipeline judged it.
+struct StageRound {
+    report: RunReport,
+    /// Paths the round wrote outside its own stage's scope, each with the rule.
+    outside: Vec<String>,
+}
+
+impl StageRound {
+    fn verdict(&self) -> Verdict {
+        if self.outside.is_empty() {
+            self.report.verdict
+        } else {
+            Verdict::ScopeViolated
+        }
+    }
+
+    fn session(&self) -> Option<String> {
+        self.report
+            .agent_result
+            .as_ref()
+            .and_then(|a| a.session.clone())
+    }
+
+    /// Why it failed, in words.
+    fn why(&self) -> String {
+        if self.outside.is_empty() {
+            self.report.verdict.describe().to_string()
+        } else {
+            format!(
+                "it wrote outside its own scope: {}",
+                self.outside.join("; ")
+            )
+        }
     }
 }
 
-/// Runs `stages` over `base` (its handoff is the original task) in one worktree, then
-/// lands the whole by `on_pass` — or, when a stage fails, saves the work by `on_fail`.
+impl Runner<'_> {
+    /// A round of stage `stage` (from 0; a repair round is its implementing stage's)
+    /// by `agent` in the kept worktree: the run library's round, judged as a used
+    /// worktree, with the stage's own checks after it and the change so far held to
+    /// the scopes of the stages through `through`; then what this round changed, and
+    /// only that, held to the stage's own scope.
+    fn round(
+        &self,
+        stage: usize,
+        through: usize,
+        round: u32,
+        agent: &AgentSpec,
+        session: Option<String>,
+        prompt: String,
+    ) -> Result<StageRound, PipelineError> {
+        let mut state = self.journal.read_state()?;
+        let before = state.tree.clone();
+        state.settings.scope = self.pipeline.scope_through(through);
+        state.settings.checks = self.pipeline.stage_checks(stage);
+        self.journal.write_report(&state, false)?;
+        let report = run::continue_with(
+            self.repo,
+            self.journal.clone(),
+            ResumeOptions {
+                prompt: Some(prompt),
+                on_pass: Some(Policy::Keep),
+                on_fail: Some(Policy::Keep),
+                apply: false,
+                timeout: None,
+                idle_timeout: None,
+                config: self.base.config.clone(),
+            },
+            Some(Handover {
+                agent: agent.clone(),
+                session,
+            }),
+            (self.observers)(),
+            &mut |_| Policy::Keep,
+        )?;
+        let mut outside = vec![];
+        if let (Some(before), Some(after)) = (&before, &report.tree) {
+            if before != after {
+                let own =
+                    Scope::compile(&self.pipeline.stage_scope(stage), &self.base.settings.deny)?;
+                let changes = self.repo.diff_trees(before, after)?;
+                let judged = judge::judge_change(self.repo, &own, &changes)?;
+                outside = judged
+                    .paths
+                    .iter()
+                    .filter(|p| p.verdict.is_violation())
+                    .map(|p| format!("{}: {}", p.path, p.verdict.describe()))
+                    .collect();
+            }
+        }
+        let judged = StageRound { report, outside };
+        self.tag(stage, round, agent, Some(judged.verdict()))?;
+        Ok(judged)
+    }
+
+    /// Records the run's last round as a round of stage `stage` (the commit's
+    /// `Baton-Stage` trailers are read from these), with the stage's own verdict.
+    fn tag(
+        &self,
+        stage: usize,
+        round: u32,
+        agent: &AgentSpec,
+        verdict: Option<Verdict>,
+    ) -> Result<(), PipelineError> {
+        let mut state = self.journal.read_state()?;
+        let tag = StageTag {
+            number: stage as u32 + 1,
+            name: self
+                .pipeline
+                .stages
+                .get(stage)
+                .map(Stage::name)
+                .unwrap_or_default(),
+        };
+        let fresh_round = round > 0 || stage > 0;
+        if fresh_round || state.attempts.is_empty() {
+            let mut record = run::attempt_record(&state, tag.number, round, &agent.label());
+            record.stage = Some(tag);
+            if let Some(v) = verdict {
+                record.verdict = v;
+            }
+            state.attempts.push(record);
+        } else if let Some(a) = state.attempts.last_mut() {
+            // The first stage is a run of its own: its last attempt is the one whose
+            // work stands (a retried or fallen-back one's was set aside).
+            a.stage = Some(tag);
+        }
+        self.journal.write_report(&state, false)?;
+        Ok(())
+    }
+}
+
+fn report_of(number: u32, stage: &Stage, verdict: Verdict) -> StageReport {
+    StageReport {
+        number,
+        agent: stage.agent.clone(),
+        template: stage.name(),
+        verdict,
+        review: None,
+        findings: vec![],
+        rounds: 0,
+        outside_scope: vec![],
+    }
+}
+
+/// Runs `pipeline`'s stages over `base` (its handoff is the original task) in one
+/// worktree, each stage checked by its own checks and held to its own scope, then
+/// judges the whole against every stage's scope and checks and lands it by `on_pass`
+/// — or, when a stage fails, saves the work so far by `on_fail`. `observers` gives
+/// each round's event observers.
 pub fn pipeline(
     repo: &Repo,
     base: &Plan,
-    stages: &[Stage],
+    pipeline: &Pipeline,
     apply: bool,
+    observers: &dyn Fn() -> Vec<Box<dyn Observer>>,
 ) -> Result<PipelineReport, PipelineError> {
+    let stages = &pipeline.stages;
     let first = stages.first().ok_or(PipelineError::NoStages)?;
     // Every stage's agent must be there before anything starts.
     let agents: Vec<AgentSpec> = stages
@@ -429,48 +643,73 @@ pub fn pipeline(
         a.backend(&base.config)?;
     }
     let task = base.task().to_string();
+    // The first stage is a run judged by its own scope and checks.
     let mut plan = base.clone();
     plan.agents = vec![agents[0].clone()];
-    plan.handoff = stage_handoff(repo, first, &task, base, None)?;
+    plan.handoff = stage_handoff(repo, pipeline, 0, &task, None)?;
+    plan.settings.scope = pipeline.stage_scope(0);
+    plan.settings.checks = pipeline.stage_checks(0);
+    plan.scope = Scope::compile(&plan.settings.scope, &plan.settings.deny)?
+        .with_limits(plan.settings.limits);
     plan.on_pass = Policy::Keep;
     plan.on_fail = Policy::Keep;
-    let mut last = run::run(repo, &plan, vec![], &mut |r| run::default_policy(r))?;
-    let journal = Arc::new(Journal::open(&repo.common_dir, &last.run_id)?);
-    let mut reports = vec![report_of(1, first, &last)];
+    let last = run::run(repo, &plan, observers(), &mut |r| run::default_policy(r))?;
+    let runner = Runner {
+        repo,
+        journal: Arc::new(Journal::open(&repo.common_dir, &last.run_id)?),
+        base,
+        pipeline,
+        observers,
+    };
+    runner.tag(0, 0, &agents[0], None)?;
+    let mut reports = vec![report_of(1, first, last.verdict)];
+    // The stage whose agent repairs what a review blocks: the last that changed code.
     let mut implementer = (
+        0usize,
         agents[0].clone(),
         last.agent_result.as_ref().and_then(|a| a.session.clone()),
     );
     let mut stopped = (!last.verdict.passed())
         .then(|| (1, format!("{} ({})", last.verdict.describe(), first.agent)));
+    let mut failed = (!last.verdict.passed()).then_some(last.verdict);
+    let mut last = StageRound {
+        report: last,
+        outside: vec![],
+    };
     for (i, stage) in stages.iter().enumerate().skip(1) {
         if stopped.is_some() {
             break;
         }
         let number = i as u32 + 1;
         let previous = stages[i - 1].agent.clone();
-        let prompt = stage_handoff(repo, stage, &task, base, Some((&last, &previous)))?.body;
-        last = step(repo, &journal, base, &agents[i], None, prompt)?;
-        let mut report = report_of(number, stage, &last);
+        let prompt = stage_handoff(repo, pipeline, i, &task, Some((&last.report, &previous)))?.body;
+        last = runner.round(i, i, 0, &agents[i], None, prompt)?;
+        let mut report = report_of(number, stage, last.verdict());
+        report.outside_scope = last.outside.clone();
         if !stage.is_review() {
-            if !last.verdict.passed() {
-                stopped = Some((number, last.verdict.describe().to_string()));
+            if !last.verdict().passed() {
+                stopped = Some((number, last.why()));
+                failed = Some(last.verdict());
             } else {
-                implementer = (
-                    agents[i].clone(),
-                    last.agent_result.as_ref().and_then(|a| a.session.clone()),
-                );
+                implementer = (i, agents[i].clone(), last.session());
             }
             reports.push(report);
             continue;
         }
         let mut seen: Option<Review> = None;
-        let mut reviewer = last.agent_result.as_ref().and_then(|a| a.session.clone());
+        let mut reviewer = last.session();
         loop {
-            let review = match parse_review(&last_words(&last)) {
+            if !last.verdict().passed() {
+                report.verdict = last.verdict();
+                stopped = Some((number, last.why()));
+                failed = Some(last.verdict());
+                break;
+            }
+            let review = match parse_review(&last_words(&last.report)) {
                 Err(e) => {
                     report.review = Some(e.to_string());
                     stopped = Some((number, e.to_string()));
+                    failed = Some(Verdict::ChecksFailed);
                     break;
                 }
                 Ok(r) => r,
@@ -492,65 +731,111 @@ pub fn pipeline(
                     });
                 }
             }
-            report.verdict = last.verdict;
-            if !last.verdict.passed() {
-                stopped = Some((number, last.verdict.describe().to_string()));
-                break;
-            }
+            report.verdict = last.verdict();
             if review.passes() {
                 break;
             }
             let fresh = seen.as_ref().map_or(1, |b| review.new_blocking(b).len());
             if report.rounds >= stage.rounds() || fresh == 0 {
                 stopped = Some((number, "the review blocks the change".into()));
+                failed = Some(Verdict::ChecksFailed);
                 break;
             }
             report.rounds += 1;
             let text = repair_text(&task, &review, report.rounds, stage.rounds());
-            let (agent, session) = implementer.clone();
-            last = step(repo, &journal, base, &agent, session, text)?;
-            implementer.1 = last.agent_result.as_ref().and_then(|a| a.session.clone());
-            if !last.verdict.passed() {
-                report.verdict = last.verdict;
-                stopped = Some((number, format!("the repair {}", last.verdict.describe())));
+            let (at, agent, session) = implementer.clone();
+            // The repair is the implementing stage's work: its checks, its scope.
+            let repaired = runner.round(at, i, report.rounds, &agent, session, text)?;
+            implementer.2 = repaired.session();
+            report
+                .outside_scope
+                .extend(repaired.outside.iter().cloned());
+            if !repaired.verdict().passed() {
+                report.verdict = repaired.verdict();
+                stopped = Some((number, format!("the repair: {}", repaired.why())));
+                failed = Some(repaired.verdict());
                 break;
             }
             let prompt = stage_handoff(
                 repo,
-                stage,
+                pipeline,
+                i,
                 &task,
-                base,
-                Some((&last, &implementer.0.label())),
+                Some((&repaired.report, &agent.label())),
             )?
             .body;
             // The reviewer looks again in its own session where it keeps one, so it
             // knows what it asked for.
-            last = step(repo, &journal, base, &agents[i], reviewer.clone(), prompt)?;
-            reviewer = last.agent_result.as_ref().and_then(|a| a.session.clone());
+            last = runner.round(i, i, report.rounds, &agents[i], reviewer.clone(), prompt)?;
+            reviewer = last.session();
             seen = Some(review);
         }
         reports.push(report);
     }
 
-    // One commit for the whole: its trailers name every stage's agent.
+    let journal = &runner.journal;
     let mut state = journal.read_state()?;
     state.agent = stages
         .iter()
-        .map(|s| format!("{} ({})", s.agent, s.template()))
+        .map(|s| format!("{} ({})", s.agent, s.name()))
         .collect::<Vec<_>>()
         .join(", ");
-    journal.write_state(&state)?;
+    // A first stage that changed nothing was already discarded by its run: there is
+    // nothing left to judge, land or save.
+    let kept = state
+        .outcome
+        .as_ref()
+        .is_some_and(|o| o.action.is_pending());
+    if kept && stopped.is_none() {
+        // Each stage passed on its own; the whole is judged again, against every
+        // stage's scope and by every stage's checks, before anything lands.
+        state.settings.scope = pipeline.whole_scope();
+        state.settings.checks = pipeline.all_checks();
+        let s = &state.settings;
+        let scope = Scope::compile(&s.scope, &s.deny)?.with_limits(s.limits);
+        let events = Events::new(&state.run_id, journal.clone(), observers());
+        let judge = Judge {
+            repo,
+            journal,
+            events: &events,
+            run_id: &state.run_id,
+            scope: &scope,
+            checks: &s.checks,
+            check_timeout: base.check_timeout,
+            kill_grace: base.kill_grace,
+            cancel: base.cancel.clone().unwrap_or_default(),
+        };
+        let worktree = state.worktree.clone();
+        let tree = judge.snapshot(&worktree, Freshness::Used)?;
+        let agent = AgentEnd {
+            ok: true,
+            interrupted: false,
+        };
+        let evidence = judge.judge(&worktree, &state.base, tree, agent, &[], &mut |_| Ok(()))?;
+        drop(events);
+        state.interrupted |= evidence.interrupted;
+        state.verdict = evidence.verdict;
+        state.checks = evidence.checks;
+        state.scope = Some(evidence.scope);
+        state.tree = Some(evidence.tree);
+        if !state.verdict.passed() {
+            stopped = Some((0, format!("the whole: {}", state.verdict.describe())));
+        }
+    } else if let Some(v) = failed {
+        // The run's own verdict is the last round's; the pipeline's is the stage's
+        // that stopped it (a blocked review counts as a failed check), so that what is
+        // kept is never taken for a passing change.
+        state.verdict = v;
+    }
+    if kept {
+        state.exit_code = Some(crate::exit::for_report(&state));
+    }
+    journal.write_report(&state, false)?;
     let policy = if stopped.is_none() {
         base.on_pass
     } else {
         base.on_fail
     };
-    // A first stage that changed nothing was already discarded by its run: there is
-    // nothing left to land or save.
-    let kept = state
-        .outcome
-        .as_ref()
-        .is_some_and(|o| o.action.is_pending());
     let landed = if policy == Policy::Keep || !kept {
         state
     } else {
@@ -559,7 +844,7 @@ pub fn pipeline(
             journal.clone(),
             policy,
             Target::of_apply(apply),
-            vec![],
+            observers(),
         )?
     };
     let exit_code = match &stopped {

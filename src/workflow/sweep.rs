@@ -45,6 +45,7 @@ use crate::scope::Scope;
 use crate::settings::Settings;
 use crate::{exit, process, recover, worktree};
 
+use super::pipeline::{self, Pipeline, PipelineFile};
 use super::queue::{self, Candidate, Decided, Decision, Queue, QueueConfig, QueueStats};
 
 /// The version of the sweep journal's files.
@@ -149,6 +150,9 @@ pub struct Task {
     /// Its line in the task file.
     pub line: usize,
     pub plan: Plan,
+    /// A task that is a pipeline (`pipeline = "FILE"`): its stages, resolved with the
+    /// plan; the plan's run is the pipeline's.
+    pub pipeline: Option<Pipeline>,
 }
 
 /// A task file, every task resolved into its plan.
@@ -163,7 +167,15 @@ pub struct TaskFile {
 }
 
 /// Fields of a `[[task]]` table that are not settings: the rest of the handoff.
-const HANDOFF_FIELDS: &[&str] = &["id", "context", "requirements", "patterns", "notes", "vars"];
+const HANDOFF_FIELDS: &[&str] = &[
+    "id",
+    "context",
+    "requirements",
+    "patterns",
+    "notes",
+    "vars",
+    "pipeline",
+];
 
 /// Where a section and its keys are in a TOML file: the line of its header and of
 /// each key's first line.
@@ -268,6 +280,8 @@ struct RawTask {
     patterns: Vec<String>,
     notes: String,
     vars: BTreeMap<String, String>,
+    /// A pipeline file the task runs as (`pipeline = "FILE"`, relative to the task file).
+    pipeline: Option<String>,
     /// Where each field was written (TOML only).
     fields: BTreeMap<String, usize>,
 }
@@ -466,6 +480,7 @@ fn raw_task(name: &str, t: &toml::Table, section: &Section) -> SweepResult<RawTa
             "id" => raw.id = Some(text()?),
             "context" => raw.context = text()?,
             "notes" => raw.notes = text()?,
+            "pipeline" => raw.pipeline = Some(text()?),
             "requirements" => raw.requirements = list()?,
             "patterns" => raw.patterns = list()?,
             "vars" => {
@@ -649,7 +664,7 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
     }
     // Each plan costs a few milliseconds, mostly a git process or two: resolved a few
     // at a time, then taken in the file's order (the first error is the first task's).
-    let resolve_one = |(raw, id, task_text): &(RawTask, String, String)| -> Result<Plan> {
+    let resolve_one = |(raw, id, task_text): &(RawTask, String, String)| -> Result<Resolved> {
         // Where a field's value came from, for the error line: the flag, the task, the
         // file's [defaults], or the config.
         let from = |field: &str, flag: &str| -> String {
@@ -671,6 +686,7 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
             ctx,
             &config,
             &file_defaults,
+            path,
             raw,
             task_text,
             &from,
@@ -678,7 +694,7 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
         )
     };
     let chunk = named.len().div_ceil(RESOLVERS).max(1);
-    let plans: Vec<Result<Plan>> = std::thread::scope(|scope| {
+    let plans: Vec<Result<Resolved>> = std::thread::scope(|scope| {
         let handles: Vec<_> = named
             .chunks(chunk)
             .map(|part| scope.spawn(move || part.iter().map(resolve_one).collect::<Vec<_>>()))
@@ -692,11 +708,13 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
             .collect()
     });
     let mut tasks = vec![];
-    for ((raw, id, _), plan) in named.into_iter().zip(plans) {
+    for ((raw, id, _), resolved) in named.into_iter().zip(plans) {
+        let (plan, pipeline) = resolved?;
         tasks.push(Task {
             id,
             line: raw.line,
-            plan: plan?,
+            plan,
+            pipeline,
         });
     }
     let mut queue_settings = config.sweep.clone().overlay(file_queue);
@@ -733,24 +751,107 @@ fn flag_set(flags: &Settings, field: &str) -> bool {
 /// library (config `[defaults]` < the file's `[defaults]` < the task < the flags),
 /// with `--on-pass keep`: landing is the queue's job. Every field a run would refuse is
 /// checked here first, so the error names it.
+/// A task's plan, and its stages when it is a pipeline.
+type Resolved = (Plan, Option<Pipeline>);
+
+/// The pipeline file a task names, read and its stages' agents checked, or the one
+/// error line naming the task's field and the place in the pipeline file.
+fn load_pipeline(
+    task_file: &Path,
+    name: &str,
+    config: &Config,
+    place: &str,
+) -> Result<PipelineFile> {
+    let path = task_file
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        bad(
+            place.to_string(),
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    let file = PipelineFile::parse(&text).map_err(|e| {
+        let (at, why) = match &e {
+            pipeline::PipelineError::File(t) => {
+                // A field a stage does not take is found after parsing, where the
+                // span is lost: its line is the first that sets it.
+                let line = match t.span() {
+                    Some(s) => Some(text[..s.start.min(text.len())].matches('\n').count() + 1),
+                    None => t.message().split('`').nth(1).and_then(|field| {
+                        let sets = |l: &str| {
+                            l.trim_start()
+                                .strip_prefix(field)
+                                .is_some_and(|r| r.trim_start().starts_with('='))
+                        };
+                        text.lines().position(sets).map(|i| i + 1)
+                    }),
+                };
+                (
+                    line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    one_line(t.message()),
+                )
+            }
+            other => (String::new(), other.to_string()),
+        };
+        bad(place.to_string(), format!("{}{at}: {why}", path.display()))
+    })?;
+    for (i, stage) in file.stages.iter().enumerate() {
+        check_agent(&stage.agent, config).map_err(|m| {
+            bad(
+                place.to_string(),
+                format!("{}: stage {}, field `agent`: {m}", path.display(), i + 1),
+            )
+        })?;
+    }
+    Ok(file)
+}
+
+#[expect(clippy::too_many_arguments)]
 fn resolve(
     ctx: &Context,
     config: &Config,
     file_defaults: &Settings,
+    task_file: &Path,
     raw: &RawTask,
     task_text: &str,
     from: &dyn Fn(&str, &str) -> String,
     task_place: &str,
-) -> Result<Plan> {
+) -> Result<Resolved> {
     let mut config_defaults = config.defaults.clone();
     if config_defaults.checks.is_none() && !config.checks.is_empty() {
         config_defaults.checks = Some(config.checks.clone());
     }
-    let contract = file_defaults.clone().overlay(raw.settings.clone());
-    let effective = config_defaults
+    // A pipeline's top level sits between the file's [defaults] and the task's own
+    // fields; its first stage's agent and template are the run's.
+    let piped = match &raw.pipeline {
+        Some(name) => Some(load_pipeline(
+            task_file,
+            name,
+            config,
+            &from("pipeline", "--pipeline"),
+        )?),
+        None => None,
+    };
+    let mut contract = file_defaults.clone();
+    if let Some(p) = &piped {
+        contract = contract.overlay(p.defaults.clone());
+    }
+    let mut contract = contract.overlay(raw.settings.clone());
+    let first = piped.as_ref().and_then(|p| p.stages.first());
+    if let Some(first) = first {
+        contract.agent = Some(first.agent.clone());
+        contract.template = Some(first.template().to_string());
+    }
+    let mut effective = config_defaults
         .clone()
         .overlay(contract.clone())
         .overlay(ctx.flags.settings.clone());
+    if let Some(first) = first {
+        effective.agent = Some(first.agent.clone());
+        effective.template = Some(first.template().to_string());
+    }
 
     let Some(agent) = effective.agent.clone() else {
         return Err(bad(
@@ -808,10 +909,23 @@ fn resolve(
         template: Some(new.template.clone()),
         ..contract
     };
-    let flags = Settings {
+    let mut flags = Settings {
         on_pass: Some(Policy::Keep),
         ..ctx.flags.settings.clone()
     };
+    // A pipeline's plan is resolved over the whole (every stage's scope and checks);
+    // each stage is judged by its own.
+    let pipeline = piped.map(|p| Pipeline {
+        stages: p.stages,
+        scope: Settings::list(&effective.scope).to_vec(),
+        checks: Settings::list(&effective.checks).to_vec(),
+    });
+    if let Some(p) = &pipeline {
+        let list = |v: Vec<String>| (!v.is_empty()).then_some(v);
+        flags.agent = effective.agent.clone();
+        flags.scope = list(p.whole_scope());
+        flags.checks = list(p.all_checks());
+    }
     // Every run starts from the tip of the branch the sweep lands on.
     let base = if ctx.target.starts_with("refs/") {
         Base::Rev(ctx.target.clone())
@@ -831,7 +945,7 @@ fn resolve(
         },
     )
     .map_err(|e| bad(task_place.to_string(), e.to_string()))?;
-    Ok(plan)
+    Ok((plan, pipeline))
 }
 
 /// The agent `text` names, and that it can be started; else what is wrong.
@@ -1219,6 +1333,7 @@ pub struct Watch<'a> {
 struct Job {
     task: usize,
     plan: Plan,
+    pipeline: Option<Pipeline>,
 }
 
 /// What the pool tells the sweep's main thread.
@@ -1278,21 +1393,52 @@ fn worker(
         let mut obs = observers(&task_id);
         obs.push(Box::new(Link {
             task: job.task,
-            task_id,
+            task_id: task_id.clone(),
             journal: journal.clone(),
             tx: tx.clone(),
         }));
         let started = Instant::now();
-        let result = run::run(repo, &job.plan, obs, &mut |r| run::default_policy(r)).map(Box::new);
+        let failed = |e: Error| match e {
+            Error::RunFailed(f) => format!("run {}: {}", f.run_id, f.error),
+            other => other.to_string(),
+        };
+        let result = match &job.pipeline {
+            None => run::run(repo, &job.plan, obs, &mut |r| run::default_policy(r))
+                .map(Box::new)
+                .map_err(failed),
+            Some(p) => run_pipeline(repo, &job, p, obs, &|| observers(&task_id)),
+        };
         let _ = tx.send(Msg::Done {
             task: job.task,
-            result: result.map_err(|e| match e {
-                Error::RunFailed(f) => format!("run {}: {}", f.run_id, f.error),
-                other => other.to_string(),
-            }),
+            result,
             duration_ms: started.elapsed().as_millis() as u64,
         });
     }
+}
+
+/// A pipeline task: its stages in one run, that run kept (the queue lands it) when
+/// every stage passed. `first` observes the first stage (its start links the run to
+/// the task); `more` gives each later round's observers.
+fn run_pipeline(
+    repo: &Repo,
+    job: &Job,
+    p: &Pipeline,
+    first: Vec<Box<dyn Observer>>,
+    more: &dyn Fn() -> Vec<Box<dyn Observer>>,
+) -> std::result::Result<Box<RunReport>, String> {
+    let first = Mutex::new(Some(first));
+    let observers = || {
+        first
+            .lock()
+            .ok()
+            .and_then(|mut f| f.take())
+            .unwrap_or_else(more)
+    };
+    let report = pipeline::pipeline(repo, &job.plan, p, false, &observers)
+        .map_err(|e| Error::from(e).to_string())?;
+    read_run(&repo.common_dir, &report.run_id)
+        .map(Box::new)
+        .ok_or_else(|| format!("run {}: its state cannot be read", report.run_id))
 }
 
 /// One sweep being driven.
@@ -1368,7 +1514,15 @@ impl Driver<'_> {
             let mut outstanding = 0usize;
             for &task in &start {
                 let plan = self.plan_of(task);
-                if job_tx.send(Job { task, plan }).is_ok() {
+                let pipeline = self.tasks[task].pipeline.clone();
+                if job_tx
+                    .send(Job {
+                        task,
+                        plan,
+                        pipeline,
+                    })
+                    .is_ok()
+                {
                     outstanding += 1;
                 }
             }
@@ -1502,6 +1656,7 @@ impl Driver<'_> {
                 job = Some(Job {
                     task: index,
                     plan: self.plan_of(index),
+                    pipeline: self.tasks[index].pipeline.clone(),
                 });
             }
         }
