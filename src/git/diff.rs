@@ -170,7 +170,11 @@ pub fn counts_from_patch(
     for line in patch.split(|&b| b == b'\n') {
         if line.starts_with(b"diff --git ") {
             if let Some((a, r, binary, _)) = current.take() {
-                counts.push(if binary { (None, None) } else { (Some(a), Some(r)) });
+                counts.push(if binary {
+                    (None, None)
+                } else {
+                    (Some(a), Some(r))
+                });
             }
             current = Some((0, 0, false, false));
             continue;
@@ -195,7 +199,11 @@ pub fn counts_from_patch(
         }
     }
     if let Some((a, r, binary, _)) = current {
-        counts.push(if binary { (None, None) } else { (Some(a), Some(r)) });
+        counts.push(if binary {
+            (None, None)
+        } else {
+            (Some(a), Some(r))
+        });
     }
     (counts.len() == changes.len()).then_some(counts)
 }

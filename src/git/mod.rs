@@ -770,7 +770,9 @@ impl Repo {
                     .collect();
                 self.blob_sizes(&oids)
             });
-            let patch = patch.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            let patch = patch
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
             (raw, patch, sizes)
         });
         let mut changes = diff::parse_raw(&raw?);
@@ -1725,21 +1727,33 @@ mod tests {
             std::fs::write(full, bytes).expect("write");
         };
         write("a.txt", b"one\ntwo\nthree\n");
-        write("tricky.txt", b"--- not a header\n+++ nor this\ndiff --git a/x b/x\n@@ -1 +1 @@\n");
+        write(
+            "tricky.txt",
+            b"--- not a header\n+++ nor this\ndiff --git a/x b/x\n@@ -1 +1 @@\n",
+        );
         write("noeol.txt", b"no newline at the end");
         write("bin.dat", b"\0\x01\x02");
-        write("moved/old.txt", b"a file long enough to be found again as renamed\nline\n");
+        write(
+            "moved/old.txt",
+            b"a file long enough to be found again as renamed\nline\n",
+        );
         write("gone.txt", b"bye\nbye\n");
         write("run.sh", b"echo hi\n");
         git(dir, &["add", "-A"]);
         git(dir, &["commit", "-q", "-m", "base"]);
         let base = git(dir, &["rev-parse", "HEAD^{tree}"]);
         write("a.txt", b"one\n2\nthree\nfour\n");
-        write("tricky.txt", b"++ added\n-- removed\ndiff --git a/y b/y\n@@ -1 +1 @@\n");
+        write(
+            "tricky.txt",
+            b"++ added\n-- removed\ndiff --git a/y b/y\n@@ -1 +1 @@\n",
+        );
         write("noeol.txt", b"still no newline, but changed");
         write("bin.dat", b"\0\x03");
         git(dir, &["mv", "moved/old.txt", "moved/new name.txt"]);
-        write("moved/new name.txt", b"a file long enough to be found again as renamed\nline two\n");
+        write(
+            "moved/new name.txt",
+            b"a file long enough to be found again as renamed\nline two\n",
+        );
         git(dir, &["rm", "-q", "gone.txt"]);
         git(dir, &["update-index", "--chmod=+x", "run.sh"]);
         write("empty.txt", b"");
@@ -1757,6 +1771,9 @@ mod tests {
             numstat.iter().map(|c| (c.added, c.removed)).collect();
         assert_eq!(counted, expected);
         assert!(expected.contains(&(None, None)), "the binary change");
-        assert_eq!(repo.diff_for_judging(&base, &tree).expect("judged").changes, numstat);
+        assert_eq!(
+            repo.diff_for_judging(&base, &tree).expect("judged").changes,
+            numstat
+        );
     }
 }
