@@ -23,6 +23,7 @@ use crate::git::Repo;
 use crate::journal::{self, Journal};
 use crate::outcome::{self, Intent, Landing, Resolution};
 use crate::report::{OutcomeAction, OutcomeReport, Policy, RunReport, Stage, Verdict};
+use crate::run::judge::Freshness;
 use crate::{exit, process, run, worktree};
 
 /// What recovery did with one run.
@@ -245,7 +246,8 @@ fn save_work(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<O
             {
                 base_tree.clone()
             }
-            Some(path) if path.exists() => repo.snapshot_tree(path)?,
+            // Someone (the killed run's agent) wrote it: judged as a used worktree.
+            Some(path) if path.exists() => run::judge::snapshot(repo, path, Freshness::Used)?,
             _ => match repo.ref_target(&format!("refs/heads/{}", left.branch)) {
                 Some(commit) => repo.tree_of(&commit)?,
                 None => base_tree.clone(),
@@ -257,7 +259,6 @@ fn save_work(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<O
             journal.write_file(journal::PATCH_FILE, &repo.patch(&base_tree, &tree)?)?;
             report.tree = Some(tree.clone());
         }
-        let message = run::commit_message(report);
         let task = if current {
             format!("{} (interrupted)", report.task.lines().next().unwrap_or(""))
         } else {
@@ -267,24 +268,27 @@ fn save_work(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<O
                 left.branch
             )
         };
-        let l = Landing {
-            task: &task,
-            branch: &left.branch,
-            worktree: &path,
-            ..Landing::of_run(repo, journal, report, &tree, &message)
-        };
+        // The leftover lands as a run would, by the landing phase: kept when the run
+        // had passed or keeps what fails, reverted when it reverts what fails, else
+        // stashed; nothing changed is discarded.
         let keep = current
             && path.exists()
             && (report.verdict == Verdict::Passed || report.on_fail == Policy::Keep);
-        let result = if !changed {
-            outcome::discard(&l)?
+        let policy = if !changed || (current && !keep && report.on_fail == Policy::Revert) {
+            Policy::Revert
         } else if keep {
-            outcome::keep(&l)
-        } else if current && report.on_fail == Policy::Revert {
-            outcome::revert(&l)?
+            Policy::Keep
         } else {
-            outcome::stash(&l)?
+            Policy::Stash
         };
+        let leftover = RunReport {
+            task,
+            branch: left.branch.clone(),
+            worktree: path.clone(),
+            tree: Some(tree.clone()),
+            ..report.clone()
+        };
+        let result = run::land::land(repo, &leftover, journal, policy, run::land::Target::Branch)?;
         journal.done()?;
         if current {
             outcome = Some(result);

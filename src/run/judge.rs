@@ -71,14 +71,20 @@ pub struct AgentEnd {
     pub interrupted: bool,
 }
 
+/// The worktree's whole state as a git tree (the user's index and tree are not
+/// touched: a scratch index is used). What every reading of a worktree starts from:
+/// a round's judgement, a later landing, and `recover`.
+pub fn snapshot(repo: &Repo, worktree: &Path, freshness: Freshness) -> Result<String> {
+    Ok(match freshness {
+        Freshness::Fresh { since } => repo.snapshot_tree_since(worktree, since)?,
+        Freshness::Used => repo.snapshot_tree(worktree)?,
+    })
+}
+
 impl Judge<'_> {
-    /// The worktree's whole state as a git tree (the user's index and tree are not
-    /// touched: a scratch index is used).
+    /// [`snapshot`] of `worktree`.
     pub fn snapshot(&self, worktree: &Path, freshness: Freshness) -> Result<String> {
-        Ok(match freshness {
-            Freshness::Fresh { since } => self.repo.snapshot_tree_since(worktree, since)?,
-            Freshness::Used => self.repo.snapshot_tree(worktree)?,
-        })
+        snapshot(self.repo, worktree, freshness)
     }
 
     /// Judges `tree` (the state of `worktree`) against `base`: scope, then — when the
