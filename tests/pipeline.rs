@@ -449,3 +449,67 @@ fn a_bad_pipeline_file_in_a_sweep_is_refused_before_any_task_starts() {
     // The first task, good as it is, never began.
     before.assert_nothing_started(&bench);
 }
+
+#[test]
+fn a_sweep_stopped_before_its_pipeline_task_ran_resumes_it_from_the_same_pipeline_file() {
+    let bench = Bench::with_fixture("python-calc");
+    let review = format!(
+        "scope = [\"calc.py\"]\nchecks = [{PYTEST:?}]\n\n[[stage]]\nagent = {FIX_ADD:?}\n\n[[stage]]\nagent = {PASS:?}\ntemplate = \"review\"\n"
+    );
+    pipeline_file(&bench, "review.toml", &review);
+    let tasks = pipeline_file(
+        &bench,
+        "tasks.toml",
+        &format!(
+            "[[task]]\nid = \"other\"\ntask = \"Say what sub() does\"\nagent = \"cmd:sleep 2 && echo '# sub subtracts' >> calc.py\"\n\n[[task]]\nid = \"fix-add\"\ntask = {FIX_TASK:?}\npipeline = \"review.toml\"\n"
+        ),
+    );
+    // Ctrl-C while the first task's agent works: the pipeline task never started.
+    use std::os::unix::process::CommandExt;
+    let mut child = bench
+        .baton_command(&["sweep", &tasks, "-j", "1"])
+        .process_group(0)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !bench.run_ids().iter().any(|r| {
+        bench
+            .journal_file(r, "events.jsonl")
+            .contains("agent.started")
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: signalling the process group of a child we spawned.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+
+    // Resumed from elsewhere: the journal's copy of the task file still finds
+    // review.toml where the task file was.
+    let sweeps = bench.repo.join(".git/baton/sweeps");
+    let id = std::fs::read_dir(&sweeps)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .next()
+        .unwrap();
+    let ran = bench.baton_in(
+        &bench.root,
+        &[
+            "-C",
+            bench.repo.to_str().unwrap(),
+            "sweep",
+            "resume",
+            &id,
+            "--json",
+        ],
+    );
+    ran.expect(0);
+    assert!(bench.read("calc.py").contains(FIXED));
+    let stages = bench.git(&["log", "--format=%(trailers:key=Baton-Stage,valueonly)"]);
+    assert!(stages.contains("review"), "{stages}");
+}

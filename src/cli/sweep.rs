@@ -200,6 +200,7 @@ fn cmd_start(dir: &Path, args: StartArgs) -> Result<i32> {
         cwd: dir.to_path_buf(),
         flags: flags.clone(),
         target: sweep::target_of(&repo)?,
+        pipelines_dir: None,
     };
     // Every task is resolved before anything starts.
     let file = sweep::load(&ctx, &path, &text)?;

@@ -585,6 +585,10 @@ pub struct Context<'a> {
     pub flags: Flags,
     /// The ref the sweep lands on ([`target_of`] when it starts).
     pub target: String,
+    /// Where a task's relative `pipeline = "FILE"` is found: the task file's own
+    /// directory, or — when resuming from the journal's copy of the task file — the
+    /// directory the task file was in when the sweep started.
+    pub pipelines_dir: Option<PathBuf>,
 }
 
 /// The task file `path` (its `text`), every task resolved into its plan, or the one
@@ -756,16 +760,8 @@ type Resolved = (Plan, Option<Pipeline>);
 
 /// The pipeline file a task names, read and its stages' agents checked, or the one
 /// error line naming the task's field and the place in the pipeline file.
-fn load_pipeline(
-    task_file: &Path,
-    name: &str,
-    config: &Config,
-    place: &str,
-) -> Result<PipelineFile> {
-    let path = task_file
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(name);
+fn load_pipeline(dir: &Path, name: &str, config: &Config, place: &str) -> Result<PipelineFile> {
+    let path = dir.join(name);
     let text = std::fs::read_to_string(&path).map_err(|e| {
         bad(
             place.to_string(),
@@ -827,7 +823,12 @@ fn resolve(
     // fields; its first stage's agent and template are the run's.
     let piped = match &raw.pipeline {
         Some(name) => Some(load_pipeline(
-            task_file,
+            &ctx.pipelines_dir.clone().unwrap_or_else(|| {
+                task_file
+                    .parent()
+                    .unwrap_or_else(|| Path::new("."))
+                    .to_path_buf()
+            }),
             name,
             config,
             &from("pipeline", "--pipeline"),
@@ -983,6 +984,9 @@ pub struct SweepRecord {
     pub target: String,
     pub started_at: u64,
     pub tasks: Vec<TaskEntry>,
+    /// The task file's directory, absolute, where its relative pipeline files are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipelines_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -1718,6 +1722,9 @@ pub fn start(
         format_version: FORMAT_VERSION,
         sweep_id: sweep_id.clone(),
         file: file.path.clone(),
+        pipelines_dir: std::path::absolute(&file.path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf)),
         kind: file.kind,
         flags,
         options,
@@ -1874,6 +1881,7 @@ pub fn resume(repo: &Repo, query: &str, cwd: &Path, watch: Watch) -> Result<Swee
         cwd: cwd.to_path_buf(),
         flags: record.flags.clone(),
         target: record.target.clone(),
+        pipelines_dir: record.pipelines_dir.clone(),
     };
     let file = load(&ctx, &copy, &text)?;
     let runs = runs_by_task(repo, &journal);
