@@ -15,6 +15,9 @@
 //!   changes nothing, so baton exits 4 ("changed nothing") after creating the worktree,
 //!   running the agent, snapshotting and judging the tree and discarding the run; the
 //!   benchmark checks that exit status and that no worktree or `baton/*` branch is left.
+//!   The worktree pool is off (`[worktree] pool = 0` in the scratch user config), so
+//!   both sides check out and remove a whole worktree every time; `benches/pool.rs`
+//!   measures a pooled worktree's lease and return against the same baseline.
 //!
 //! Every git and baton process runs with a hermetic environment (no global or system git
 //! config, a scratch `HOME`, a fixed identity and dates, `core.fsmonitor=false`).
@@ -194,6 +197,11 @@ impl Scratch {
             fs::create_dir_all(dir)
                 .unwrap_or_else(|e| panic!("could not create {}: {e}", dir.display()));
         }
+        // The pool off: this measures baton's own work around a new worktree against
+        // the same checkout and removal; what the pool saves is `benches/pool.rs`'s.
+        let config = scratch.home.join(".config").join("baton");
+        fs::create_dir_all(&config).expect("a config directory");
+        fs::write(config.join("config.toml"), "[worktree]\npool = 0\n").expect("the config");
         scratch
     }
 
