@@ -88,6 +88,10 @@ pub enum Operation {
         from: String,
         to: String,
         paths: Vec<String>,
+        /// This run's own commit when several land together (a merge queue's batch:
+        /// `new` is the last of them); absent when `new` is the run's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commit: Option<String>,
     },
     /// The user's index and tree go from `from` to `to` at `paths`; no ref moves.
     Apply {
@@ -349,6 +353,7 @@ pub fn merge(l: &Landing, apply: bool) -> Result<OutcomeReport> {
             from: head_tree.clone(),
             to: merged.clone(),
             paths: paths.clone(),
+            commit: None,
         },
     )?;
     process::crash_point("landing.intent");
@@ -578,15 +583,17 @@ pub fn resolve(l: &Landing, intent: &Operation) -> Result<Resolution> {
             from,
             to,
             paths,
+            commit,
         } => {
             let name = target_name(&Some(target.clone()).filter(|t| t != "HEAD"));
+            let own = commit.as_ref().unwrap_or(new);
             let merged = |how: &str| OutcomeReport {
-                commit: Some(new.clone()),
+                commit: Some(own.clone()),
                 target: Some(name.clone()),
                 paths: paths.clone(),
                 ..report(
                     OutcomeAction::Merged,
-                    format!("committed onto {name} as {}{how}", short(new)),
+                    format!("committed onto {name} as {}{how}", short(own)),
                 )
             };
             let now = repo.ref_target(target);

@@ -660,6 +660,36 @@ fn a_killed_sweep_is_recovered_and_resumed_with_nothing_lost_or_landed_twice() {
         ran.expect(0);
         assert_four_landed_once(&bench);
     }
+
+    // Killed after a batch of four moved the branch: `recover` finishes each run's
+    // landing and names each run's own commit, not the batch's last.
+    let bench = Bench::with_fixture("python-shop");
+    let file = tasks(&bench, FOUR, None);
+    let mut cmd =
+        bench.baton_command(&["sweep", file.to_str().unwrap(), "-j", "4", "--batch", "4"]);
+    cmd.env("BATON_CRASH_AT", "sweep.ref").stderr(Stdio::null());
+    assert_eq!(cmd.status().unwrap().code(), None, "baton was killed");
+    bench.baton(&["recover"]).expect(0);
+    let mut named = vec![];
+    for run in bench.run_ids() {
+        let report = bench.report(&run);
+        let Some(commit) = report["outcome"]["commit"].as_str() else {
+            continue;
+        };
+        let subject = bench.git(&["log", "-1", "--format=%s", commit]);
+        let task = report["task"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(subject.trim(), task, "run {run} names its own commit");
+        named.push(commit.to_string());
+    }
+    named.sort();
+    named.dedup();
+    assert_eq!(named.len(), 4, "four runs, four commits: {named:?}");
 }
 
 #[test]

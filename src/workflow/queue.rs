@@ -810,7 +810,7 @@ impl<'a> Queue<'a> {
         // Each run's journal holds the landing's intent before anything changes, so
         // `baton recover` finishes (the ref is all that is left) or undoes it.
         let mut journals = vec![];
-        for c in &members {
+        for (c, own) in members.iter().zip(&commits) {
             let journal = Arc::new(Journal::open(&repo.common_dir, c.run_id())?);
             journal.begin(&Intent {
                 pid: std::process::id(),
@@ -822,6 +822,7 @@ impl<'a> Queue<'a> {
                     from: tip_tree.to_string(),
                     to: last.clone(),
                     paths: paths.clone(),
+                    commit: Some(own.clone()),
                 },
             })?;
             journals.push(journal);
