@@ -427,11 +427,21 @@ impl RepoLock {
             .write(true)
             .open(&path)
             .map_err(write_err(&path))?;
-        // SAFETY: flock on a descriptor we own, first without waiting.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // SAFETY: flock on a descriptor we own, without waiting.
+        let try_lock = || unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        // A lock held for a moment (another run of this same baton, a sweep's or a
+        // compare's, or a short git operation of another baton's) is no news: only a
+        // wait past a fifth of a second is said, since a silent wait looks like a hang.
+        let mut rc = try_lock();
+        for _ in 0..40 {
+            if rc == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            rc = try_lock();
+        }
         if rc != 0 {
-            // Another baton holds it: say so (a silent wait looks like a hang), then
-            // wait. The holder wrote its pid into the file when it took the lock.
+            // The holder wrote its pid into the file when it took the lock.
             let holder = std::fs::read_to_string(&path)
                 .ok()
                 .and_then(|t| t.trim().parse::<u32>().ok())

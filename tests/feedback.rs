@@ -283,3 +283,58 @@ fn clap_errors_look_like_batons_own() {
     ran.expect(baton::exit::USAGE);
     assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
 }
+
+#[test]
+fn at_a_terminal_a_sweep_shows_a_line_per_active_run_and_one_of_totals() {
+    let bench = Bench::with_fixture("python-calc");
+    let tasks = bench.root.join("tasks.toml");
+    std::fs::write(
+        &tasks,
+        "[[task]]\nid = \"one\"\ntask = \"Note one\"\nagent = \"cmd:sleep 1.2 && echo 1 >> docs/one.md\"\nscope = [\"docs/**\"]\n\n[[task]]\nid = \"two\"\ntask = \"Note two\"\nagent = \"cmd:sleep 1.2 && echo 2 >> docs/two.md\"\nscope = [\"docs/**\"]\n",
+    )
+    .unwrap();
+    let (code, screen) = at_a_terminal(&bench, &["sweep", tasks.to_str().unwrap(), "-j", "2"]);
+    assert_eq!(code, 0, "{screen}");
+    // Every control sequence out (colours, cursor moves, line clears): what is left
+    // is the text of each line the board drew.
+    let mut text = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for n in chars.by_ref() {
+                if n.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            text.push(c);
+        }
+    }
+    let screen = text;
+    let lines: Vec<&str> = screen.split(['\r', '\n']).collect();
+    // While both agents work: a line for each, with its stage, and the totals.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("one ") && l.contains(" agent ")),
+        "no line for the run of `one`: {screen:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.trim_start().starts_with("two ") && l.contains(" agent ")),
+        "no line for the run of `two`: {screen:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("2 running · 0/2 finished · 0 waiting to land · 0 landed")),
+        "no line of totals: {screen:?}"
+    );
+    // Runs of one baton waiting a moment for each other's lock are no news.
+    assert!(!screen.contains("waiting for another baton"), "{screen}");
+    // The queue's news goes above the board, and the summary ends the sweep.
+    assert!(screen.contains("landed"), "{screen}");
+    assert!(bench.read("docs/one.md").contains('1') && bench.read("docs/two.md").contains('2'));
+}
