@@ -109,22 +109,6 @@ fn cut(s: &str, width: usize) -> String {
     out + "…"
 }
 
-/// The terminal's width: `COLUMNS`, else the terminal stdout is on, else wide enough
-/// for anything (a pipe gets whole cells).
-fn terminal_width() -> usize {
-    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
-        return n;
-    }
-    // SAFETY: TIOCGWINSZ fills a winsize we own; a failure leaves it zeroed.
-    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) };
-    if rc == 0 && size.ws_col > 0 {
-        usize::from(size.ws_col)
-    } else {
-        usize::MAX / 4
-    }
-}
-
 pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
     let repo = super::open_repo_to_read(dir)?;
     let listed = journal::list_runs(&repo.common_dir)?;
@@ -272,7 +256,8 @@ fn print_table(runs: &[RunReport]) {
         })
         .collect();
     let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * (w.len() - 1);
-    let room = terminal_width();
+    // A pipe gets whole cells.
+    let room = crate::ui::columns(libc::STDOUT_FILENO).unwrap_or(usize::MAX / 4);
     while total(&widths) > room {
         // Cut the wider of task and agent by one, down to a floor that stays legible.
         let floor = |i: usize| if i == 1 { 6 } else { 5 };

@@ -279,7 +279,9 @@ impl View {
                 ticker: None,
             };
         }
-        let board = Arc::new(Mutex::new(Board::new(tasks)));
+        let mut board = Board::new(tasks);
+        board.area = Some(crate::ui::terminal::live_area());
+        let board = Arc::new(Mutex::new(board));
         let stop = Arc::new(AtomicBool::new(false));
         // The elapsed times move even when no event comes.
         let ticker = {
@@ -359,11 +361,12 @@ struct Row {
     since: Instant,
 }
 
-/// The live board's state, and how much of it is on the screen.
+/// The live board's state, drawn (on a terminal) by indicatif in the screen area the
+/// runs' status lines share.
 struct Board {
     rows: Vec<Row>,
-    /// Lines of the board now on the screen, above the cursor.
-    drawn: usize,
+    /// Where it is drawn; none in the unit tests.
+    area: Option<indicatif::ProgressBar>,
     tasks: usize,
     finished: usize,
     waiting: usize,
@@ -375,7 +378,7 @@ impl Board {
     fn new(tasks: usize) -> Board {
         Board {
             rows: vec![],
-            drawn: 0,
+            area: None,
             tasks,
             finished: 0,
             waiting: 0,
@@ -421,40 +424,32 @@ impl Board {
             .collect()
     }
 
-    /// What takes the board off the screen: up to its first line, and clear below.
-    fn erase(&self) -> String {
-        if self.drawn == 0 {
-            return String::new();
-        }
-        format!("\x1b[{}A\r\x1b[J", self.drawn)
-    }
-
     fn clear(&mut self) {
-        write_err(&self.erase());
-        self.drawn = 0;
+        if let Some(area) = self.area.take() {
+            area.finish_and_clear();
+        }
     }
 
     fn redraw(&mut self) {
-        let width = std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse::<usize>().ok())
-            .unwrap_or(100)
+        // One column short of the terminal's width, so that no line wraps (80, as
+        // indicatif assumes, when the terminal does not say).
+        let width = ui::columns(libc::STDERR_FILENO)
+            .filter(|&c| c > 0)
+            .unwrap_or(80)
             .saturating_sub(1)
             .max(20);
         let lines = self.lines(width);
-        let mut out = self.erase();
-        for l in &lines {
-            out.push_str(l);
-            out.push('\n');
+        if let Some(area) = &self.area {
+            area.set_message(lines.join("\n"));
         }
-        self.drawn = lines.len();
-        write_err(&out);
     }
 
     /// A line of news above the board.
     fn say(&mut self, stage: &str, line: &str) {
-        self.clear();
-        ui::progress(stage, line);
+        match &self.area {
+            Some(area) => area.println(ui::progress_line(stage, line)),
+            None => ui::progress(stage, line),
+        }
         self.redraw();
     }
 }
@@ -464,13 +459,6 @@ fn truncate(text: &str, n: usize) -> String {
         return text.to_string();
     }
     text.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
-}
-
-fn write_err(text: &str) {
-    use std::io::Write as _;
-    let mut err = std::io::stderr();
-    let _ = err.write_all(text.as_bytes());
-    let _ = err.flush();
 }
 
 /// A run's events on the board.
@@ -829,8 +817,5 @@ mod tests {
             "{lines:?}"
         );
         assert!(lines.iter().all(|l| l.chars().count() <= 70), "{lines:?}");
-        // Drawn, it is taken off the screen from its first line down.
-        board.drawn = 2;
-        assert_eq!(board.erase(), "\x1b[2A\r\x1b[J");
     }
 }

@@ -213,6 +213,18 @@ pub fn progress(stage: &str, message: impl std::fmt::Display) {
 
 /// A progress line as [`progress`] prints it, for printing elsewhere (above a live
 /// status line).
+/// How many columns the terminal has: `COLUMNS`, else the width of the terminal
+/// `fd` is on; `None` when it is not a terminal.
+pub fn columns(fd: libc::c_int) -> Option<usize> {
+    if let Some(n) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(n);
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize we own; a failure leaves it zeroed.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut size) };
+    (rc == 0 && size.ws_col > 0).then(|| usize::from(size.ws_col))
+}
+
 pub fn progress_line(stage: &str, message: &str) -> String {
     let stage = format!("{stage:>9}");
     format!(

@@ -36,6 +36,18 @@ fn multi() -> &'static MultiProgress {
     MULTI.get_or_init(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()))
 }
 
+/// A live area of several lines under the progress lines, in the same screen area as
+/// every run's status line (a sweep's board): its text is set whole, lines printed
+/// with [`ProgressBar::println`] go above it, and it is taken off the screen with
+/// [`ProgressBar::finish_and_clear`].
+pub fn live_area() -> ProgressBar {
+    let bar = multi().add(ProgressBar::new_spinner());
+    bar.set_style(
+        ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar
+}
+
 /// The current stage of a run, for the not-a-terminal watch.
 struct Watch {
     stage: String,
