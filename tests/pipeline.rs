@@ -513,3 +513,34 @@ fn a_sweep_stopped_before_its_pipeline_task_ran_resumes_it_from_the_same_pipelin
     let stages = bench.git(&["log", "--format=%(trailers:key=Baton-Stage,valueonly)"]);
     assert!(stages.contains("review"), "{stages}");
 }
+
+#[test]
+fn a_pipeline_shows_each_stage_as_it_goes_and_no_hand_off_as_an_outcome() {
+    let bench = Bench::with_fixture("python-calc");
+    let implement = format!("{FIX_ADD}:implement");
+    let review = format!("{PASS}:review");
+    let ran = bench.baton(&[
+        "pipeline", "--task", FIX_TASK, "--stage", &implement, "--stage", &review, "--scope",
+        "calc.py", "--check", PYTEST,
+    ]);
+    ran.expect(0);
+    // Both stages' agents and checks, as a run shows them, while it goes.
+    assert_eq!(
+        ran.stderr.matches("agent  finished in").count(),
+        2,
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("check  python3 -m pytest -q — passed"),
+        "{}",
+        ran.stderr
+    );
+    // A stage's run kept for the next stage is no decision for the user to make.
+    assert!(!ran.stderr.contains("decide with"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("outcome  committed onto main"),
+        "{}",
+        ran.stderr
+    );
+}

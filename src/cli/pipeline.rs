@@ -132,10 +132,36 @@ pub fn cmd_pipeline(dir: &Path, args: PipelineArgs) -> Result<i32> {
         },
     )?;
     process::install_interrupt_handler();
-    let report = pipeline::pipeline(&repo, &plan, &pipeline, args.apply, &Vec::new)?;
+    // Each stage and round is shown as a run is: its stages, its checks, its outcome.
+    let shown = || -> Vec<Box<dyn crate::events::Observer>> {
+        vec![Box::new(StageView(crate::events::Terminal::new(
+            super::verbosity(),
+        )))]
+    };
+    let report = pipeline::pipeline(&repo, &plan, &pipeline, args.apply, &shown)?;
     crate::say!("{}", pipeline::summary(&report).trim_end());
     if args.json {
         super::print_json(&report);
     }
     Ok(report.exit_code)
+}
+
+/// A stage's run on the terminal, as `baton run` shows it, but for the hand-off
+/// between stages: a stage's run is kept only for the next stage to go on in, which
+/// is no outcome the user has to decide on, and the pipeline's own summary says how
+/// the whole ended.
+struct StageView(crate::events::Terminal);
+
+impl crate::events::Observer for StageView {
+    fn on(&mut self, run_id: &str, ts_ms: u64, event: &crate::events::RunEvent) {
+        use crate::events::RunEvent;
+        let handed_on = match event {
+            RunEvent::Outcome { outcome } => outcome.action == crate::report::OutcomeAction::Kept,
+            RunEvent::RunFinished { .. } => true,
+            _ => false,
+        };
+        if !handed_on {
+            self.0.on(run_id, ts_ms, event);
+        }
+    }
 }
