@@ -227,6 +227,10 @@ fn leftovers(repo: &Repo, report: &RunReport) -> Result<Vec<Leftover>> {
 /// Saves what a run stopped before its outcome had done; returns its outcome.
 fn save_work(repo: &Repo, journal: &Journal, report: &mut RunReport) -> Result<OutcomeReport> {
     let base_tree = repo.tree_of(&report.base)?;
+    // Once its agent had started, a killed run's worktree cannot be proven free of a
+    // process of that agent's that nobody recorded: it is removed, never pooled.
+    let _no_pool =
+        (!matches!(report.stage, Stage::Created | Stage::Worktree)).then(worktree::pool::suspend);
     let mut outcome = None;
     for left in leftovers(repo, report)? {
         let current = left.branch == report.branch;

@@ -473,3 +473,44 @@ fn a_leased_worktree_runs_setup_again_only_when_a_file_it_names_changed() {
     assert!(bench.pooled_worktrees().is_empty());
     bench.assert_clean();
 }
+
+#[test]
+fn the_worktree_of_a_run_killed_while_its_agent_worked_is_removed_not_pooled() {
+    let bench = Bench::with_fixture("python-calc");
+    let mut child = bench
+        .baton_command(&[
+            "run",
+            "--task",
+            "slow",
+            "--agent",
+            "cmd:sleep 30",
+            "--scope",
+            "docs/**",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !bench.run_ids().iter().any(|r| {
+        bench
+            .journal_file(r, "events.jsonl")
+            .contains("agent.started")
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    bench.baton(&["recover"]).expect(0);
+    // A process of that agent's nobody recorded could still write there: the
+    // worktree is not handed to the next run.
+    assert!(
+        bench.pooled_worktrees().is_empty(),
+        "{:?}",
+        bench.worktree_list()
+    );
+    bench.assert_clean();
+}

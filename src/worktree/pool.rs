@@ -307,6 +307,27 @@ impl Claim {
     }
 }
 
+/// While above zero, nothing is returned to the pool (see [`suspend`]).
+static SUSPENDED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Until the guard is dropped, worktrees given back are removed instead of pooled:
+/// `recover` holds one for a killed run whose agent had started, since a process of
+/// that agent's that nobody recorded (spawned in the instant before baton was killed)
+/// could still write into the worktree after the next run leased it.
+pub fn suspend() -> Suspended {
+    SUSPENDED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    Suspended(())
+}
+
+/// See [`suspend`].
+pub struct Suspended(());
+
+impl Drop for Suspended {
+    fn drop(&mut self) {
+        SUSPENDED.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Returns the worktree at `path` to the pool, taken back to `commit`, its branch
 /// (when it has one) deleted. `Ok(false)` when it was not pooled — no pool, or a
 /// worktree the pool does not take (one with submodules) — and the caller removes it.
@@ -318,7 +339,8 @@ pub fn give_back(
     branch: Option<&str>,
     commit: &str,
 ) -> Result<bool, WorktreeError> {
-    if settings.size == 0 || !path.is_dir() || path.join(".gitmodules").exists() {
+    let suspended = SUSPENDED.load(std::sync::atomic::Ordering::SeqCst) > 0;
+    if suspended || settings.size == 0 || !path.is_dir() || path.join(".gitmodules").exists() {
         return Ok(false);
     }
     // A warm copy a killed baton left half-made beside the worktree goes first.
