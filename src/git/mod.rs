@@ -1660,16 +1660,25 @@ mod tests {
         );
     }
 
+    /// A new repository (no commit yet) in a temporary directory.
+    fn new_repo() -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().expect("a temporary directory");
+        git(tmp.path(), &["init", "-q", "-b", "main"]);
+        tmp
+    }
+
+    /// `bytes` written to `path` under `dir`, its directories made.
+    fn write_file(dir: &Path, path: &str, bytes: &[u8]) {
+        let full = dir.join(path);
+        std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(full, bytes).expect("write");
+    }
+
     #[test]
     fn the_judging_diff_is_the_diff_the_patch_and_the_sizes() {
-        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let tmp = new_repo();
         let dir = tmp.path();
-        git(dir, &["init", "-q", "-b", "main"]);
-        let write = |path: &str, bytes: &[u8]| {
-            let full = dir.join(path);
-            std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");
-            std::fs::write(full, bytes).expect("write");
-        };
+        let write = |path: &str, bytes: &[u8]| write_file(dir, path, bytes);
         write("a.txt", b"one\ntwo\n");
         write("bin.dat", b"\0\x01\x02");
         write(
@@ -1718,14 +1727,9 @@ mod tests {
         // No type change here, so the counts come from the patch, not from --numstat:
         // they must be what --numstat says, line for line, whatever the content looks
         // like.
-        let tmp = tempfile::tempdir().expect("a temporary directory");
+        let tmp = new_repo();
         let dir = tmp.path();
-        git(dir, &["init", "-q", "-b", "main"]);
-        let write = |path: &str, bytes: &[u8]| {
-            let full = dir.join(path);
-            std::fs::create_dir_all(full.parent().expect("a parent")).expect("mkdir");
-            std::fs::write(full, bytes).expect("write");
-        };
+        let write = |path: &str, bytes: &[u8]| write_file(dir, path, bytes);
         write("a.txt", b"one\ntwo\nthree\n");
         write(
             "tricky.txt",

@@ -1749,8 +1749,25 @@ pub fn start(
         updated_at: journal::now(),
         ..SweepState::default()
     };
+    let start: Vec<usize> = (0..file.tasks.len()).collect();
+    drive(repo, journal, record, state, file, watch, start, vec![])
+}
+
+/// Runs the tasks `start` of a sweep (new or resumed) and lands what passes, with
+/// `candidates` (verified runs not landed yet) first in the queue.
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    repo: &Repo,
+    journal: Arc<SweepJournal>,
+    record: SweepRecord,
+    state: SweepState,
+    file: TaskFile,
+    watch: Watch<'_>,
+    start: Vec<usize>,
+    candidates: Vec<Candidate>,
+) -> Result<SweepReport> {
     let events = Arc::new(SweepEvents {
-        sweep_id: sweep_id.clone(),
+        sweep_id: record.sweep_id.clone(),
         journal: journal.clone(),
         observers: Mutex::new(watch.sweep),
     });
@@ -1764,8 +1781,7 @@ pub fn start(
         tasks: file.tasks,
     };
     driver.save()?;
-    let start: Vec<usize> = (0..driver.tasks.len()).collect();
-    driver.run(start, vec![], watch.runs)
+    driver.run(start, candidates, watch.runs)
 }
 
 impl Driver<'_> {
@@ -1932,22 +1948,7 @@ pub fn resume(repo: &Repo, query: &str, cwd: &Path, watch: Watch) -> Result<Swee
     state.pid_start = process::own_start_time();
     state.finished = false;
     state.interrupted = false;
-    let events = Arc::new(SweepEvents {
-        sweep_id: record.sweep_id.clone(),
-        journal: journal.clone(),
-        observers: Mutex::new(watch.sweep),
-    });
-    let mut driver = Driver {
-        repo,
-        journal,
-        events,
-        record,
-        state,
-        queue_settings: file.queue.clone(),
-        tasks: file.tasks,
-    };
-    driver.save()?;
-    driver.run(start, candidates, watch.runs)
+    drive(repo, journal, record, state, file, watch, start, candidates)
 }
 
 fn landed(r: &RunReport) -> bool {
