@@ -58,21 +58,6 @@ fn empty_pool(repo: &crate::git::Repo, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether the worktree a finished run's report names is still that run's: a
-/// finished run's worktree may since have gone to the pool, and on to another run.
-fn still_owns(r: &crate::report::RunReport) -> bool {
-    if !r.worktree.exists() {
-        return false;
-    }
-    let name = r.branch.trim_start_matches("baton/");
-    match crate::git::Repo::worktree_lock_reason(&r.worktree) {
-        Some(reason) => reason.starts_with(&format!("baton run {name} ")),
-        None => {
-            crate::git::Repo::worktree_branch(&r.worktree).as_deref() == Some(r.branch.as_str())
-        }
-    }
-}
-
 fn clean_runs(repo: &crate::git::Repo, args: &CleanArgs) -> Result<()> {
     let repo = repo.clone();
     let mut removed = 0;
@@ -116,7 +101,7 @@ fn clean_runs(repo: &crate::git::Repo, args: &CleanArgs) -> Result<()> {
             }
             r = journal.read_state()?;
         }
-        let has_worktree = still_owns(&r);
+        let has_worktree = worktree::holds_run(&r.worktree, &r.branch);
         let has_branch = repo.branch_exists(&r.branch);
         if !has_worktree && !has_branch {
             continue;

@@ -350,25 +350,8 @@ fn own_worktree(repo: &Repo) -> Option<(String, Option<std::path::PathBuf>)> {
         .unwrap_or_else(|_| repo.root.clone());
     // The lock reason names the run that has the worktree now (a pooled worktree
     // keeps the name of the run it was made for).
-    if let Some(reason) = Repo::worktree_lock_reason(&repo.root) {
-        if let Some(name) = reason
-            .strip_prefix("baton run ")
-            .and_then(|r| r.split(' ').next())
-        {
-            // `<id>-aN` is a later attempt of run `<id>` (an id has two dashes).
-            let id = match name.rsplit_once("-a") {
-                Some((id, n))
-                    if !n.is_empty()
-                        && n.bytes().all(|b| b.is_ascii_digit())
-                        && id.matches('-').count() >= 2 =>
-                {
-                    id
-                }
-                _ => name,
-            }
-            .to_string();
-            return Some((id, repo.main_root()));
-        }
+    if let Some(id) = crate::worktree::run_holding(&repo.root) {
+        return Some((id, repo.main_root()));
     }
     let runs = crate::journal::list_runs(&repo.common_dir).ok()?;
     let name = root.file_name()?.to_string_lossy().into_owned();

@@ -172,15 +172,7 @@ pub fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
 fn print_disk(repo: &crate::git::Repo, runs: &[RunReport]) {
     let owned: Vec<&RunReport> = runs
         .iter()
-        .filter(|r| {
-            r.worktree.exists()
-                && crate::git::Repo::worktree_lock_reason(&r.worktree).is_some_and(|reason| {
-                    reason.starts_with(&format!(
-                        "baton run {} ",
-                        r.branch.trim_start_matches("baton/")
-                    ))
-                })
-        })
+        .filter(|r| crate::worktree::holds_run(&r.worktree, &r.branch))
         .collect();
     if !owned.is_empty() {
         let bytes: u64 = owned

@@ -394,7 +394,7 @@ impl Driver<'_> {
             let planned = std::mem::replace(&mut self.report.worktree, claim.path.clone());
             self.journal.write_state(&self.report)?;
             process::crash_point("pool.claimed");
-            let reason = format!("baton run {name} (pid {})", std::process::id());
+            let reason = worktree::run_lock_reason(&name);
             let held = claim.commit.clone();
             match claim.check_out(
                 self.repo,

@@ -50,6 +50,45 @@ pub struct Worktree {
     pub base: String,
 }
 
+/// The lock reason of a run's worktree (`name`: the run's id, or `<id>-aN` for a later
+/// attempt): what `git worktree list` shows, and how baton tells whose it is now.
+pub fn run_lock_reason(name: &str) -> String {
+    format!("baton run {name} (pid {})", std::process::id())
+}
+
+/// Whether the worktree at `path` is still the one of the run whose branch is
+/// `branch`: a finished run's worktree may since have gone to the pool, and on to
+/// another run. Its lock reason says; one with no lock (older runs) by its branch.
+pub fn holds_run(path: &Path, branch: &str) -> bool {
+    if !path.exists() {
+        return false;
+    }
+    let name = branch.trim_start_matches("baton/");
+    match Repo::worktree_lock_reason(path) {
+        Some(reason) => reason.starts_with(&format!("baton run {name} ")),
+        None => Repo::worktree_branch(path).as_deref() == Some(branch),
+    }
+}
+
+/// The id of the run whose worktree `path` is now, by its lock reason
+/// ([`run_lock_reason`]); a later attempt's `<id>-aN` names run `<id>`.
+pub fn run_holding(path: &Path) -> Option<String> {
+    let reason = Repo::worktree_lock_reason(path)?;
+    let name = reason.strip_prefix("baton run ")?.split(' ').next()?;
+    // An id has two dashes (`20261201-120000-1a2b`); `-aN` after it is an attempt.
+    let id = match name.rsplit_once("-a") {
+        Some((id, n))
+            if !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && id.matches('-').count() >= 2 =>
+        {
+            id
+        }
+        _ => name,
+    };
+    Some(id.to_string())
+}
+
 pub fn branch_name(run_id: &str) -> String {
     format!("baton/{run_id}")
 }
@@ -153,7 +192,7 @@ pub fn create(
     base: &str,
 ) -> Result<Worktree, WorktreeError> {
     let branch = branch_name(run_id);
-    let reason = format!("baton run {run_id} (pid {})", std::process::id());
+    let reason = run_lock_reason(run_id);
     let _lock = RepoLock::worktrees(&repo.common_dir)?;
     repo.worktree_add(path, &branch, base, &reason)
         .map_err(WorktreeError::Create)?;
