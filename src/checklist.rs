@@ -89,6 +89,20 @@ impl Checklist<'_> {
         log_for: &dyn Fn(usize) -> PathBuf,
         on: &mut dyn FnMut(Progress),
     ) -> Result<Vec<CheckResult>, process::ProcessError> {
+        process::runtime::block_on(self.run_async(log_for, on)).map_err(|source| {
+            process::ProcessError::Wait {
+                command: self.commands.join(" && "),
+                source,
+            }
+        })?
+    }
+
+    /// [`Checklist::run`] as a task of the runtime it is awaited on.
+    pub async fn run_async(
+        &self,
+        log_for: &dyn Fn(usize) -> PathBuf,
+        on: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<Vec<CheckResult>, process::ProcessError> {
         let mut results = Vec::with_capacity(self.commands.len());
         let mut failed = false;
         for (i, command) in self.commands.iter().enumerate() {
@@ -120,7 +134,8 @@ impl Checklist<'_> {
                 };
                 on(Progress::Started { index: i, command });
                 let done =
-                    process::run(&spec, &mut |_, line| on(Progress::Line { index: i, line }))?;
+                    process::supervise(&spec, &mut |_, line| on(Progress::Line { index: i, line }))
+                        .await?;
                 let status = match (done.stopped, done.ended) {
                     (
                         Some(

@@ -10,10 +10,12 @@ use std::ffi::OsString;
 
 use serde_json::Value;
 
-use super::{AgentContext, AgentError, AgentEvent, Backend, Cli, Gathered, find_executable, text};
+use super::{
+    AgentContext, AgentError, AgentEvent, Backend, Cli, Gathered, Running, find_executable, text,
+};
 use crate::config::AgentConfig;
 use crate::process::Stream;
-use crate::report::{AgentReport, Usage};
+use crate::report::Usage;
 
 /// The npm package and version baton is tested with.
 pub const CLAUDE_PACKAGE: &str = "@anthropic-ai/claude-code";
@@ -64,12 +66,12 @@ impl ClaudeBackend {
 }
 
 impl Backend for ClaudeBackend {
-    fn run(
-        &self,
-        ctx: &AgentContext,
-        on_event: &mut dyn FnMut(AgentEvent<'_>),
-    ) -> Result<AgentReport, AgentError> {
-        Cli {
+    fn run_async<'a>(
+        &'a self,
+        ctx: &'a AgentContext,
+        on_event: &'a mut dyn FnMut(AgentEvent<'_>),
+    ) -> Running<'a> {
+        let cli = Cli {
             name: "claude",
             argv: self.argv(ctx),
             cfg: &self.cfg,
@@ -77,8 +79,8 @@ impl Backend for ClaudeBackend {
             extra_env: vec![],
             stop_after_result: false,
             parse: parse_line,
-        }
-        .run(ctx, on_event)
+        };
+        Box::pin(cli.run(ctx, on_event))
     }
 }
 

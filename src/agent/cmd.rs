@@ -3,7 +3,7 @@
 //! through `BATON_HANDOFF` (the document), `BATON_PROMPT` (its body), `BATON_RUN_ID`
 //! and `BATON_WORKTREE`.
 
-use super::{AgentContext, AgentError, AgentEvent, Backend, report_from};
+use super::{AgentContext, AgentError, AgentEvent, Backend, Running, report_from};
 use crate::process;
 use crate::report::AgentReport;
 
@@ -18,7 +18,17 @@ impl CmdBackend {
 }
 
 impl Backend for CmdBackend {
-    fn run(
+    fn run_async<'a>(
+        &'a self,
+        ctx: &'a AgentContext,
+        on_event: &'a mut dyn FnMut(AgentEvent<'_>),
+    ) -> Running<'a> {
+        Box::pin(self.run_here(ctx, on_event))
+    }
+}
+
+impl CmdBackend {
+    async fn run_here(
         &self,
         ctx: &AgentContext,
         on_event: &mut dyn FnMut(AgentEvent<'_>),
@@ -37,9 +47,10 @@ impl Backend for CmdBackend {
             cancel: ctx.cancel.clone(),
             ..process::Spec::default()
         };
-        let done = process::run(&spec, &mut |stream, line| {
+        let done = process::supervise(&spec, &mut |stream, line| {
             on_event(AgentEvent::Output { stream, line })
-        })?;
+        })
+        .await?;
         Ok(report_from(format!("cmd:{}", self.command), &done))
     }
 }

@@ -13,10 +13,12 @@ use std::ffi::OsString;
 
 use serde_json::Value;
 
-use super::{AgentContext, AgentError, AgentEvent, Backend, Cli, Gathered, find_executable, text};
+use super::{
+    AgentContext, AgentError, AgentEvent, Backend, Cli, Gathered, Running, find_executable, text,
+};
 use crate::config::AgentConfig;
 use crate::process::Stream;
-use crate::report::{AgentReport, Usage};
+use crate::report::Usage;
 
 /// The npm package and version baton is tested with (and `baton demo` installs).
 pub const CODEX_PACKAGE: &str = "@openai/codex";
@@ -103,12 +105,12 @@ pub fn pointed_at(
 }
 
 impl Backend for CodexBackend {
-    fn run(
-        &self,
-        ctx: &AgentContext,
-        on_event: &mut dyn FnMut(AgentEvent<'_>),
-    ) -> Result<AgentReport, AgentError> {
-        Cli {
+    fn run_async<'a>(
+        &'a self,
+        ctx: &'a AgentContext,
+        on_event: &'a mut dyn FnMut(AgentEvent<'_>),
+    ) -> Running<'a> {
+        let cli = Cli {
             name: "codex",
             argv: self.argv(ctx),
             cfg: &self.cfg,
@@ -116,8 +118,8 @@ impl Backend for CodexBackend {
             extra_env: vec![],
             stop_after_result: false,
             parse: parse_line,
-        }
-        .run(ctx, on_event)
+        };
+        Box::pin(cli.run(ctx, on_event))
     }
 }
 

@@ -256,7 +256,7 @@ struct Cli<'a> {
 impl Cli<'_> {
     /// Runs the CLI in the worktree with the prompt on stdin, parses its stdout, keeps
     /// its stderr verbatim, and fills the report from what the stream said.
-    fn run(
+    async fn run(
         self,
         ctx: &AgentContext,
         on_event: &mut dyn FnMut(AgentEvent<'_>),
@@ -289,7 +289,7 @@ impl Cli<'_> {
             cancel: ctx.cancel.clone(),
         };
         let mut got = Gathered::default();
-        let done = process::run(&spec, &mut |stream, line| match stream {
+        let done = process::supervise(&spec, &mut |stream, line| match stream {
             Stream::Stdout => {
                 (self.parse)(line, &mut got, on_event);
                 if let (Some(f), Some(_)) = (&finished, got.result_ok) {
@@ -297,7 +297,8 @@ impl Cli<'_> {
                 }
             }
             Stream::Stderr => on_event(AgentEvent::Output { stream, line }),
-        })?;
+        })
+        .await?;
         let mut report = report_from(self.name.into(), &done);
         // A CLI that prints its own verdict is believed about itself (not about the
         // work: that is judged from the worktree).
@@ -332,12 +333,32 @@ impl Cli<'_> {
     }
 }
 
+/// What an agent's run is while it goes: a future of the runtime it is awaited on
+/// (not `Send`: a sweep's runs all live on one thread).
+pub type Running<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<AgentReport, AgentError>> + 'a>>;
+
 pub trait Backend {
+    /// Runs the agent in `ctx.worktree`, each thing its stream says an event.
+    fn run_async<'a>(
+        &'a self,
+        ctx: &'a AgentContext,
+        on_event: &'a mut dyn FnMut(AgentEvent<'_>),
+    ) -> Running<'a>;
+
+    /// [`Backend::run_async`] for synchronous callers.
     fn run(
         &self,
         ctx: &AgentContext,
         on_event: &mut dyn FnMut(AgentEvent<'_>),
-    ) -> Result<AgentReport, AgentError>;
+    ) -> Result<AgentReport, AgentError> {
+        process::runtime::block_on(self.run_async(ctx, on_event)).map_err(|source| {
+            AgentError::Process(process::ProcessError::Wait {
+                command: "the agent".into(),
+                source,
+            })
+        })?
+    }
 }
 
 /// Turns a finished process into a report, the same way for every backend.

@@ -10,9 +10,11 @@
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use tokio::process::Child;
 
 use super::cancel::Cancel;
 use super::{ProcessError, start_time, stop};
@@ -36,7 +38,7 @@ pub(super) fn own_group(cmd: &mut Command) {
     }
 }
 
-/// A running child, leader of its own process group.
+/// A running child, leader of its own process group, supervised on the runtime.
 pub(super) struct Group {
     child: Child,
     pgid: libc::pid_t,
@@ -51,16 +53,23 @@ impl Group {
     /// Starts `cmd` in a group of its own and records the group in `record`, when
     /// given. `command` names it in errors.
     pub fn spawn(
-        cmd: &mut Command,
+        mut cmd: Command,
         record: Option<PathBuf>,
         command: &str,
     ) -> Result<Group, ProcessError> {
-        own_group(cmd);
-        let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
+        own_group(&mut cmd);
+        let spawn_err = |source| ProcessError::Spawn {
             command: command.to_string(),
             source,
-        })?;
-        let pgid = child.id() as libc::pid_t;
+        };
+        let child = tokio::process::Command::from(cmd)
+            .spawn()
+            .map_err(spawn_err)?;
+        // A child that was just spawned and not yet waited for has its id.
+        let pgid = child
+            .id()
+            .ok_or_else(|| spawn_err(std::io::Error::other("the child has no process id")))?
+            as libc::pid_t;
         let mut group = Group {
             child,
             pgid,
@@ -89,8 +98,8 @@ impl Group {
         Ok(status)
     }
 
-    fn wait(&mut self) -> std::io::Result<ExitStatus> {
-        let status = self.child.wait()?;
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        let status = self.child.wait().await?;
         self.reaped = true;
         Ok(status)
     }
@@ -98,23 +107,23 @@ impl Group {
     /// The kill ladder: SIGTERM to the group, the grace period for the leader to exit
     /// (cut short when `cancel` says so, see [`stop::cut_grace`]), then SIGKILL to the
     /// group whatever happened (its children may outlive the leader).
-    pub fn stop(&mut self, grace: Duration, cancel: &Cancel) -> std::io::Result<ExitStatus> {
+    pub async fn stop(&mut self, grace: Duration, cancel: &Cancel) -> std::io::Result<ExitStatus> {
         kill_group(self.pgid, libc::SIGTERM);
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() || stop::cut_grace(cancel.reason()) {
                 break;
             }
-            thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         kill_group(self.pgid, libc::SIGKILL);
-        self.wait()
+        self.wait().await
     }
 
     /// SIGKILL to the group now, without a grace period.
-    pub fn kill_now(&mut self) -> std::io::Result<ExitStatus> {
+    pub async fn kill_now(&mut self) -> std::io::Result<ExitStatus> {
         kill_group(self.pgid, libc::SIGKILL);
-        self.wait()
+        self.wait().await
     }
 
     /// SIGKILL to what is left of the group (the leader is gone or going).
@@ -124,8 +133,15 @@ impl Group {
 
     /// True when the group still has live members after `wait` (members that are
     /// only exiting are gone by then).
-    pub fn outlives(&self, wait: Duration) -> bool {
-        group_outlives(self.pgid, wait)
+    pub async fn outlives(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while group_alive(self.pgid) {
+            if Instant::now() >= deadline {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
     }
 }
 
@@ -133,7 +149,8 @@ impl Drop for Group {
     fn drop(&mut self) {
         if !self.reaped {
             kill_group(self.pgid, libc::SIGKILL);
-            let _ = self.child.wait();
+            // Killed, it exits at once; the runtime reaps it once it has.
+            let _ = self.child.start_kill();
         } else if group_alive(self.pgid) {
             kill_group(self.pgid, libc::SIGKILL);
         }
@@ -281,11 +298,20 @@ mod tests {
         let record = dir.path().join("agent.log.pgid");
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
-        let group = Group::spawn(&mut cmd, Some(record.clone()), "sleep 30").unwrap();
-        let pgid = group.pgid;
-        let text = std::fs::read_to_string(&record).unwrap();
-        assert!(text.starts_with(&format!("{pgid} ")), "{text}");
-        drop(group);
+        let pgid = super::super::runtime::block_on(async {
+            let group = Group::spawn(cmd, Some(record.clone()), "sleep 30").unwrap();
+            let pgid = group.pgid;
+            let text = std::fs::read_to_string(&record).unwrap();
+            assert!(text.starts_with(&format!("{pgid} ")), "{text}");
+            drop(group);
+            // Killed and reaped by the runtime.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while group_alive(pgid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            pgid
+        })
+        .unwrap();
         assert!(!group_alive(pgid));
         assert!(!record.exists());
     }

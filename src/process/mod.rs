@@ -5,10 +5,12 @@
 //! stop that takes the whole group: SIGTERM, a grace period, then SIGKILL. Short git
 //! invocations use [`capture`], which only scrubs the environment.
 //!
-//! [`run`] puts the parts together: `stop` decides when to stop a child and how
-//! (pure), `output` carries its lines from the pipes to the log, the tail and the
-//! caller, `group` owns its process group (the kill ladder, the `.pgid` record, what
-//! it leaves behind) and `cancel` says why it is being stopped ([`Cancel`]).
+//! [`supervise`] puts the parts together, as one task on a tokio runtime
+//! ([`runtime`]): `stop` decides when to stop a child and how (pure), `output` carries
+//! its lines from the pipes to the log, the tail and the caller, `group` owns its
+//! process group (the kill ladder, the `.pgid` record, what it leaves behind) and
+//! `cancel` says why it is being stopped ([`Cancel`]). [`run`] is the same for
+//! synchronous callers.
 //!
 //! This module also owns baton's reaction to Ctrl-C and SIGTERM: the signal cancels
 //! the process-wide token, the running child's group is stopped, and the caller
@@ -19,6 +21,7 @@
 mod cancel;
 mod group;
 mod output;
+pub mod runtime;
 mod stop;
 
 use std::os::unix::process::ExitStatusExt;
@@ -192,13 +195,46 @@ pub fn capture(cmd: &mut Command, stdin: Option<&[u8]>) -> std::io::Result<Outpu
 }
 
 /// Runs `spec` to the end (or until it is stopped) and reports each output line to
-/// `on_line`.
+/// `on_line`: [`supervise`] for synchronous callers.
 pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finished, ProcessError> {
-    let mut cmd = command_for(spec)?;
+    let wait_err = |source| ProcessError::Wait {
+        command: spec.command.clone(),
+        source,
+    };
+    if !runtime::driving() {
+        return runtime::block_on(supervise(spec, on_line)).map_err(wait_err)?;
+    }
+    // This thread drives async work (or is one of a runtime's): it cannot block on
+    // more. The child is supervised on a thread of its own, its lines handed back here.
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(Stream, String)>();
+        let supervisor = scope.spawn(move || {
+            runtime::block_on(supervise(spec, &mut |stream, line| {
+                let _ = tx.send((stream, line.to_string()));
+            }))
+        });
+        for (stream, line) in rx {
+            on_line(stream, &line);
+        }
+        match supervisor.join() {
+            Ok(done) => done.map_err(wait_err)?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
+/// Runs `spec` to the end (or until it is stopped) and reports each output line to
+/// `on_line`, as a task of the runtime it is awaited on: its pipes read by the
+/// runtime's I/O driver, its limits and cancel token looked at every 50 ms or sooner.
+pub async fn supervise(
+    spec: &Spec,
+    on_line: &mut dyn FnMut(Stream, &str),
+) -> Result<Finished, ProcessError> {
+    let cmd = command_for(spec)?;
     let mut sink = Sink::create(spec.log.as_deref(), on_line)?;
     let started = Instant::now();
     let record = spec.log.as_deref().map(group::record_for);
-    let mut group = Group::spawn(&mut cmd, record, &spec.command)?;
+    let mut group = Group::spawn(cmd, record, &spec.command)?;
     let mut lines = Lines::read(group.child());
 
     let wait_err = |source| ProcessError::Wait {
@@ -232,8 +268,8 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
             if let Some(stop) = stop::decide(&seen, &limits) {
                 stopped = Some(stop.why());
                 let status = match stop {
-                    Stop::Gently(_) => group.stop(spec.grace, &spec.cancel),
-                    Stop::AtOnce(_) => group.kill_now(),
+                    Stop::Gently(_) => group.stop(spec.grace, &spec.cancel).await,
+                    Stop::AtOnce(_) => group.kill_now().await,
                 }
                 .map_err(wait_err)?;
                 exit = Some((status, Instant::now()));
@@ -258,14 +294,14 @@ pub fn run(spec: &Spec, on_line: &mut dyn FnMut(Stream, &str)) -> Result<Finishe
         } else {
             Duration::from_millis(50)
         };
-        if let Some((stream, bytes)) = lines.next(wait) {
+        if let Some((stream, bytes)) = lines.next(wait).await {
             last_output = Instant::now();
             sink.line(stream, &bytes)?;
         }
     }
     // Whatever is left in the group once the leader is gone (a daemon that closed its
     // output, a `cmd &`) was started by the child and outlives it: stop it.
-    if stopped.is_none() && group.outlives(Duration::from_millis(300)) {
+    if stopped.is_none() && group.outlives(Duration::from_millis(300)).await {
         lingering = true;
         group.kill();
     }

@@ -1,119 +1,135 @@
-//! A child's output, from its pipes to baton's side: a reader thread per pipe cuts the
-//! bytes into lines and sends them through one bounded queue ([`Lines`]); the
+//! A child's output, from its pipes to baton's side: [`Lines`] reads both pipes on
+//! the runtime's I/O driver (no thread per pipe) and cuts the bytes into lines; the
 //! runner hands each line to the [`Sink`], which writes the log file, keeps a short
-//! tail for the report and calls the caller back. Both pipes are drained at once, so
-//! a child blocked on a full stderr cannot stall its stdout (or the other way round).
+//! tail for the report and calls the caller back. Both pipes are read at once, so a
+//! child blocked on a full stderr cannot stall its stdout (or the other way round);
+//! a pipe is read only when the runner asks for the next line, so a child that writes
+//! faster than its lines are handled is slowed down by its own pipe instead of its
+//! output piling up in baton's memory.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStderr, ChildStdout};
 
 use super::{ProcessError, Stream};
 
-/// Lines read but not yet handled, at most (each up to [`MAX_LINE`]).
-const LINE_QUEUE: usize = 64;
 /// How many lines of output a result keeps for the report.
 const TAIL_LINES: usize = 40;
 /// A line longer than this is cut into pieces, so one endless line cannot fill memory.
 const MAX_LINE: usize = 1024 * 1024;
+/// What one read takes from a pipe, at most.
+const CHUNK: usize = 16 * 1024;
 
-enum Message {
-    Line(Stream, Vec<u8>),
-    Closed,
+/// One pipe: what was read of its current line, and whether it is closed.
+struct Pipe<R> {
+    reader: Option<R>,
+    partial: Vec<u8>,
+}
+
+impl<R: AsyncReadExt + Unpin> Pipe<R> {
+    fn new(reader: Option<R>) -> Pipe<R> {
+        Pipe {
+            reader,
+            partial: Vec::new(),
+        }
+    }
+
+    /// Reads what is there (waiting for it); `None` once the pipe is closed.
+    async fn read(&mut self, buf: &mut [u8]) -> Option<usize> {
+        let reader = self.reader.as_mut()?;
+        match reader.read(buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        }
+    }
+
+    /// Cuts `bytes` (just read) into whole lines, each keeping its newline.
+    fn take(&mut self, stream: Stream, bytes: &[u8], out: &mut VecDeque<(Stream, Vec<u8>)>) {
+        let mut chunk = bytes;
+        while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
+            self.partial.extend_from_slice(&chunk[..=pos]);
+            out.push_back((stream, std::mem::take(&mut self.partial)));
+            chunk = &chunk[pos + 1..];
+        }
+        self.partial.extend_from_slice(chunk);
+        if self.partial.len() >= MAX_LINE {
+            let mut piece = std::mem::take(&mut self.partial);
+            piece.push(b'\n');
+            out.push_back((stream, piece));
+        }
+    }
+
+    /// The pipe closed: what is left of its last line is a line of its own.
+    fn close(&mut self, stream: Stream, out: &mut VecDeque<(Stream, Vec<u8>)>) {
+        self.reader = None;
+        if !self.partial.is_empty() {
+            let mut line = std::mem::take(&mut self.partial);
+            line.push(b'\n');
+            out.push_back((stream, line));
+        }
+    }
 }
 
 /// The lines of a child's stdout and stderr, interleaved as they come.
 pub(super) struct Lines {
-    rx: mpsc::Receiver<Message>,
-    /// Pipes not yet closed.
-    open: usize,
+    stdout: Pipe<ChildStdout>,
+    stderr: Pipe<ChildStderr>,
+    ready: VecDeque<(Stream, Vec<u8>)>,
+    buf: Vec<u8>,
 }
 
 impl Lines {
-    /// Takes the child's stdout and stderr and starts reading them.
+    /// Takes the child's stdout and stderr.
     pub fn read(child: &mut Child) -> Lines {
-        // Bounded: a child that writes faster than the journal takes its lines is
-        // slowed down by its own pipe, instead of its output piling up in baton's
-        // memory.
-        let (tx, rx) = mpsc::sync_channel(LINE_QUEUE);
-        let mut open = 0;
-        if let Some(out) = child.stdout.take() {
-            spawn_reader(out, Stream::Stdout, tx.clone());
-            open += 1;
+        Lines {
+            stdout: Pipe::new(child.stdout.take()),
+            stderr: Pipe::new(child.stderr.take()),
+            ready: VecDeque::new(),
+            buf: vec![0u8; CHUNK],
         }
-        if let Some(err) = child.stderr.take() {
-            spawn_reader(err, Stream::Stderr, tx);
-            open += 1;
-        }
-        Lines { rx, open }
     }
 
     /// How many of the pipes are still open (something still holds their write end).
     pub fn open(&self) -> usize {
-        self.open
+        usize::from(self.stdout.reader.is_some()) + usize::from(self.stderr.reader.is_some())
     }
 
     /// The next line, waiting at most `wait` for it. A line keeps its newline.
-    pub fn next(&mut self, wait: Duration) -> Option<(Stream, Vec<u8>)> {
-        match self.rx.recv_timeout(wait) {
-            Ok(Message::Line(stream, bytes)) => Some((stream, bytes)),
-            Ok(Message::Closed) => {
-                self.open = self.open.saturating_sub(1);
-                None
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                self.open = 0;
-                None
-            }
+    pub async fn next(&mut self, wait: Duration) -> Option<(Stream, Vec<u8>)> {
+        if let Some(line) = self.ready.pop_front() {
+            return Some(line);
         }
+        if self.open() == 0 {
+            tokio::time::sleep(wait).await;
+            return None;
+        }
+        let Lines {
+            stdout,
+            stderr,
+            ready,
+            buf,
+        } = self;
+        let half = buf.len() / 2;
+        let (out_buf, err_buf) = buf.split_at_mut(half);
+        // Both reads are cancel-safe: the one that loses the race has read nothing.
+        tokio::select! {
+            n = stdout.read(out_buf), if stdout.reader.is_some() => match n {
+                Some(n) => stdout.take(Stream::Stdout, &out_buf[..n], ready),
+                None => stdout.close(Stream::Stdout, ready),
+            },
+            n = stderr.read(err_buf), if stderr.reader.is_some() => match n {
+                Some(n) => stderr.take(Stream::Stderr, &err_buf[..n], ready),
+                None => stderr.close(Stream::Stderr, ready),
+            },
+            () = tokio::time::sleep(wait) => {}
+        }
+        self.ready.pop_front()
     }
-}
-
-fn spawn_reader(
-    mut pipe: impl Read + Send + 'static,
-    stream: Stream,
-    tx: mpsc::SyncSender<Message>,
-) {
-    thread::spawn(move || {
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut line: Vec<u8> = Vec::new();
-        loop {
-            let n = match pipe.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            let mut chunk = &buf[..n];
-            while let Some(pos) = chunk.iter().position(|&b| b == b'\n') {
-                line.extend_from_slice(&chunk[..=pos]);
-                if tx
-                    .send(Message::Line(stream, std::mem::take(&mut line)))
-                    .is_err()
-                {
-                    return;
-                }
-                chunk = &chunk[pos + 1..];
-            }
-            line.extend_from_slice(chunk);
-            if line.len() >= MAX_LINE {
-                let mut piece = std::mem::take(&mut line);
-                piece.push(b'\n');
-                if tx.send(Message::Line(stream, piece)).is_err() {
-                    return;
-                }
-            }
-        }
-        if !line.is_empty() {
-            line.push(b'\n');
-            let _ = tx.send(Message::Line(stream, line));
-        }
-        let _ = tx.send(Message::Closed);
-    });
 }
 
 /// Where each line goes: the log file verbatim, the tail (at most [`TAIL_LINES`]

@@ -33,7 +33,7 @@ pub struct AgentStep {
 }
 
 /// Runs `backend` in `ctx.worktree`, on `branch`, reporting to `events`.
-pub fn attempt(
+pub async fn attempt(
     repo: &Repo,
     events: &Events,
     agent: &str,
@@ -52,11 +52,13 @@ pub fn attempt(
         source,
     })?;
     let mut journal_failure = None;
-    let mut report = backend.run(ctx, &mut |event| {
-        if let Err(e) = events.emit(RunEvent::agent(&event)) {
-            journal_failure.get_or_insert(e);
-        }
-    })?;
+    let mut report = backend
+        .run_async(ctx, &mut |event| {
+            if let Err(e) = events.emit(RunEvent::agent(&event)) {
+                journal_failure.get_or_insert(e);
+            }
+        })
+        .await?;
     if let Some(e) = journal_failure {
         return Err(e.into());
     }

@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::events::{Events, RunEvent};
 use crate::git::{Change, ChangeKind, Repo};
 use crate::journal::{self, Journal};
+use crate::process::runtime;
 use crate::report::{Stage, Verdict};
 use crate::scope::{JudgedPath, PathVerdict, Scope, ScopeReport};
 
@@ -87,11 +88,13 @@ impl Judge<'_> {
         snapshot(self.repo, worktree, freshness)
     }
 
-    /// Judges `tree` (the state of `worktree`) against `base`: scope, then — when the
-    /// agent succeeded and changed something — the checks in the worktree.
-    /// `outside` names writes the tree cannot show (the `.git` link, the git
-    /// directory's control files), each a violation. `enter` records each stage
-    /// change before the stage acts.
+    /// [`snapshot`] of `worktree`, off the thread that supervises children.
+    pub async fn snapshot_async(&self, worktree: &Path, freshness: Freshness) -> Result<String> {
+        let (repo, worktree) = (self.repo.clone(), worktree.to_path_buf());
+        runtime::blocking(move || snapshot(&repo, &worktree, freshness)).await
+    }
+
+    /// [`Judge::judge_async`] for synchronous callers.
     pub fn judge(
         &self,
         worktree: &Path,
@@ -101,12 +104,36 @@ impl Judge<'_> {
         outside: &[String],
         enter: &mut dyn FnMut(Stage) -> Result<()>,
     ) -> Result<Evidence> {
+        runtime::block_on(self.judge_async(worktree, base, tree, agent, outside, enter)).map_err(
+            |source| crate::error::Error::Io {
+                context: "could not wait for the checks".into(),
+                source,
+            },
+        )?
+    }
+
+    /// Judges `tree` (the state of `worktree`) against `base`: scope, then — when the
+    /// agent succeeded and changed something — the checks in the worktree.
+    /// `outside` names writes the tree cannot show (the `.git` link, the git
+    /// directory's control files), each a violation. `enter` records each stage
+    /// change before the stage acts.
+    pub async fn judge_async(
+        &self,
+        worktree: &Path,
+        base: &str,
+        tree: String,
+        agent: AgentEnd,
+        outside: &[String],
+        enter: &mut dyn FnMut(Stage) -> Result<()>,
+    ) -> Result<Evidence> {
         let base_tree = self.repo.tree_of(base)?;
-        // The change, its patch and the sizes of what it writes, read together.
+        // The change, its patch and the sizes of what it writes, read together (off
+        // the thread that supervises children: on a large tree this takes a while).
         let diff = if tree == base_tree {
             crate::git::TreeDiff::default()
         } else {
-            self.repo.diff_for_judging(&base_tree, &tree)?
+            let (repo, t, bt) = (self.repo.clone(), tree.clone(), base_tree.clone());
+            runtime::blocking(move || repo.diff_for_judging(&bt, &t)).await?
         };
         self.journal.write_file(journal::PATCH_FILE, &diff.patch)?;
         let mut scope_report = judge_sized(self.repo, self.scope, &diff.changes, &diff.sizes)?;
@@ -130,7 +157,7 @@ impl Judge<'_> {
         let mut interrupted = false;
         if agent.ok && has_change && !agent.interrupted {
             enter(Stage::Checks)?;
-            checks = self.run_checks(worktree)?;
+            checks = self.run_checks_async(worktree).await?;
             interrupted = checks.iter().any(|c| c.status == CheckStatus::Interrupted);
         }
 
@@ -149,8 +176,18 @@ impl Judge<'_> {
         })
     }
 
-    /// The checklist in `worktree`, each result an event as it comes.
+    /// [`Judge::run_checks_async`] for synchronous callers.
     pub fn run_checks(&self, worktree: &Path) -> Result<Vec<CheckResult>> {
+        runtime::block_on(self.run_checks_async(worktree)).map_err(|source| {
+            crate::error::Error::Io {
+                context: "could not wait for the checks".into(),
+                source,
+            }
+        })?
+    }
+
+    /// The checklist in `worktree`, each result an event as it comes.
+    pub async fn run_checks_async(&self, worktree: &Path) -> Result<Vec<CheckResult>> {
         let checklist = Checklist {
             commands: self.checks,
             worktree,
@@ -160,29 +197,34 @@ impl Judge<'_> {
             cancel: self.cancel.clone(),
         };
         let mut failure = None;
-        let results = checklist.run(&|i| self.journal.check_log(i), &mut |progress| {
-            let emitted = match progress {
-                Progress::Started { index, command } => self.events.emit(RunEvent::CheckStarted {
-                    index,
-                    command: command.to_string(),
-                }),
-                // The check's log holds every line; the stream only shows them.
-                Progress::Line { index, line } => {
-                    self.events.show(RunEvent::CheckOutput {
+        let log_for = |i| self.journal.check_log(i);
+        let results = checklist
+            .run_async(&log_for, &mut |progress| {
+                let emitted = match progress {
+                    Progress::Started { index, command } => {
+                        self.events.emit(RunEvent::CheckStarted {
+                            index,
+                            command: command.to_string(),
+                        })
+                    }
+                    // The check's log holds every line; the stream only shows them.
+                    Progress::Line { index, line } => {
+                        self.events.show(RunEvent::CheckOutput {
+                            index,
+                            line: line.to_string(),
+                        });
+                        Ok(())
+                    }
+                    Progress::Done { index, result } => self.events.emit(RunEvent::CheckFinished {
                         index,
-                        line: line.to_string(),
-                    });
-                    Ok(())
+                        result: result.clone(),
+                    }),
+                };
+                if let Err(e) = emitted {
+                    failure.get_or_insert(e);
                 }
-                Progress::Done { index, result } => self.events.emit(RunEvent::CheckFinished {
-                    index,
-                    result: result.clone(),
-                }),
-            };
-            if let Err(e) = emitted {
-                failure.get_or_insert(e);
-            }
-        })?;
+            })
+            .await?;
         if let Some(e) = failure {
             return Err(e.into());
         }

@@ -119,7 +119,7 @@ struct Driver<'a> {
     repo: &'a Repo,
     plan: &'a Plan,
     journal: Arc<Journal>,
-    events: Events,
+    events: Arc<Events>,
     report: RunReport,
     /// The rounds so far, as the strategy sees them.
     rounds: Vec<Round>,
@@ -153,6 +153,23 @@ pub fn run(
     observers: Vec<Box<dyn Observer>>,
     decide: Decide,
 ) -> Result<RunReport> {
+    process::runtime::block_on(run_async(repo, plan, observers, decide)).map_err(|source| {
+        Error::Io {
+            context: "could not start the runtime that supervises the agent".into(),
+            source,
+        }
+    })?
+}
+
+/// [`run`] as a task of the runtime it is awaited on: its agent and checks supervised
+/// there, its long git work (the worktree, the snapshot, the diff) on the runtime's
+/// blocking threads, so many runs share one thread ([`process::runtime::Local`]).
+pub async fn run_async(
+    repo: &Repo,
+    plan: &Plan,
+    observers: Vec<Box<dyn Observer>>,
+    decide: Decide<'_>,
+) -> Result<RunReport> {
     // Everything that can be refused is refused before anything is created.
     let head = repo.head()?;
     if let Base::Rev(rev) = &plan.base {
@@ -168,7 +185,7 @@ pub fn run(
         }
     };
     let journal = Arc::new(journal);
-    let events = Events::new(&run_id, journal.clone(), observers);
+    let events = Arc::new(Events::new(&run_id, journal.clone(), observers));
     let task = plan.task().to_string();
     journal.write_file(journal::HANDOFF_FILE, plan.handoff.to_document().as_bytes())?;
 
@@ -217,7 +234,10 @@ pub fn run(
         report,
         rounds: vec![],
     };
-    let result = driver.start().and_then(|()| driver.stages(decide));
+    let result = match driver.start() {
+        Ok(()) => driver.stages(decide).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(()) => Ok(driver.report),
         Err(e) => Err(driver.stopped(e)),
@@ -264,7 +284,7 @@ impl Driver<'_> {
         })
     }
 
-    fn stages(&mut self, decide: Decide) -> Result<()> {
+    async fn stages(&mut self, decide: Decide<'_>) -> Result<()> {
         let plan = self.plan;
         let run_id = self.report.run_id.clone();
         let first_worktree = self.report.worktree.clone();
@@ -299,16 +319,7 @@ impl Driver<'_> {
                 self.report.scope = None;
                 self.report.verdict = Verdict::Pending;
             }
-            let (wt, leased_from) = self.new_worktree()?;
-            let leased = leased_from.is_some();
-            self.events.emit(RunEvent::WorktreeCreated {
-                path: wt.path.clone(),
-                branch: wt.branch.clone(),
-                base: wt.base.clone(),
-                attempt: number,
-                leased,
-            })?;
-            let setup_ran = self.prepare(&wt, number, leased_from.as_deref())?;
+            let (leased, setup_ran) = self.new_prepared_worktree(number).await?;
             let log = if number == 1 {
                 self.journal.path(journal::AGENT_LOG)
             } else {
@@ -322,7 +333,8 @@ impl Driver<'_> {
             let mut fresh = !leased && !setup_ran;
             let mut repair_round = 0;
             let next = loop {
-                self.round(agent, &ctx, fresh, agent_index, number, repair_round)?;
+                self.round(agent, &ctx, fresh, agent_index, number, repair_round)
+                    .await?;
                 let next = strategy::next(&self.rounds, &limits);
                 let Next::Repair { round } = next else {
                     break next;
@@ -365,7 +377,7 @@ impl Driver<'_> {
                         class: class.name().into(),
                         after_ms: after.as_millis() as u64,
                     })?;
-                    std::thread::sleep(after);
+                    tokio::time::sleep(after).await;
                 }
                 Next::Fallback { agent: to } => {
                     self.set_aside()?;
@@ -382,6 +394,53 @@ impl Driver<'_> {
         self.conclude(decide)
     }
 
+    /// The worktree of a new attempt, leased or created, and prepared
+    /// ([`Setup::new_worktree`], [`Setup::prepare`]), off the thread that supervises
+    /// children: a checkout of a large tree or a seeding copy takes a while. Returns
+    /// whether it was leased and whether a setup command ran.
+    async fn new_prepared_worktree(&mut self, number: u32) -> Result<(bool, bool)> {
+        let mut setup = Setup {
+            repo: self.repo.clone(),
+            plan: self.plan.clone(),
+            journal: self.journal.clone(),
+            events: self.events.clone(),
+            report: self.report.clone(),
+        };
+        let (setup, done) = process::runtime::blocking(move || {
+            let done = setup.new_prepared_worktree(number);
+            (setup, done)
+        })
+        .await;
+        self.report = setup.report;
+        done
+    }
+}
+
+/// What preparing a new attempt's worktree needs, owned: it runs off the thread that
+/// supervises children.
+struct Setup {
+    repo: Repo,
+    plan: Plan,
+    journal: Arc<Journal>,
+    events: Arc<Events>,
+    report: RunReport,
+}
+
+impl Setup {
+    fn new_prepared_worktree(&mut self, number: u32) -> Result<(bool, bool)> {
+        let (wt, leased_from) = self.new_worktree()?;
+        let leased = leased_from.is_some();
+        self.events.emit(RunEvent::WorktreeCreated {
+            path: wt.path.clone(),
+            branch: wt.branch.clone(),
+            base: wt.base.clone(),
+            attempt: number,
+            leased,
+        })?;
+        let setup_ran = self.prepare(&wt, number, leased_from.as_deref())?;
+        Ok((leased, setup_ran))
+    }
+
     /// The worktree of a new attempt, at the report's base on the report's branch:
     /// leased from the pool when it has one free (with the commit it held), else
     /// created where the report says. A lease is journaled (the report names the
@@ -390,14 +449,14 @@ impl Driver<'_> {
     fn new_worktree(&mut self) -> Result<(worktree::Worktree, Option<String>)> {
         let name = self.report.branch.trim_start_matches("baton/").to_string();
         let settings = worktree::pool::PoolSettings::of(&self.plan.config, &self.repo.root);
-        if let Some(claim) = worktree::pool::claim(self.repo, &settings, &self.report.run_id)? {
+        if let Some(claim) = worktree::pool::claim(&self.repo, &settings, &self.report.run_id)? {
             let planned = std::mem::replace(&mut self.report.worktree, claim.path.clone());
             self.journal.write_state(&self.report)?;
             process::crash_point("pool.claimed");
             let reason = worktree::run_lock_reason(&name);
             let held = claim.commit.clone();
             match claim.check_out(
-                self.repo,
+                &self.repo,
                 Some(&self.report.branch),
                 &self.report.base,
                 &reason,
@@ -417,7 +476,7 @@ impl Driver<'_> {
                 }
             }
         }
-        let wt = worktree::create(self.repo, &self.report.worktree, &name, &self.report.base)?;
+        let wt = worktree::create(&self.repo, &self.report.worktree, &name, &self.report.base)?;
         Ok((wt, None))
     }
 
@@ -435,7 +494,7 @@ impl Driver<'_> {
     ) -> Result<bool> {
         let prepared = self.prepare_steps(wt, attempt, leased_from);
         if prepared.is_err() {
-            let _ = worktree::remove(self.repo, &wt.path, &wt.branch);
+            let _ = worktree::remove(&self.repo, &wt.path, &wt.branch);
         }
         prepared
     }
@@ -508,7 +567,9 @@ impl Driver<'_> {
         emitted?;
         Ok(!prepared.setup.is_empty())
     }
+}
 
+impl Driver<'_> {
     /// The agent's context for one round in the current worktree.
     fn context(&self, prompt: PathBuf, resume: Option<String>, log: PathBuf) -> AgentContext {
         AgentContext {
@@ -526,7 +587,7 @@ impl Driver<'_> {
     }
 
     /// One round: the agent, then the judge, into the report and the rounds.
-    fn round(
+    async fn round(
         &mut self,
         agent: &AgentSpec,
         ctx: &AgentContext,
@@ -546,7 +607,8 @@ impl Driver<'_> {
             backend.as_ref(),
             ctx,
             fresh,
-        )?;
+        )
+        .await?;
         let class = self
             .report
             .agent_result
@@ -644,7 +706,7 @@ fn judge_settings(plan: &Plan) -> JudgeSettings {
 /// agent → judge, in an existing worktree, into the run's report. `fresh` says the
 /// worktree was made for this round and nobody but git wrote it before the agent.
 #[allow(clippy::too_many_arguments)]
-fn round(
+async fn round(
     repo: &Repo,
     journal: &Journal,
     events: &Events,
@@ -660,7 +722,7 @@ fn round(
     report.checks.clear();
     enter(journal, events, report, Stage::Agent)?;
     let step: AgentStep =
-        attempt::attempt(repo, events, &report.agent, backend, ctx, &report.branch)?;
+        attempt::attempt(repo, events, &report.agent, backend, ctx, &report.branch).await?;
     report.warnings.extend(step.warnings.iter().cloned());
     report.interrupted |= step.report.status == AgentStatus::Interrupted;
     let agent = AgentEnd {
@@ -693,7 +755,7 @@ fn round(
     };
     let worktree = report.worktree.clone();
     let base = report.base.clone();
-    let tree = judge.snapshot(&worktree, freshness)?;
+    let tree = judge.snapshot_async(&worktree, freshness).await?;
     report.tree = Some(tree.clone());
     // Writes outside the tree that the snapshot cannot show: the worktree's link to
     // the repository, and the git directory's config, hooks and info.
@@ -703,10 +765,11 @@ fn round(
         .into_iter()
         .chain(step.restored.iter().cloned())
         .collect();
-    let evidence: Evidence =
-        judge.judge(&worktree, &base, tree, agent, &outside, &mut |stage| {
+    let evidence: Evidence = judge
+        .judge_async(&worktree, &base, tree, agent, &outside, &mut |stage| {
             enter(journal, events, report, stage)
-        })?;
+        })
+        .await?;
     if let Some(a) = report
         .agent_result
         .as_mut()
@@ -960,7 +1023,7 @@ pub fn continue_with(
     };
     let apply = report.apply;
     // A resumed worktree was written before: the judge is told it is not fresh.
-    let result = round(
+    let judged = process::runtime::block_on(round(
         repo,
         &journal,
         &events,
@@ -969,8 +1032,13 @@ pub fn continue_with(
         backend.as_ref(),
         &ctx,
         false,
-    )
-    .and_then(|()| conclude(repo, &journal, &events, &mut report, decide));
+    ))
+    .map_err(|source| Error::Io {
+        context: "could not start the runtime that supervises the agent".into(),
+        source,
+    });
+    let result = judged
+        .and_then(|r| r.and_then(|()| conclude(repo, &journal, &events, &mut report, decide)));
     if let Err(e) = result {
         report.error = Some(e.to_string());
         let _ = journal.write_state(&report);

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -58,7 +58,8 @@ struct Watch {
 pub struct Terminal {
     verbosity: Verbosity,
     bar: Option<ProgressBar>,
-    watch: Option<(Arc<Mutex<Watch>>, Arc<AtomicBool>)>,
+    /// Its stage for the slow-stage watch; the [`ticker`] holds it weakly.
+    watch: Option<Arc<Mutex<Watch>>>,
     /// The agent's latest stderr lines, shown when it fails.
     stderr: VecDeque<String>,
     run_id: String,
@@ -85,7 +86,7 @@ impl Terminal {
                 ProgressStyle::with_template("{spinner} {prefix:>9}  {elapsed:>4}  {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            bar.enable_steady_tick(Duration::from_millis(120));
+            lock(ticker()).bars.push(bar.downgrade());
             t.bar = Some(bar);
         } else {
             let state = Arc::new(Mutex::new(Watch {
@@ -93,10 +94,8 @@ impl Terminal {
                 since: Instant::now(),
                 told: 0,
             }));
-            let stop = Arc::new(AtomicBool::new(false));
-            let (s, st) = (state.clone(), stop.clone());
-            std::thread::spawn(move || watch_slow_stages(&s, &st));
-            t.watch = Some((state, stop));
+            lock(ticker()).watches.push(Arc::downgrade(&state));
+            t.watch = Some(state);
         }
         t
     }
@@ -130,8 +129,8 @@ impl Terminal {
                 bar.set_message(action);
             }
         }
-        if let (Some(stage), Some((watch, _))) = (stage, &self.watch) {
-            let mut w = watch.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(stage), Some(watch)) = (stage, &self.watch) {
+            let mut w = lock(watch);
             *w = Watch {
                 stage: stage.to_string(),
                 since: Instant::now(),
@@ -142,12 +141,54 @@ impl Terminal {
 }
 
 /// Tells a log that a stage is still running, at 30 s and every 30 s after.
-fn watch_slow_stages(state: &Mutex<Watch>, stop: &AtomicBool) {
-    while !stop.load(Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(250));
-        let mut w = state.lock().unwrap_or_else(|p| p.into_inner());
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the one ticker thread keeps moving: every live run's spinner, and every
+/// not-a-terminal run's slow-stage watch. Held weakly: a run's observer that is
+/// dropped drops out.
+#[derive(Default)]
+struct Ticking {
+    bars: Vec<indicatif::WeakProgressBar>,
+    watches: Vec<std::sync::Weak<Mutex<Watch>>>,
+}
+
+/// One thread for the status of every run of the process, started with the first: a
+/// sweep of many runs has one ticker, not one per run.
+fn ticker() -> &'static Mutex<Ticking> {
+    static TICKING: OnceLock<Arc<Mutex<Ticking>>> = OnceLock::new();
+    TICKING.get_or_init(|| {
+        let ticking = Arc::new(Mutex::new(Ticking::default()));
+        let shared = ticking.clone();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(120));
+                tick(&shared);
+            }
+        });
+        ticking
+    })
+}
+
+fn tick(ticking: &Mutex<Ticking>) {
+    let mut t = lock(ticking);
+    t.bars.retain(|bar| match bar.upgrade() {
+        Some(bar) => {
+            if !bar.is_finished() {
+                bar.tick();
+            }
+            true
+        }
+        None => false,
+    });
+    t.watches.retain(|watch| {
+        let Some(watch) = watch.upgrade() else {
+            return false;
+        };
+        let mut w = lock(&watch);
         let due = SLOW_STAGE * (w.told + 1);
-        if w.since.elapsed() >= due && !stop.load(Ordering::SeqCst) {
+        if w.since.elapsed() >= due {
             w.told += 1;
             ui::progress(
                 &w.stage,
@@ -157,7 +198,8 @@ fn watch_slow_stages(state: &Mutex<Watch>, stop: &AtomicBool) {
                 ),
             );
         }
-    }
+        true
+    });
 }
 
 impl Drop for Terminal {
@@ -165,9 +207,6 @@ impl Drop for Terminal {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
             multi().remove(&bar);
-        }
-        if let Some((_, stop)) = &self.watch {
-            stop.store(true, Ordering::SeqCst);
         }
     }
 }

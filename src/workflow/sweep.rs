@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1375,49 +1375,149 @@ impl Observer for Link {
     }
 }
 
-fn worker(
+/// The observers of a job's run: the caller's for its task, and the link that ties
+/// the run to the task the moment it has an id.
+fn job_observers(
+    job: &Job,
+    tx: &Sender<Msg>,
+    ids: &[String],
+    journal: &Arc<SweepJournal>,
+    observers: &RunObservers,
+) -> (String, Vec<Box<dyn Observer>>) {
+    let task_id = ids.get(job.task).cloned().unwrap_or_default();
+    let mut obs = observers(&task_id);
+    obs.push(Box::new(Link {
+        task: job.task,
+        task_id: task_id.clone(),
+        journal: journal.clone(),
+        tx: tx.clone(),
+    }));
+    (task_id, obs)
+}
+
+/// What the sweep reports of a run that baton could not finish.
+fn failed(e: Error) -> String {
+    match e {
+        Error::RunFailed(f) => format!("run {}: {}", f.run_id, f.error),
+        other => other.to_string(),
+    }
+}
+
+/// Where a sweep's runs run. Plain tasks are futures of one supervisor thread
+/// ([`supervise_runs`]): each run's agent and checks are children supervised on its
+/// runtime, its long git work on the runtime's few blocking threads, so the threads
+/// baton has do not grow with the runs it has going. A pipeline task (a workflow
+/// that is synchronous still) runs on a thread of its own.
+struct Runners<'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    runs: tokio::sync::mpsc::UnboundedSender<Job>,
+    repo: &'env Repo,
+    tx: Sender<Msg>,
+    ids: &'env [String],
+    journal: &'env Arc<SweepJournal>,
+    observers: &'env RunObservers,
+}
+
+impl Runners<'_, '_> {
+    /// Starts `job` as soon as a slot is free; false when the runners are gone.
+    fn start(&self, job: Job) -> bool {
+        if job.pipeline.is_none() {
+            return self.runs.send(job).is_ok();
+        }
+        let (repo, tx, ids, journal, observers) = (
+            self.repo,
+            self.tx.clone(),
+            self.ids,
+            self.journal,
+            self.observers,
+        );
+        self.scope
+            .spawn(move || pipeline_job(repo, job, &tx, ids, journal, observers));
+        true
+    }
+}
+
+/// The supervisor thread of a sweep: every plain task's run, at most `slots` at once,
+/// as futures of one runtime on this thread, until the job channel closes and every
+/// run started has ended.
+fn supervise_runs(
     repo: &Repo,
-    jobs: &Mutex<Receiver<Job>>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Job>,
+    slots: usize,
     tx: Sender<Msg>,
     ids: &[String],
     journal: &Arc<SweepJournal>,
     observers: &RunObservers,
 ) {
-    loop {
-        let job = {
-            let rx = jobs.lock().unwrap_or_else(|p| p.into_inner());
-            rx.recv()
-        };
-        let Ok(job) = job else { return };
-        if process::interrupted() {
-            let _ = tx.send(Msg::Skipped);
-            continue;
+    let local = match process::runtime::Local::new() {
+        Ok(local) => local,
+        Err(e) => {
+            // No runtime, no runs: each task is told so, and the sweep ends.
+            while let Some(job) = jobs.blocking_recv() {
+                let _ = tx.send(Msg::Done {
+                    task: job.task,
+                    result: Err(format!("baton could not start its process supervisor: {e}")),
+                    duration_ms: 0,
+                });
+            }
+            return;
         }
-        let task_id = ids.get(job.task).cloned().unwrap_or_default();
-        let mut obs = observers(&task_id);
-        obs.push(Box::new(Link {
-            task: job.task,
-            task_id: task_id.clone(),
-            journal: journal.clone(),
-            tx: tx.clone(),
-        }));
-        let started = Instant::now();
-        let failed = |e: Error| match e {
-            Error::RunFailed(f) => format!("run {}: {}", f.run_id, f.error),
-            other => other.to_string(),
-        };
-        let result = match &job.pipeline {
-            None => run::run(repo, &job.plan, obs, &mut |r| run::default_policy(r))
-                .map(Box::new)
-                .map_err(failed),
-            Some(p) => run_pipeline(repo, &job, p, obs, &|| observers(&task_id)),
-        };
-        let _ = tx.send(Msg::Done {
-            task: job.task,
-            result,
-            duration_ms: started.elapsed().as_millis() as u64,
-        });
+    };
+    local.run(process::runtime::each(&mut jobs, slots, |job| {
+        Box::pin(run_job(repo, job, tx.clone(), ids, journal, observers))
+    }));
+}
+
+/// One plain task's run, as a future of the sweep's supervisor.
+async fn run_job(
+    repo: &Repo,
+    job: Job,
+    tx: Sender<Msg>,
+    ids: &[String],
+    journal: &Arc<SweepJournal>,
+    observers: &RunObservers,
+) {
+    if process::interrupted() {
+        let _ = tx.send(Msg::Skipped);
+        return;
     }
+    let (_, obs) = job_observers(&job, &tx, ids, journal, observers);
+    let started = Instant::now();
+    let result = run::run_async(repo, &job.plan, obs, &mut |r| run::default_policy(r))
+        .await
+        .map(Box::new)
+        .map_err(failed);
+    let _ = tx.send(Msg::Done {
+        task: job.task,
+        result,
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+}
+
+/// One pipeline task, on its own thread.
+fn pipeline_job(
+    repo: &Repo,
+    job: Job,
+    tx: &Sender<Msg>,
+    ids: &[String],
+    journal: &Arc<SweepJournal>,
+    observers: &RunObservers,
+) {
+    if process::interrupted() {
+        let _ = tx.send(Msg::Skipped);
+        return;
+    }
+    let Some(p) = job.pipeline.as_ref() else {
+        return;
+    };
+    let (task_id, obs) = job_observers(&job, tx, ids, journal, observers);
+    let started = Instant::now();
+    let result = run_pipeline(repo, &job, p, obs, &|| observers(&task_id));
+    let _ = tx.send(Msg::Done {
+        task: job.task,
+        result,
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
 }
 
 /// A pipeline task: its stages in one run, that run kept (the queue lands it) when
@@ -1505,33 +1605,37 @@ impl Driver<'_> {
         let ids: Vec<String> = self.tasks.iter().map(|t| t.id.clone()).collect();
         let repo = self.repo;
         let journal = self.journal.clone();
-        let (job_tx, job_rx) = mpsc::channel::<Job>();
-        let job_rx = Mutex::new(job_rx);
+        let (job_tx, job_rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let (tx, rx) = mpsc::channel::<Msg>();
         let events = self.events.clone();
         std::thread::scope(|scope| -> Result<()> {
-            for _ in 0..jobs.min(start.len().max(1)) {
-                let (tx, job_rx, ids, journal) = (tx.clone(), &job_rx, &ids, &journal);
-                scope.spawn(move || worker(repo, job_rx, tx, ids, journal, runs));
+            {
+                let (tx, ids, journal) = (tx.clone(), &ids, &journal);
+                scope.spawn(move || supervise_runs(repo, job_rx, jobs, tx, ids, journal, runs));
             }
-            drop(tx);
+            let runners = Runners {
+                scope,
+                runs: job_tx,
+                repo,
+                tx,
+                ids: &ids,
+                journal: &journal,
+                observers: runs,
+            };
             let mut outstanding = 0usize;
             for &task in &start {
                 let plan = self.plan_of(task);
                 let pipeline = self.tasks[task].pipeline.clone();
-                if job_tx
-                    .send(Job {
-                        task,
-                        plan,
-                        pipeline,
-                    })
-                    .is_ok()
-                {
+                if runners.start(Job {
+                    task,
+                    plan,
+                    pipeline,
+                }) {
                     outstanding += 1;
                 }
             }
-            // The job channel stays open while a conflicting task may be run again.
-            let mut job_tx = Some(job_tx);
+            // The runners stay while a conflicting task may be run again.
+            let mut runners = Some(runners);
             let mut queue = Queue::new(repo, cfg, &events, runs);
             for c in candidates {
                 queue.push(c)?;
@@ -1558,7 +1662,7 @@ impl Driver<'_> {
                 if process::interrupted() {
                     // Runs still going save their work as a single run would; none is
                     // started, and nothing more is landed.
-                    job_tx = None;
+                    runners = None;
                     if outstanding == 0 {
                         break Ok(());
                     }
@@ -1569,10 +1673,8 @@ impl Driver<'_> {
                     self.state.queue = queue.stats().clone();
                     for d in decided {
                         if let Some(job) = self.on_decided(d, retry_conflicts)? {
-                            if let Some(tx) = &job_tx {
-                                if tx.send(job).is_ok() {
-                                    outstanding += 1;
-                                }
+                            if runners.as_ref().is_some_and(|r| r.start(job)) {
+                                outstanding += 1;
                             }
                         }
                     }
@@ -1588,7 +1690,8 @@ impl Driver<'_> {
                     break Ok(());
                 }
             };
-            drop(job_tx);
+            // Closes the supervisor's job channel: it ends once its runs have.
+            drop(runners);
             self.state.queue = queue.stats().clone();
             result
         })?;
