@@ -506,6 +506,11 @@ fn refused(engine: Engine, spec: &PlanSpec) -> (ManifestError, String) {
         Err(e) => {
             let message = e.to_string();
             assert!(!message.contains('\n'), "one line: {message}");
+            // What `baton sweep plan` exits with when it refuses: bad usage, nothing
+            // written.
+            let status = baton::exit::for_error(&baton::error::Error::Manifest(e));
+            assert_eq!(status, baton::exit::USAGE, "{message}");
+            let e = manifest::emit(engine, spec).err().unwrap();
             (e, message)
         }
     }
