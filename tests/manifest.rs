@@ -293,6 +293,9 @@ fn the_task_file_reaches_the_pod_byte_for_byte_whatever_it_holds() {
         "crlf line ends\r\nhere\r\n",
         "a bell \u{7}, a delete \u{7f}, NEL \u{85}, LS \u{2028}, a BOM \u{feff}\n",
         "\n\nonly line ends before\n",
+        "a last line of spaces\n  \n",
+        "\t\n",
+        "  \n",
         "\n",
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -566,7 +569,13 @@ fn what_cannot_go_in_a_manifest_is_refused_in_one_line_that_says_what_to_give() 
         );
         assert!(matches!(e, ManifestError::BadSweepId { .. }), "{m}");
 
-        for task_file in ["/abs/tasks.toml", "../tasks.toml", ""] {
+        for task_file in [
+            "/abs/tasks.toml",
+            "../tasks.toml",
+            "a//b.toml",
+            "",
+            "a\tb.toml",
+        ] {
             let (e, m) = refused(engine, &PlanSpec { task_file, ..good });
             assert!(matches!(e, ManifestError::BadTaskFile { .. }), "{m}");
         }

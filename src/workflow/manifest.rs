@@ -213,6 +213,27 @@ pub struct PlanSpec<'a> {
 
 /// The manifest for `engine`: a multi-document YAML stream for Kubernetes, a workflow
 /// file for GitHub Actions. Fails, writing nothing, when an input cannot be put in it.
+///
+/// ```no_run
+/// use baton::workflow::manifest::{self, DEFAULT_AGENT_ENV, Engine, PlanSpec};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let text = std::fs::read_to_string("sweeps/fixes.toml")?;
+/// let spec = PlanSpec {
+///     sweep_id: "fixes-3f2a",
+///     remote: "https://github.com/you/shop.git",
+///     image: "ghcr.io/you/baton-worker:1",
+///     parallelism: 20,
+///     task_file: "sweeps/fixes.toml",
+///     task_file_text: &text,
+///     tasks: 12,
+///     target: "main",
+///     agent_env: DEFAULT_AGENT_ENV,
+/// };
+/// let engine: Engine = "k8s".parse()?;
+/// print!("{}", manifest::emit(engine, &spec)?);
+/// # Ok(())
+/// # }
+/// ```
 pub fn emit(engine: Engine, spec: &PlanSpec) -> Result<String, ManifestError> {
     check(spec)?;
     match engine {
@@ -263,7 +284,8 @@ fn check(spec: &PlanSpec) -> Result<(), ManifestError> {
             reason,
         });
     }
-    let task_file_problem = word_problem(spec.task_file).or_else(|| {
+    // A space is fine in a path: it reaches the worker as one argument either way.
+    let task_file_problem = word_problem(&spec.task_file.replace(' ', "_")).or_else(|| {
         if spec.task_file.starts_with('/') {
             Some("it is absolute")
         } else if spec.task_file.split('/').any(|c| c == ".." || c.is_empty()) {
@@ -611,8 +633,12 @@ fn configmap_key(task_file: &str) -> String {
             }
         })
         .collect();
-    if key.is_empty() || key.chars().all(|c| c == '.') {
+    // Kubernetes refuses a key that is all dots or starts with `..` (its own names in
+    // the mounted directory do).
+    if key.chars().all(|c| c == '.') {
         "tasks".into()
+    } else if key.starts_with("..") {
+        format!("tasks{key}")
     } else {
         key
     }
@@ -938,6 +964,14 @@ mod tests {
         }
         assert_ne!(k8s_name("Fix_Typos"), k8s_name("fix.typos"));
         assert_ne!(k8s_name(&"a".repeat(80)), k8s_name(&"a".repeat(81)));
+    }
+
+    #[test]
+    fn a_task_file_s_base_name_is_a_configmap_key_with_its_extension() {
+        assert_eq!(configmap_key("sweeps/fixes.toml"), "fixes.toml");
+        assert_eq!(configmap_key("my tasks (2).md"), "my_tasks__2_.md");
+        assert_eq!(configmap_key("a/..x.toml"), "tasks..x.toml");
+        assert_eq!(configmap_key("a/.."), "tasks");
     }
 
     #[test]
