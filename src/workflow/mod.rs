@@ -18,10 +18,14 @@
 //! - [`compare`]: `baton compare` — one handoff as N candidates at once, the winner by
 //!   evidence, every candidate's change kept as a ref;
 //! - [`pipeline`]: `baton pipeline` — stages in one worktree, a review that decides,
-//!   one commit for the whole.
+//!   one commit for the whole;
+//! - [`manifest`]: `baton sweep plan --emit k8s|github` — a sweep as a Kubernetes
+//!   Indexed Job or a GitHub Actions workflow, one `baton worker` per task (pure:
+//!   text in, text out).
 
 pub mod commit;
 pub mod compare;
+pub mod manifest;
 pub mod pipeline;
 pub mod precommit;
 pub mod queue;
