@@ -781,3 +781,67 @@ fn a_kept_run_edited_by_hand_is_left_to_baton_merge_by_resume() {
     // `baton merge` judges it again (the extra file is out of scope): not landed.
     bench.baton(&["merge", &run]).expect(3);
 }
+
+#[test]
+fn a_sweep_that_fails_stops_the_runs_still_going_and_keeps_their_work() {
+    let bench = Bench::with_fixture("python-shop");
+    // The first task's agent breaks the sweep's own journal (its directory becomes a
+    // file), so the sweep cannot record that run's end; the second is still working.
+    let file = bench.root.join("tasks.toml");
+    std::fs::write(
+        &file,
+        r#"[defaults]
+timeout = "2m"
+
+[[task]]
+id = "breaks-the-journal"
+task = "Note a change, and take the sweep's journal away"
+agent = 'cmd:echo fast >> shop/money.py && dir="$(git rev-parse --git-common-dir)/baton/sweeps" && sleep 1 && rm -rf "$dir" && echo gone > "$dir"'
+scope = ["shop/money.py"]
+
+[[task]]
+id = "slow"
+task = "Work for a long time, then edit the cart"
+agent = 'cmd:echo started >> shop/cart.py && sleep 60 && echo late >> shop/cart.py'
+scope = ["shop/cart.py"]
+"#,
+    )
+    .unwrap();
+    let ran = sweep(&bench, &file, &["-j", "2"]);
+    assert_ne!(ran.code, 0, "{}", ran.stderr);
+    assert_ne!(ran.code, 130, "{}", ran.stderr);
+    assert!(ran.stderr.contains("baton/sweeps"), "{}", ran.stderr);
+    // The slow run was stopped for the sweep's sake, not waited for: its agent never
+    // got to its last line, and what it had written is kept.
+    let runs = bench.repo.join(".git/baton/runs");
+    let slow: Value = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("state.json")).ok())
+        .filter_map(|t| serde_json::from_str::<Value>(&t).ok())
+        .find(|r| {
+            r["task"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Work for a long time"))
+        })
+        .expect("the slow task's run");
+    assert_eq!(slow["agent_result"]["status"], "interrupted", "{slow:#}");
+    assert_eq!(slow["stage"], "finished", "{slow:#}");
+    let kept = bench.git(&["stash", "list"]);
+    let worktree = std::path::PathBuf::from(slow["worktree"].as_str().unwrap());
+    let cart = std::fs::read_to_string(worktree.join("shop/cart.py")).unwrap_or_default();
+    let stashed = if kept.contains(slow["run_id"].as_str().unwrap()) {
+        bench.git(&["stash", "show", "-p", "stash@{0}"])
+    } else {
+        String::new()
+    };
+    let work = format!("{cart}{stashed}");
+    assert!(
+        work.contains("started"),
+        "the slow run's work is kept: {slow:#}\n{kept}"
+    );
+    assert!(
+        !work.contains("late"),
+        "the slow agent ran to its end: {work}"
+    );
+}

@@ -1545,6 +1545,17 @@ fn run_pipeline(
         .ok_or_else(|| format!("run {}: its state cannot be read", report.run_id))
 }
 
+/// Stops the sweep's runs (`SweepStopping`) when dropped armed: the sweep failed.
+struct StopRuns(Option<process::Cancel>);
+
+impl Drop for StopRuns {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            token.cancel(process::CancelReason::SweepStopping);
+        }
+    }
+}
+
 /// One sweep being driven.
 struct Driver<'a> {
     repo: &'a Repo,
@@ -1554,6 +1565,9 @@ struct Driver<'a> {
     state: SweepState,
     tasks: Vec<Task>,
     queue_settings: QueueSettings,
+    /// The parent of every run's cancel token: cancelled with `SweepStopping` when
+    /// the sweep fails while runs are going (it hears Ctrl-C too).
+    stopping: process::Cancel,
 }
 
 impl Driver<'_> {
@@ -1608,7 +1622,13 @@ impl Driver<'_> {
         let (job_tx, job_rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
         let (tx, rx) = mpsc::channel::<Msg>();
         let events = self.events.clone();
+        let stopping = self.stopping.clone();
         std::thread::scope(|scope| -> Result<()> {
+            // Until the loop below ends well, the runs still going are stopped if it
+            // fails (the sweep cannot record or land them any more): each saves its
+            // work as an interrupted run does, and the scope does not wait out their
+            // agents.
+            let mut stop_runs = StopRuns(Some(stopping));
             {
                 let (tx, ids, journal) = (tx.clone(), &ids, &journal);
                 scope.spawn(move || supervise_runs(repo, job_rx, jobs, tx, ids, journal, runs));
@@ -1690,6 +1710,9 @@ impl Driver<'_> {
                     break Ok(());
                 }
             };
+            if result.is_ok() {
+                stop_runs.0 = None;
+            }
             // Closes the supervisor's job channel: it ends once its runs have.
             drop(runners);
             self.state.queue = queue.stats().clone();
@@ -1701,6 +1724,10 @@ impl Driver<'_> {
     fn plan_of(&self, task: usize) -> Plan {
         let mut plan = self.tasks[task].plan.clone();
         plan.sweep = Some(self.record.sweep_id.clone());
+        plan.cancel = Some(match &plan.cancel {
+            Some(own) => own.child(),
+            None => self.stopping.child(),
+        });
         plan
     }
 
@@ -1880,6 +1907,7 @@ fn drive(
         events,
         record,
         state,
+        stopping: process::Cancel::default(),
         queue_settings: file.queue.clone(),
         tasks: file.tasks,
     };
