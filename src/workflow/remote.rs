@@ -83,7 +83,7 @@ pub enum RemoteError {
     )]
     NoSuchSweep { sweep: String, url: String },
     #[error(
-        "{file} has no open sweep on {url} (branch {branch}); `baton worker`, `baton sweep land` or `baton sweep plan` opens one"
+        "{file} has no open sweep on {url} (branch {branch}); `baton worker`, `baton sweep land` or `baton sweep plan` opens one, and a closed sweep is shown by its id (`baton sweep status ID --remote {url}`)"
     )]
     NotOpen {
         file: String,
@@ -604,12 +604,13 @@ fn resolve_source(
     repo: &Repo,
     remote: &Remote,
     source: &Source,
+    given: Option<&str>,
     open_it: bool,
 ) -> Result<(SweepRef, Vec<u8>)> {
     match source {
         Source::File(path) => {
             let bytes = read_file(path)?;
-            let sweep = sweep_of(repo, remote, path, &bytes, None, open_it)?;
+            let sweep = sweep_of(repo, remote, path, &bytes, given, open_it)?;
             Ok((sweep, bytes))
         }
         Source::Id(id) => {
@@ -1154,6 +1155,8 @@ pub struct RemoteOptions {
     pub url: String,
     pub branch: Option<String>,
     pub cwd: PathBuf,
+    /// The sweep the task file must be the file of (`--sweep`).
+    pub sweep: Option<String>,
     /// Take the lease from a lander that holds it (`--take-over`).
     pub take_over: bool,
 }
@@ -1161,8 +1164,12 @@ pub struct RemoteOptions {
 /// The remote and branch of a sweep named by `opts`: the branch the record names when
 /// the sweep is given by id.
 fn remote_for(repo: &Repo, opts: &RemoteOptions) -> Result<Remote> {
-    match (&opts.source, &opts.branch) {
-        (Source::Id(id), None) => {
+    let id = match (&opts.source, &opts.sweep) {
+        (Source::Id(id), _) | (_, Some(id)) => Some(id),
+        _ => None,
+    };
+    match (id, &opts.branch) {
+        (Some(id), None) => {
             // The record says which branch; the remote's HEAD may be another.
             let name = base_ref(id);
             if repo.ls_remote(&opts.url, &[&name])?.is_empty() {
@@ -1186,7 +1193,8 @@ fn remote_for(repo: &Repo, opts: &RemoteOptions) -> Result<Remote> {
 pub fn status(opts: &RemoteOptions) -> Result<RemoteReport> {
     let (repo, _) = workspace(&opts.cwd, &opts.url)?;
     let remote = remote_for(&repo, opts)?;
-    let (sweep, bytes) = resolve_source(&repo, &remote, &opts.source, false)?;
+    let (sweep, bytes) =
+        resolve_source(&repo, &remote, &opts.source, opts.sweep.as_deref(), false)?;
     let path = PathBuf::from(&sweep.file_name);
     let file = load(&repo, &opts.cwd, &path, &bytes, &remote.branch)?;
     let tip = remote.fetch_tip(&repo)?;
@@ -1431,7 +1439,7 @@ pub fn land(opts: &RemoteOptions, observers: Vec<Box<dyn SweepObserver>>) -> Res
     let (repo, _) = workspace(&opts.cwd, &opts.url)?;
     repo.check_identity()?;
     let remote = remote_for(&repo, opts)?;
-    let (sweep, bytes) = resolve_source(&repo, &remote, &opts.source, true)?;
+    let (sweep, bytes) = resolve_source(&repo, &remote, &opts.source, opts.sweep.as_deref(), true)?;
     let dir = repo
         .common_dir
         .join("baton")
