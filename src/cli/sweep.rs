@@ -59,6 +59,9 @@ struct StatusArgs {
     /// the sweep's own when a sweep id is given).
     #[arg(long, value_name = "BRANCH", requires = "remote")]
     branch: Option<String>,
+    /// With --remote: the sweep the task file must be the task file of.
+    #[arg(long = "sweep", value_name = "ID", requires = "remote")]
+    sweep_id: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -87,6 +90,9 @@ struct LandArgs {
     /// when a sweep id is given).
     #[arg(long, value_name = "BRANCH")]
     branch: Option<String>,
+    /// The sweep TASKS must be the task file of (as `baton sweep plan` names it).
+    #[arg(long = "sweep", value_name = "ID")]
+    sweep_id: Option<String>,
     /// Take the lease from the lander that holds it (when that lander is gone for good).
     #[arg(long)]
     take_over: bool,
@@ -284,6 +290,7 @@ fn remote_options(
     what: &str,
     url: &str,
     branch: Option<String>,
+    sweep: Option<String>,
     take_over: bool,
 ) -> remote::RemoteOptions {
     remote::RemoteOptions {
@@ -291,13 +298,21 @@ fn remote_options(
         url: url.to_string(),
         branch,
         cwd: dir.to_path_buf(),
+        sweep,
         take_over,
     }
 }
 
 fn cmd_land(dir: &Path, args: LandArgs) -> Result<i32> {
     process::install_interrupt_handler();
-    let opts = remote_options(dir, &args.sweep, &args.remote, args.branch, args.take_over);
+    let opts = remote_options(
+        dir,
+        &args.sweep,
+        &args.remote,
+        args.branch,
+        args.sweep_id,
+        args.take_over,
+    );
     let observers: Vec<Box<dyn SweepObserver>> = if super::verbosity() == ui::Verbosity::Quiet {
         vec![]
     } else {
@@ -319,7 +334,7 @@ fn cmd_remote_status(dir: &Path, args: StatusArgs, url: &str) -> Result<i32> {
             "sweep status --remote needs the task file or the sweep id: `baton sweep status tasks.toml --remote {url}`"
         )));
     };
-    let opts = remote_options(dir, what, url, args.branch, false);
+    let opts = remote_options(dir, what, url, args.branch, args.sweep_id, false);
     let report = remote::status(&opts)?;
     if args.json {
         super::print_json(&report);
