@@ -6,7 +6,7 @@ use clap::Args;
 
 use crate::error::Result;
 use crate::workflow::remote::{self, WorkerOptions};
-use crate::{exit, process, ui};
+use crate::{process, ui};
 
 /// Run one task of a task file, as `baton sweep` runs it, and push its result to the
 /// remote as `refs/baton/results/<sweep>/<task>` for `baton sweep land` to land.
@@ -14,11 +14,13 @@ use crate::{exit, process, ui};
 /// Meant for many machines at once (a Kubernetes Indexed Job, an Actions matrix), each
 /// started with only the task file and the remote: they agree on the sweep through the
 /// remote. The first result pushed for a task wins; a worker that finds its task's
-/// result there does nothing. The target branch is never touched. Exit status: 0 the
-/// result is on the remote (whatever the run's verdict: the lander decides), or was
-/// already; 2 bad input (an index outside the task list, a task file that is not the
-/// sweep's), nothing pushed; 6 the result could not be pushed — the run is kept here
-/// and the message says the command that pushes it later.
+/// result there does nothing. The target branch is never touched. Exit status, once
+/// the result is on the remote (pass or fail: the lander decides): the run's own, as
+/// `baton run` gives it (0 passed, 1 checks failed, 3 scope violated, 4 the agent
+/// failed); 0 when the task's result was already there; 2 bad input (an index outside
+/// the task list, a task file that is not the sweep's), nothing pushed; 6 the result
+/// could not be pushed — the run is kept here and the message says the command that
+/// pushes it later.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
     /// The task file (TOML or Markdown): the same bytes on every worker and the lander.
@@ -77,5 +79,5 @@ pub fn cmd_worker(dir: &Path, args: WorkerArgs) -> Result<i32> {
     if args.json {
         super::print_json(&report);
     }
-    Ok(exit::OK)
+    Ok(report.exit_code)
 }

@@ -714,6 +714,8 @@ pub struct WorkerReport {
     pub run_id: Option<String>,
     /// Where the work is in this machine's clone.
     pub clone: PathBuf,
+    /// The run's own status, as `baton run` gives it (0 when this worker ran nothing).
+    pub exit_code: i32,
 }
 
 /// The task index: `--index`, else `JOB_COMPLETION_INDEX`.
@@ -783,6 +785,7 @@ pub fn worker(opts: &WorkerOptions, observers: Vec<Box<dyn Observer>>) -> Result
         verdict: None,
         run_id: None,
         clone: repo.root.clone(),
+        exit_code: exit::OK,
     };
     if let Some(oid) = repo.ls_remote(&remote.url, &[&name])?.get(&name) {
         report.already_there = true;
@@ -819,6 +822,7 @@ pub fn worker(opts: &WorkerOptions, observers: Vec<Box<dyn Observer>>) -> Result
             };
             report.verdict = Some(run.verdict);
             report.run_id = Some(run.run_id.clone());
+            report.exit_code = exit::for_report(&run);
             let result = result_commit(&repo, &sweep, &task.id, &run)?;
             repo.set_ref(&name, &result, "baton worker: result")?;
             result
@@ -841,6 +845,7 @@ pub fn worker(opts: &WorkerOptions, observers: Vec<Box<dyn Observer>>) -> Result
         // First writer wins: another worker's result is the task's.
         Ok(Pushed::Refused(_)) => {
             report.already_there = true;
+            report.exit_code = exit::OK;
             report.result = repo.ls_remote(&remote.url, &[&name])?.get(&name).cloned();
             Ok(report)
         }
