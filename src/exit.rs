@@ -65,6 +65,7 @@ pub fn for_error(err: &Error) -> i32 {
         // Refused before anything was started or touched.
         Error::Precommit(_)
         | Error::Commit(_)
+        | Error::Manifest(_)
         | Error::Git(_)
         | Error::Handoff(_)
         | Error::Scope(_)

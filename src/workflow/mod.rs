@@ -21,10 +21,14 @@
 //!   machines, git the only coordination point: results pushed as refs, landed by the
 //!   same queue, the branch pushed with a lease;
 //! - [`pipeline`]: `baton pipeline` — stages in one worktree, a review that decides,
-//!   one commit for the whole.
+//!   one commit for the whole;
+//! - [`manifest`]: `baton sweep plan --emit k8s|github` — a sweep as a Kubernetes
+//!   Indexed Job or a GitHub Actions workflow, one `baton worker` per task (pure:
+//!   text in, text out).
 
 pub mod commit;
 pub mod compare;
+pub mod manifest;
 pub mod pipeline;
 pub mod precommit;
 pub mod queue;
