@@ -62,6 +62,7 @@ pub fn for_error(err: &Error) -> i32 {
         Error::Sweep(e) if e.after_start() => BATON_FAILED,
         Error::Sweep(_) => USAGE,
         Error::Remote(e) => e.exit_code(),
+
         // Refused before anything was started or touched.
         Error::Precommit(_)
         | Error::Commit(_)

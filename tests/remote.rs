@@ -561,3 +561,69 @@ agent = 'cmd:echo b > b.txt && mv ROOT/remote.git ROOT/remote.gone'
     landed.expect(0);
     assert_eq!(fleet.on_main("b.txt").as_deref(), Some("b\n"));
 }
+
+#[test]
+fn sweep_plan_opens_the_sweep_and_writes_a_manifest_whose_workers_name_it() {
+    let tasks = r#"
+[[task]]
+id = "a"
+task = "Write a"
+agent = 'cmd:echo a > a.txt'
+"#;
+    let fleet = Fleet::new(tasks);
+    let file = fleet.tasks.display().to_string();
+    let url = fleet.url();
+
+    // Bad input is refused before anything is pushed.
+    let plan = [
+        "sweep",
+        "plan",
+        file.as_str(),
+        "--emit",
+        "k8s",
+        "--remote",
+        url.as_str(),
+    ];
+    let mut bad = plan.to_vec();
+    bad.extend(["--image", "ghcr.io/you/baton:1", "--parallelism", "0"]);
+    let out = ran(fleet.machine("planner", &bad).spawn().unwrap());
+    out.expect(2);
+    assert!(out.stderr.contains("--parallelism 0"), "{}", out.stderr);
+    assert!(fleet.refs("refs/baton/").is_empty(), "nothing pushed");
+
+    let mut good = plan.to_vec();
+    let manifest = fleet.path("sweep.yaml").display().to_string();
+    good.extend(["--image", "ghcr.io/you/baton:1", "-o", manifest.as_str()]);
+    let out = ran(fleet.machine("planner", &good).spawn().unwrap());
+    out.expect(0);
+    // The sweep is open on the remote, and the manifest's workers name it.
+    let open = fleet.refs("refs/baton/open/");
+    assert_eq!(open.len(), 1, "{open:?}");
+    let status = ran(fleet
+        .machine(
+            "statuser",
+            &["sweep", "status", &file, "--remote", &url, "--json"],
+        )
+        .spawn()
+        .unwrap());
+    status.expect(0);
+    let id = status.json()["sweep_id"].as_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.contains("kind: Job") || text.contains("kind: \"Job\""),
+        "{text}"
+    );
+    assert!(text.contains(&id), "the manifest names sweep {id}:\n{text}");
+    // A worker started as the manifest starts it joins that sweep.
+    let w = ran(fleet
+        .machine(
+            "pod-0",
+            &[
+                "worker", &file, "--index", "0", "--remote", &url, "--sweep", &id, "--json",
+            ],
+        )
+        .spawn()
+        .unwrap());
+    w.expect(0);
+    assert_eq!(w.json()["sweep_id"], id.as_str());
+}

@@ -41,6 +41,45 @@ enum SweepCommand {
     Status(StatusArgs),
     Resume(ResumeArgs),
     Land(LandArgs),
+    Plan(PlanArgs),
+}
+
+/// Write a sweep out as a manifest for machines elsewhere: a Kubernetes Indexed Job
+/// (one pod per task) or a GitHub Actions workflow (matrices of task indices and a
+/// land job), each machine running `baton worker` for one task.
+///
+/// It opens the sweep on the remote first (or uses the one the task file has open
+/// there), so that the manifest names it (`--sweep ID`). A bad input (an image that is
+/// no image reference, `--parallelism 0`, a string that cannot go in a manifest) is
+/// refused in one line before anything is pushed or written. Exit status: 0 written;
+/// 2 bad input.
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The task file.
+    #[arg(value_name = "TASKS")]
+    tasks: PathBuf,
+    /// The engine: k8s (or kubernetes), github.
+    #[arg(long, value_name = "ENGINE")]
+    emit: String,
+    /// The remote every machine clones from and pushes its result to.
+    #[arg(long, value_name = "URL")]
+    remote: String,
+    /// The container image the tasks run in (git, baton and the agent CLI on PATH).
+    #[arg(long, value_name = "IMG", default_value = "")]
+    image: String,
+    /// Tasks running at once at most (default: all of them, up to 16).
+    #[arg(long, value_name = "N")]
+    parallelism: Option<usize>,
+    /// The branch the sweep lands on (default: the remote's HEAD).
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// A secret handed to the worker as an environment variable of that name, on
+    /// GitHub (repeatable; default: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY).
+    #[arg(long = "agent-env", value_name = "NAME")]
+    agent_env: Vec<String>,
+    /// Where the manifest goes (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Show what became of every task of a sweep (the last one by default).
@@ -193,6 +232,7 @@ pub fn cmd_sweep(dir: &Path, args: SweepArgs) -> Result<i32> {
         Some(SweepCommand::Status(a)) => cmd_status(dir, a),
         Some(SweepCommand::Resume(a)) => cmd_resume(dir, a),
         Some(SweepCommand::Land(a)) => cmd_land(dir, a),
+        Some(SweepCommand::Plan(a)) => cmd_plan(dir, a),
         None => cmd_start(dir, args.start),
     }
 }
@@ -326,6 +366,57 @@ fn cmd_land(dir: &Path, args: LandArgs) -> Result<i32> {
         super::print_json(&report);
     }
     Ok(report.exit_code)
+}
+
+fn cmd_plan(dir: &Path, args: PlanArgs) -> Result<i32> {
+    use crate::workflow::manifest::{self, DEFAULT_AGENT_ENV, Engine, PlanSpec};
+    let engine: Engine = args.emit.parse()?;
+    let file = dir.join(&args.tasks);
+    let input = remote::plan_input(dir, &file, &args.remote, args.branch.as_deref())?;
+    let agent_env: Vec<&str> = if args.agent_env.is_empty() {
+        DEFAULT_AGENT_ENV.to_vec()
+    } else {
+        args.agent_env.iter().map(String::as_str).collect()
+    };
+    let spec = |sweep_id| PlanSpec {
+        sweep_id,
+        remote: &args.remote,
+        image: &args.image,
+        parallelism: args.parallelism.unwrap_or(input.tasks.clamp(1, 16)),
+        task_file: &input.task_file,
+        task_file_text: &input.text,
+        tasks: input.tasks,
+        target: &input.target,
+        agent_env: &agent_env,
+    };
+    // Every input but the id is checked before the sweep is opened: a refused
+    // manifest pushes nothing. (An id baton derives always goes in a manifest.)
+    manifest::emit(engine, &spec("sweep-id"))?;
+    let sweep = remote::plan_open(&input, &file)?;
+    let text = manifest::emit(engine, &spec(&sweep.id))?;
+    match &args.output {
+        Some(path) => std::fs::write(dir.join(path), &text).map_err(|source| Error::Io {
+            context: format!("cannot write the manifest to {}", path.display()),
+            source,
+        })?,
+        None => crate::ui::out_raw(&text),
+    }
+    ui::progress(
+        "plan",
+        format!(
+            "sweep {} of {} task(s) on {} at {}, from {}{}",
+            sweep.id,
+            input.tasks,
+            input.target,
+            args.remote,
+            &sweep.base[..sweep.base.len().min(10)],
+            args.output
+                .as_ref()
+                .map(|p| format!("; {engine} manifest written to {}", p.display()))
+                .unwrap_or_default()
+        ),
+    );
+    Ok(crate::exit::OK)
 }
 
 fn cmd_remote_status(dir: &Path, args: StatusArgs, url: &str) -> Result<i32> {
