@@ -157,6 +157,8 @@ impl RemoteError {
 pub const OPEN_PREFIX: &str = "refs/baton/open";
 pub const SWEEPS_PREFIX: &str = "refs/baton/sweeps";
 pub const RESULTS_PREFIX: &str = "refs/baton/results";
+/// Where a lander keeps its copy of the remote's results.
+const FETCHED_PREFIX: &str = "refs/baton/fetched-results";
 /// Where a repository keeps its copy of the remote's target branch (never the user's
 /// own branch: a lander or worker may run in the user's clone).
 const UPSTREAM_PREFIX: &str = "refs/baton/upstream";
@@ -931,11 +933,14 @@ fn fetch_results(
     remote: &Remote,
     sweep: &SweepRef,
 ) -> Result<BTreeMap<String, std::result::Result<Found, String>>> {
-    let prefix = format!("{RESULTS_PREFIX}/{}/", sweep.id);
-    repo.fetch(&remote.url, &[format!("+{prefix}*:{prefix}*")], true)?;
+    // Into a namespace of their own, pruned: exactly what the remote has, never a
+    // result this repository made and could not push (a worker's, under its own name).
+    let theirs = format!("{RESULTS_PREFIX}/{}/", sweep.id);
+    let mine = format!("{FETCHED_PREFIX}/{}/", sweep.id);
+    repo.fetch(&remote.url, &[format!("+{theirs}*:{mine}*")], true)?;
     let mut out = BTreeMap::new();
     for (name, oid) in repo.refs()? {
-        let Some(task) = name.strip_prefix(&prefix) else {
+        let Some(task) = name.strip_prefix(&mine) else {
             continue;
         };
         out.insert(task.to_string(), read_result(repo, &oid));
@@ -1458,6 +1463,19 @@ pub fn land(opts: &RemoteOptions, observers: Vec<Box<dyn SweepObserver>>) -> Res
     })?;
     let file = load(&repo, &opts.cwd, &path, &bytes, &remote.branch)?;
     let mut lease = Lease::acquire(&repo, &remote.url, &sweep.id, opts.take_over)?;
+    // A killed lander's landing worktrees (the queue names them `<sweep>-land-<n>`
+    // and starts again at 1) go first.
+    let prefix = format!("{}-land-", sweep.id);
+    for wt in repo.worktrees()? {
+        let ours = wt
+            .path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
+        if ours {
+            let _ = crate::worktree::remove_detached(&repo, &wt.path);
+        }
+    }
+    let _ = crate::worktree::prune(&repo);
     let result = land_with(
         &repo,
         &remote,
