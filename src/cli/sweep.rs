@@ -135,6 +135,10 @@ struct LandArgs {
     /// Take the lease from the lander that holds it (when that lander is gone for good).
     #[arg(long)]
     take_over: bool,
+    /// Candidates tested together (default: the file's `[sweep] batch`, else a quarter
+    /// of the sweep, 1 to 16).
+    #[arg(long, value_name = "K")]
+    batch: Option<usize>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -340,12 +344,18 @@ fn remote_options(
         cwd: dir.to_path_buf(),
         sweep,
         take_over,
+        batch: None,
     }
 }
 
 fn cmd_land(dir: &Path, args: LandArgs) -> Result<i32> {
+    if args.batch == Some(0) {
+        return Err(Error::Usage(
+            "--batch 0 would test nothing; a batch holds at least one candidate".into(),
+        ));
+    }
     process::install_interrupt_handler();
-    let opts = remote_options(
+    let mut opts = remote_options(
         dir,
         &args.sweep,
         &args.remote,
@@ -353,6 +363,7 @@ fn cmd_land(dir: &Path, args: LandArgs) -> Result<i32> {
         args.sweep_id,
         args.take_over,
     );
+    opts.batch = args.batch;
     let observers: Vec<Box<dyn SweepObserver>> = if super::verbosity() == ui::Verbosity::Quiet {
         vec![]
     } else {

@@ -1169,6 +1169,8 @@ pub struct RemoteOptions {
     pub sweep: Option<String>,
     /// Take the lease from a lander that holds it (`--take-over`).
     pub take_over: bool,
+    /// Candidates tested together (`--batch`, over the file's `[sweep] batch`).
+    pub batch: Option<usize>,
 }
 
 /// The remote and branch of a sweep named by `opts`: the branch the record names when
