@@ -94,6 +94,14 @@ pub enum RemoteError {
         "the remote {url} has no branch {branch}; pass --branch with one it has (`git ls-remote --heads {url}`)"
     )]
     NoBranch { url: String, branch: String },
+    #[error(
+        "sweep {sweep} lands on {theirs}, not {ours}; leave out --branch (the sweep's record names its branch)"
+    )]
+    OtherBranch {
+        sweep: String,
+        theirs: String,
+        ours: String,
+    },
     #[error("the remote {url} does not say which branch its HEAD is; pass --branch")]
     NoHead { url: String },
     #[error("the sweep record {what} on {url} is damaged: {detail}")]
@@ -623,6 +631,19 @@ fn resolve_source(
     }
 }
 
+/// Refuses a sweep that lands on another branch than `remote`'s.
+fn same_branch(sweep: &SweepRef, remote: &Remote) -> Result<()> {
+    if sweep.target != remote.branch {
+        return Err(RemoteError::OtherBranch {
+            sweep: sweep.id.clone(),
+            theirs: short_branch(&sweep.target).into(),
+            ours: remote.name().into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// The task file resolved as `baton sweep` resolves it (every plan before anything
 /// starts), landing on the sweep's branch. Flags are none: on many machines the file
 /// is the whole contract.
@@ -822,6 +843,11 @@ pub fn worker(opts: &WorkerOptions, observers: Vec<Box<dyn Observer>>) -> Result
                     })?
                 }
             };
+            // A run stopped by Ctrl-C is no verdict: pushed, it would stand for the
+            // task (first writer wins) and no retry could run it again.
+            if run.interrupted {
+                return Err(Error::Interrupted);
+            }
             report.verdict = Some(run.verdict);
             report.run_id = Some(run.run_id.clone());
             report.exit_code = exit::for_report(&run);
@@ -1207,6 +1233,7 @@ pub fn status(opts: &RemoteOptions) -> Result<RemoteReport> {
     let remote = remote_for(&repo, opts)?;
     let (sweep, bytes) =
         resolve_source(&repo, &remote, &opts.source, opts.sweep.as_deref(), false)?;
+    same_branch(&sweep, &remote)?;
     let path = PathBuf::from(&sweep.file_name);
     let file = load(&repo, &opts.cwd, &path, &bytes, &remote.branch)?;
     let tip = remote.fetch_tip(&repo)?;
@@ -1452,6 +1479,7 @@ pub fn land(opts: &RemoteOptions, observers: Vec<Box<dyn SweepObserver>>) -> Res
     repo.check_identity()?;
     let remote = remote_for(&repo, opts)?;
     let (sweep, bytes) = resolve_source(&repo, &remote, &opts.source, opts.sweep.as_deref(), true)?;
+    same_branch(&sweep, &remote)?;
     let dir = repo
         .common_dir
         .join("baton")
