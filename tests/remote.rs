@@ -410,7 +410,8 @@ impl Fleet {
 }
 
 #[test]
-fn a_second_lander_is_refused_while_the_first_holds_the_lease() {
+fn a_second_lander_is_refused_while_the_first_holds_the_lease_and_a_lease_taken_over_fences_the_first()
+ {
     // The first lander's gate holds it until the test lets go.
     let tasks = r#"
 [sweep]
@@ -437,9 +438,26 @@ agent = 'cmd:echo a > a.txt'
     );
     assert_eq!(fleet.remote_git(&["rev-parse", "main"]).trim(), before);
 
+    // Someone takes the lease from under it (as `--take-over` would): the first
+    // lander's push of the branch is refused with its lease, and nothing lands.
+    let lease = fleet.refs("refs/baton/sweeps/");
+    let lease = lease
+        .keys()
+        .find(|r| r.ends_with("/lander"))
+        .expect("the first lander holds a lease")
+        .clone();
+    let url = fleet.url();
+    fleet
+        .bench
+        .git(&["push", "-q", "--force", &url, &format!("{before}:{lease}")]);
     std::fs::write(fleet.path("release"), "").unwrap();
     let first = ran(first);
-    first.expect(0);
+    first.expect(7);
+    assert!(first.stderr.contains("was taken over"), "{}", first.stderr);
+    assert_eq!(fleet.remote_git(&["rev-parse", "main"]).trim(), before);
+
+    // A lander told to take over lands it.
+    fleet.land("lander-2", &["--take-over"], &[]).expect(0);
     assert_eq!(fleet.on_main("a.txt").as_deref(), Some("a\n"));
 }
 

@@ -48,13 +48,18 @@ pub(super) fn stem_of(file_name: &str) -> String {
 pub fn key_of(repo: &Repo, target: &str, file_name: &str, bytes: &[u8]) -> Result<String> {
     let mut input = format!("baton sweep key 1\n{target}\n{}\n", stem_of(file_name)).into_bytes();
     input.extend_from_slice(bytes);
-    Ok(repo.hash_bytes(&input)?[..16].to_string())
+    let h = repo.hash_bytes(&input)?;
+    Ok(h.get(..16).unwrap_or(&h).to_string())
 }
 
 /// The id of the sweep of `key` opened as `record`.
 pub(super) fn id_of(repo: &Repo, file_name: &str, key: &str, record: &str) -> Result<String> {
     let h = repo.hash_bytes(format!("baton sweep id 1\n{key}\n{record}\n").as_bytes())?;
-    Ok(format!("{}-{}", stem_of(file_name), &h[..10]))
+    Ok(format!(
+        "{}-{}",
+        stem_of(file_name),
+        h.get(..10).unwrap_or(&h)
+    ))
 }
 
 pub(super) fn trailer<'a>(message: &'a str, name: &str) -> Option<&'a str> {
