@@ -310,10 +310,11 @@ pub enum Source {
 }
 
 impl Source {
-    /// A path that exists is a task file; anything else a sweep id.
+    /// A path that exists is a task file, and so is one with a `.` or a `/` (a sweep id
+    /// has neither: a missing file is then said to be missing); anything else a sweep id.
     pub fn parse(text: &str, cwd: &Path) -> Source {
         let path = cwd.join(text);
-        if path.is_file() {
+        if path.is_file() || text.contains(['.', '/']) {
             Source::File(path)
         } else {
             Source::Id(text.to_string())
