@@ -148,6 +148,15 @@ impl Fleet {
             .count()
     }
 
+    /// True when `commit` is on the remote's main.
+    fn on_branch(&self, commit: &str) -> bool {
+        let mut cmd = Command::new("git");
+        cmd.arg(format!("--git-dir={}", self.remote.display()))
+            .args(["merge-base", "--is-ancestor", commit, "main"]);
+        self.bench.hermetic_env(&mut cmd);
+        cmd.status().unwrap().success()
+    }
+
     /// A file on the remote's main, if it is there.
     fn on_main(&self, path: &str) -> Option<String> {
         let mut cmd = Command::new("git");
@@ -396,17 +405,6 @@ agent = 'cmd:echo b > b.txt'
     );
     assert_eq!((fleet.landings(&id, "a"), fleet.landings(&id, "b")), (1, 1));
     assert!(ran.stderr.contains("testing again"), "{}", ran.stderr);
-}
-
-impl Fleet {
-    /// True when `commit` is on the remote's main.
-    fn on_branch(&self, commit: &str) -> bool {
-        let mut cmd = Command::new("git");
-        cmd.arg(format!("--git-dir={}", self.remote.display()))
-            .args(["merge-base", "--is-ancestor", commit, "main"]);
-        self.bench.hermetic_env(&mut cmd);
-        cmd.status().unwrap().success()
-    }
 }
 
 #[test]

@@ -62,7 +62,10 @@ impl Lease {
                     });
                     if !(mine || take_over) {
                         let (who, since) = match &holder {
-                            Some(h) => (h.describe(), format!("{} (unix time)", h.since)),
+                            Some(h) => (
+                                h.describe(),
+                                format!("{} s ago", journal::now().saturating_sub(h.since)),
+                            ),
                             None => ("a lander baton cannot name".into(), "?".into()),
                         };
                         return Err(RemoteError::LeaseHeld {
@@ -345,7 +348,8 @@ pub(super) fn land_with(
     let rows = task_rows(file, sweep, &results, &landed, &decisions, remote.name());
     let missing = rows.iter().any(|r| r.result == "missing");
     // Every task decided: the file's next run is a new sweep from the branch then.
-    let closed = !missing && !interrupted && close(repo, remote, sweep)?;
+    // (What landed is landed: a remote gone by now leaves the sweep open, no more.)
+    let closed = !missing && !interrupted && close(repo, remote, sweep).unwrap_or(false);
     let report = summary(sweep, remote, tip, rows, stats, closed, interrupted);
     events.emit(sweep::SweepEvent::Finished {
         exit_code: report.exit_code,
