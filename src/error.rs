@@ -31,6 +31,9 @@ pub enum Error {
     /// A sweep's task file or journal (`baton sweep`).
     #[error(transparent)]
     Sweep(#[from] crate::workflow::SweepError),
+    /// A sweep over machines (`baton worker`, `sweep land`, `sweep status --remote`).
+    #[error(transparent)]
+    Remote(Box<crate::workflow::remote::RemoteError>),
     #[error(transparent)]
     Precommit(#[from] crate::workflow::precommit::PrecommitError),
     /// `baton commit` refused before committing anything.
@@ -59,6 +62,13 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+// Boxed: its messages carry the commands to run, and every `Result` would pay for them.
+impl From<crate::workflow::remote::RemoteError> for Error {
+    fn from(e: crate::workflow::remote::RemoteError) -> Error {
+        Error::Remote(Box::new(e))
+    }
+}
 
 /// An error that stopped a run after it had started: the run's journal records the
 /// stage it stopped in (`baton status`, `baton show`), and `baton recover` can finish

@@ -22,6 +22,9 @@ pub const CONFLICT: i32 = 5;
 /// the middle of a run): the run's journal says which stage it stopped in, and
 /// `baton recover` finishes or rolls back what it left.
 pub const BATON_FAILED: i32 = 6;
+/// `baton sweep land`: another lander holds the sweep's lease (or took it over from
+/// this one): nothing was landed by this lander after that.
+pub const LEASE_HELD: i32 = 7;
 /// Interrupted by Ctrl-C or SIGTERM.
 pub const INTERRUPTED: i32 = 130;
 
@@ -58,6 +61,8 @@ pub fn for_error(err: &Error) -> i32 {
         // The sweep's own journal could not be written once it had started.
         Error::Sweep(e) if e.after_start() => BATON_FAILED,
         Error::Sweep(_) => USAGE,
+        Error::Remote(e) => e.exit_code(),
+
         // Refused before anything was started or touched.
         Error::Precommit(_)
         | Error::Commit(_)

@@ -25,6 +25,7 @@ mod route;
 mod run;
 mod status;
 mod sweep;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -39,7 +40,7 @@ use crate::{exit, ui};
 ///
 /// Exit status: 0 landed or passed as asked; 1 checks failed; 2 usage or configuration
 /// error; 3 scope violation; 4 the agent failed; 5 conflict with your branch or tree; 6 baton
-/// itself failed after the run started;
+/// itself failed after the run started; 7 another lander holds a sweep's lease;
 /// 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "baton", version = help::VERSION, max_term_width = 100)]
@@ -85,6 +86,7 @@ enum Command {
     /// then remove its worktree and branch.
     Stash(decide::RunRef),
     Sweep(Box<sweep::SweepArgs>),
+    Worker(worker::WorkerArgs),
     Recover(recover::RecoverArgs),
     Clean(clean::CleanArgs),
     Demo(demo::DemoArgs),
@@ -275,6 +277,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Command::Revert(args) => decide::cmd_revert(&dir, args),
         Command::Stash(args) => decide::cmd_stash(&dir, args),
         Command::Sweep(args) => sweep::cmd_sweep(&dir, *args),
+        Command::Worker(args) => worker::cmd_worker(&dir, args),
         Command::Recover(args) => recover::cmd_recover(&dir, args),
         Command::Clean(args) => clean::cmd_clean(&dir, args),
         Command::Demo(args) => demo::cmd_demo(args),

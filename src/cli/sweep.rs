@@ -1,4 +1,5 @@
-//! `baton sweep TASKS`, `baton sweep status [SWEEP]`, `baton sweep resume SWEEP`
+//! `baton sweep TASKS`, `baton sweep status [SWEEP]`, `baton sweep resume SWEEP`, and
+//! for a sweep over machines `baton sweep land|status TASKS|SWEEP --remote URL`
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::events::{Observer, RunEvent};
 use crate::report::Policy;
 use crate::settings::Settings;
+use crate::workflow::remote;
 use crate::workflow::sweep::{
     self, Context, Flags, Options, QueueSettings, SweepEvent, SweepObserver, SweepReport, Watch,
 };
@@ -38,14 +40,106 @@ pub struct SweepArgs {
 enum SweepCommand {
     Status(StatusArgs),
     Resume(ResumeArgs),
+    Land(LandArgs),
+    Plan(PlanArgs),
+}
+
+/// Write a sweep out as a manifest for machines elsewhere: a Kubernetes Indexed Job
+/// (one pod per task) or a GitHub Actions workflow (matrices of task indices and a
+/// land job), each machine running `baton worker` for one task.
+///
+/// It opens the sweep on the remote first (or uses the one the task file has open
+/// there), so that the manifest names it (`--sweep ID`). A bad input (an image that is
+/// no image reference, `--parallelism 0`, a string that cannot go in a manifest) is
+/// refused in one line before anything is pushed or written. Exit status: 0 written;
+/// 2 bad input.
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The task file.
+    #[arg(value_name = "TASKS")]
+    tasks: PathBuf,
+    /// The engine: k8s (or kubernetes), github.
+    #[arg(long, value_name = "ENGINE")]
+    emit: String,
+    /// The remote every machine clones from and pushes its result to.
+    #[arg(long, value_name = "URL")]
+    remote: String,
+    /// The container image the tasks run in (git, baton and the agent CLI on PATH).
+    #[arg(long, value_name = "IMG", default_value = "")]
+    image: String,
+    /// Tasks running at once at most (default: all of them, up to 16).
+    #[arg(long, value_name = "N")]
+    parallelism: Option<usize>,
+    /// The branch the sweep lands on (default: the remote's HEAD).
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// A secret handed to the worker as an environment variable of that name, on
+    /// GitHub (repeatable; default: OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY).
+    #[arg(long = "agent-env", value_name = "NAME")]
+    agent_env: Vec<String>,
+    /// Where the manifest goes (default: stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Show what became of every task of a sweep (the last one by default).
+///
+/// With --remote: the sweep of a task file (or a sweep id) on that remote — which
+/// tasks have results (passed or not), which landed on the branch, which are missing.
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// The sweep id (a unique prefix is enough, or `last`).
+    /// The sweep id (a unique prefix is enough, or `last`); with --remote, a task file
+    /// or a sweep id.
     sweep: Option<String>,
+    /// The remote of a sweep over machines (`baton worker`, `baton sweep land`).
+    #[arg(long, value_name = "URL")]
+    remote: Option<String>,
+    /// With --remote: the branch the sweep lands on (default: the remote's HEAD, or
+    /// the sweep's own when a sweep id is given).
+    #[arg(long, value_name = "BRANCH", requires = "remote")]
+    branch: Option<String>,
+    /// With --remote: the sweep the task file must be the task file of.
+    #[arg(long = "sweep", value_name = "ID", requires = "remote")]
+    sweep_id: Option<String>,
     /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Land the results `baton worker`s pushed to a remote: every passing one through the
+/// merge queue (merged onto the branch's current tip, checked there, batched and
+/// bisected), the branch pushed with a lease on the tip that was tested.
+///
+/// One lander per sweep: it holds the sweep's lease (`refs/baton/sweeps/<id>/lander`)
+/// while it works; a killed lander run again in the same repository on the same host
+/// takes its lease back, anyone else needs --take-over. A task already on the branch is
+/// never landed again. Once every task has a result, the sweep is closed: the task
+/// file's next run opens a new one. Exit status: 0 every task landed; 1 a task did not
+/// (the report says why and where its result is); 2 bad input; 7 another lander holds
+/// the lease; 130 interrupted.
+#[derive(Debug, Args)]
+struct LandArgs {
+    /// The task file, or the sweep id.
+    #[arg(value_name = "TASKS|SWEEP")]
+    sweep: String,
+    /// The remote the workers pushed their results to.
+    #[arg(long, value_name = "URL")]
+    remote: String,
+    /// The branch the sweep lands on (default: the remote's HEAD, or the sweep's own
+    /// when a sweep id is given).
+    #[arg(long, value_name = "BRANCH")]
+    branch: Option<String>,
+    /// The sweep TASKS must be the task file of (as `baton sweep plan` names it).
+    #[arg(long = "sweep", value_name = "ID")]
+    sweep_id: Option<String>,
+    /// Take the lease from the lander that holds it (when that lander is gone for good).
+    #[arg(long)]
+    take_over: bool,
+    /// Candidates tested together (default: the file's `[sweep] batch`, else a quarter
+    /// of the sweep, 1 to 16).
+    #[arg(long, value_name = "K")]
+    batch: Option<usize>,
+    /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
@@ -141,6 +235,8 @@ pub fn cmd_sweep(dir: &Path, args: SweepArgs) -> Result<i32> {
     match args.command {
         Some(SweepCommand::Status(a)) => cmd_status(dir, a),
         Some(SweepCommand::Resume(a)) => cmd_resume(dir, a),
+        Some(SweepCommand::Land(a)) => cmd_land(dir, a),
+        Some(SweepCommand::Plan(a)) => cmd_plan(dir, a),
         None => cmd_start(dir, args.start),
     }
 }
@@ -233,7 +329,190 @@ fn cmd_resume(dir: &Path, args: ResumeArgs) -> Result<i32> {
     finish(&report?, args.json && !args.stream)
 }
 
+fn remote_options(
+    dir: &Path,
+    what: &str,
+    url: &str,
+    branch: Option<String>,
+    sweep: Option<String>,
+    take_over: bool,
+) -> remote::RemoteOptions {
+    remote::RemoteOptions {
+        source: remote::Source::parse(what, dir),
+        url: url.to_string(),
+        branch,
+        cwd: dir.to_path_buf(),
+        sweep,
+        take_over,
+        batch: None,
+    }
+}
+
+fn cmd_land(dir: &Path, args: LandArgs) -> Result<i32> {
+    if args.batch == Some(0) {
+        return Err(Error::Usage(
+            "--batch 0 would test nothing; a batch holds at least one candidate".into(),
+        ));
+    }
+    process::install_interrupt_handler();
+    let mut opts = remote_options(
+        dir,
+        &args.sweep,
+        &args.remote,
+        args.branch,
+        args.sweep_id,
+        args.take_over,
+    );
+    opts.batch = args.batch;
+    let observers: Vec<Box<dyn SweepObserver>> = if super::verbosity() == ui::Verbosity::Quiet {
+        vec![]
+    } else {
+        vec![Box::new(QueueLines)]
+    };
+    let report = remote::land(&opts, observers)?;
+    let mut text = String::from("\n");
+    remote_table(&report, &mut text);
+    crate::say!("{}", text.trim_end());
+    if args.json {
+        super::print_json(&report);
+    }
+    Ok(report.exit_code)
+}
+
+fn cmd_plan(dir: &Path, args: PlanArgs) -> Result<i32> {
+    use crate::workflow::manifest::{self, DEFAULT_AGENT_ENV, Engine, PlanSpec};
+    let engine: Engine = args.emit.parse()?;
+    let file = dir.join(&args.tasks);
+    let input = remote::plan_input(dir, &file, &args.remote, args.branch.as_deref())?;
+    let agent_env: Vec<&str> = if args.agent_env.is_empty() {
+        DEFAULT_AGENT_ENV.to_vec()
+    } else {
+        args.agent_env.iter().map(String::as_str).collect()
+    };
+    let spec = |sweep_id| PlanSpec {
+        sweep_id,
+        remote: &args.remote,
+        image: &args.image,
+        parallelism: args.parallelism.unwrap_or(input.tasks.clamp(1, 16)),
+        task_file: &input.task_file,
+        task_file_text: &input.text,
+        tasks: input.tasks,
+        target: &input.target,
+        agent_env: &agent_env,
+    };
+    // Every input but the id is checked before the sweep is opened: a refused
+    // manifest pushes nothing. (An id baton derives always goes in a manifest.)
+    manifest::emit(engine, &spec("sweep-id"))?;
+    let sweep = remote::plan_open(&input, &file)?;
+    let text = manifest::emit(engine, &spec(&sweep.id))?;
+    match &args.output {
+        Some(path) => std::fs::write(dir.join(path), &text).map_err(|source| Error::Io {
+            context: format!("cannot write the manifest to {}", path.display()),
+            source,
+        })?,
+        None => crate::ui::out_raw(&text),
+    }
+    ui::progress(
+        "plan",
+        format!(
+            "sweep {} of {} task(s) on {} at {}, from {}{}",
+            sweep.id,
+            input.tasks,
+            input.target,
+            args.remote,
+            &sweep.base[..sweep.base.len().min(10)],
+            args.output
+                .as_ref()
+                .map(|p| format!("; {engine} manifest written to {}", p.display()))
+                .unwrap_or_default()
+        ),
+    );
+    Ok(crate::exit::OK)
+}
+
+fn cmd_remote_status(dir: &Path, args: StatusArgs, url: &str) -> Result<i32> {
+    let Some(what) = args.sweep.as_deref() else {
+        return Err(Error::Usage(format!(
+            "sweep status --remote needs the task file or the sweep id: `baton sweep status tasks.toml --remote {url}`"
+        )));
+    };
+    let opts = remote_options(dir, what, url, args.branch, args.sweep_id, false);
+    let report = remote::status(&opts)?;
+    if args.json {
+        super::print_json(&report);
+    } else {
+        let mut text = String::new();
+        remote_table(&report, &mut text);
+        crate::ui::out_raw(&text);
+    }
+    Ok(crate::exit::OK)
+}
+
+/// The table of a sweep over machines: every task, its result, whether it landed, and
+/// where its work is.
+fn remote_table(report: &remote::RemoteReport, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        out,
+        "sweep {}: {} of {} task(s) landed on {} at {}{}{}",
+        report.sweep_id,
+        report.landed,
+        report.total,
+        report.target,
+        report.remote,
+        if report.missing > 0 {
+            format!(", {} without a result yet", report.missing)
+        } else {
+            String::new()
+        },
+        if report.closed { " (closed)" } else { "" },
+    );
+    let width = report
+        .tasks
+        .iter()
+        .map(|t| t.id.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 32);
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:<14}  {:<6}  {:<18}  where",
+        "task", "result", "landed", "reason"
+    );
+    for t in &report.tasks {
+        let id: String = t.id.chars().take(width).collect();
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:<14}  {:<6}  {:<18}  {}",
+            id,
+            t.result,
+            if t.landed { "yes" } else { "no" },
+            t.reason.as_deref().unwrap_or("-"),
+            t.location.as_deref().unwrap_or("-"),
+        );
+        let why = match (&t.check, t.paths.is_empty(), &t.detail) {
+            (_, false, _) => Some(format!(
+                "paths: {}",
+                t.paths
+                    .iter()
+                    .map(|p| ui::quote_path(p).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            (Some(check), _, _) => Some(format!("check: {check}")),
+            (None, true, Some(d)) if !t.landed && t.result != "missing" => Some(d.clone()),
+            _ => None,
+        };
+        if let Some(why) = why {
+            let _ = writeln!(out, "  {:<width$}  {}", "", ui::printable(&why));
+        }
+    }
+}
+
 fn cmd_status(dir: &Path, args: StatusArgs) -> Result<i32> {
+    if let Some(url) = args.remote.clone() {
+        return cmd_remote_status(dir, args, &url);
+    }
     let repo = super::open_repo_to_read(dir)?;
     let query = args.sweep.as_deref().unwrap_or("last");
     let report = sweep::status(&repo, query)?;
@@ -629,7 +908,13 @@ fn queue_line(sweep_id: &str, event: &SweepEvent) -> Option<(&'static str, Strin
         } => (
             "sweep",
             format!(
-                "{sweep_id}: {tasks} task(s), {jobs} at once, landing on {} in batches of up to {batch}",
+                "{sweep_id}: {tasks} task(s), {}landing on {} in batches of up to {batch}",
+                // A lander runs nothing: its runs were the workers'.
+                if *jobs > 0 {
+                    format!("{jobs} at once, ")
+                } else {
+                    String::new()
+                },
                 target.trim_start_matches("refs/heads/")
             ),
         ),

@@ -9,9 +9,11 @@
 
 mod diff;
 mod pooled;
+mod remote;
 mod submodule;
 
 pub use diff::{Change, ChangeKind};
+pub use remote::{Expect, Pushed, RefUpdate};
 pub use submodule::Submodule;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -41,6 +43,14 @@ pub enum GitError {
     NoIdentity,
     #[error("`git {args}` failed: {stderr}")]
     Command { args: String, stderr: String },
+    #[error(
+        "could not reach the remote {url} (git {what}: {reason}); check the URL and your access with `git ls-remote {url}`"
+    )]
+    Remote {
+        url: String,
+        what: String,
+        reason: String,
+    },
     #[error("could not run git")]
     Spawn(#[source] std::io::Error),
     #[error(

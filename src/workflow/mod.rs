@@ -17,6 +17,9 @@
 //! - [`commit`]: `baton commit` — a verified commit of the staged tree;
 //! - [`compare`]: `baton compare` — one handoff as N candidates at once, the winner by
 //!   evidence, every candidate's change kept as a ref;
+//! - [`remote`]: `baton worker`, `baton sweep land|status --remote` — a sweep over
+//!   machines, git the only coordination point: results pushed as refs, landed by the
+//!   same queue, the branch pushed with a lease;
 //! - [`pipeline`]: `baton pipeline` — stages in one worktree, a review that decides,
 //!   one commit for the whole;
 //! - [`manifest`]: `baton sweep plan --emit k8s|github` — a sweep as a Kubernetes
@@ -29,6 +32,7 @@ pub mod manifest;
 pub mod pipeline;
 pub mod precommit;
 pub mod queue;
+pub mod remote;
 pub mod sweep;
 
 pub use sweep::SweepError;

@@ -243,9 +243,29 @@ enum Published {
     Dirty(Vec<Entry>, Vec<(usize, Vec<String>)>, String),
 }
 
+/// Where a tested landing is published: the strategy of step 3 for a target that is
+/// not the local branch (`baton sweep land` pushes a remote's branch with a lease).
+/// Without one the queue moves the local branch by compare-and-swap, the user's
+/// checkout with it, and finishes each run's journal (`baton sweep`).
+pub trait Publisher {
+    /// The target as people read it (`main on <url>`).
+    fn target_name(&self) -> String;
+    /// Trailers of the commit of `task`, after the run's and `Baton-Sweep:`.
+    fn trailers(&self, task: &str) -> Vec<String>;
+    /// The commit that was verified for `task` (named by `Baton-Verified-Commit:` when
+    /// the tree that lands differs), if the publisher has one where readers find it.
+    fn verified_commit(&self, task: &str) -> Option<String>;
+    /// Makes `new` (a descendant of `tip`) the target, only if the target is still at
+    /// `tip`: true when it is now; false when the target had moved — the queue's
+    /// target ref is then the new tip, and the queue tests again on it.
+    fn publish(&mut self, repo: &Repo, tip: &str, new: &str) -> Result<bool>;
+}
+
 pub struct Queue<'a> {
     repo: &'a Repo,
     cfg: QueueConfig,
+    /// `None`: the local branch (see [`Publisher`]).
+    publisher: Option<Box<dyn Publisher + 'a>>,
     events: &'a SweepEvents,
     observers: &'a RunObservers,
     waiting: VecDeque<Entry>,
@@ -267,6 +287,7 @@ impl<'a> Queue<'a> {
         Queue {
             repo,
             cfg,
+            publisher: None,
             events,
             observers,
             waiting: VecDeque::new(),
@@ -275,6 +296,12 @@ impl<'a> Queue<'a> {
             base_trees: HashMap::new(),
             stats: QueueStats::default(),
         }
+    }
+
+    /// Lands through `publisher` instead of moving the local branch.
+    pub fn publish_with(mut self, publisher: Box<dyn Publisher + 'a>) -> Queue<'a> {
+        self.publisher = Some(publisher);
+        self
     }
 
     pub fn stats(&self) -> &QueueStats {
@@ -340,15 +367,18 @@ impl<'a> Queue<'a> {
     pub fn round(&mut self) -> Result<Vec<Decided>> {
         let mut decided = vec![];
         // A run landed or set aside by hand meanwhile (`baton merge RUN`) is not ours.
-        let mut fresh = VecDeque::new();
-        for c in self.waiting.drain(..) {
-            let pending = super::sweep::read_run(&self.repo.common_dir, c.run_id())
-                .is_some_and(|r| r.outcome.is_some_and(|o| o.action.is_pending()));
-            if pending {
-                fresh.push_back(c);
+        // (A published candidate's run is not in this repository: nothing to check.)
+        if self.publisher.is_none() {
+            let mut fresh = VecDeque::new();
+            for c in self.waiting.drain(..) {
+                let pending = super::sweep::read_run(&self.repo.common_dir, c.run_id())
+                    .is_some_and(|r| r.outcome.is_some_and(|o| o.action.is_pending()));
+                if pending {
+                    fresh.push_back(c);
+                }
             }
+            self.waiting = fresh;
         }
-        self.waiting = fresh;
         let take = if self.needs_no_checks(self.waiting.iter()) {
             self.waiting.len()
         } else {
@@ -373,6 +403,9 @@ impl<'a> Queue<'a> {
 
     /// The branch's name as people read it.
     fn target_name(&self) -> String {
+        if let Some(p) = &self.publisher {
+            return p.target_name();
+        }
         match self.cfg.target.strip_prefix("refs/heads/") {
             Some(b) => b.to_string(),
             None => "HEAD (detached)".into(),
@@ -381,6 +414,9 @@ impl<'a> Queue<'a> {
 
     /// True when the user's checkout is on the target: landing must move it too.
     fn on_checkout(&self) -> Result<bool> {
+        if self.publisher.is_some() {
+            return Ok(false);
+        }
         let head = self.repo.head()?;
         Ok(match head.branch.as_deref() {
             Some(b) => b == self.cfg.target,
@@ -729,6 +765,83 @@ impl<'a> Queue<'a> {
             .ok_or_else(|| crate::error::Error::Usage(format!("the check `{command}` did not run")))
     }
 
+    /// One commit per candidate, each on the one before, the first on the tested tip;
+    /// and the last.
+    fn commits(
+        &self,
+        tip: &str,
+        tip_tree: &str,
+        members: &[Entry],
+        trees: &[String],
+    ) -> Result<(Vec<String>, String)> {
+        let repo = self.repo;
+        let mut commits = vec![];
+        let mut parent = tip.to_string();
+        let mut parent_tree = tip_tree.to_string();
+        for (c, tree) in members.iter().zip(trees) {
+            if *tree == parent_tree {
+                // Its change is already there (another task made the same one).
+                commits.push(parent.clone());
+                continue;
+            }
+            let mut message = run::commit_message(&c.report);
+            if c.tree != *tree {
+                let verified = match self
+                    .publisher
+                    .as_ref()
+                    .and_then(|p| p.verified_commit(&c.task))
+                {
+                    Some(v) => v,
+                    None => repo.commit_tree(&c.tree, &[&c.report.base], &message)?,
+                };
+                message.push_str(&format!("Baton-Verified-Commit: {verified}\n"));
+            }
+            message.push_str(&format!("Baton-Sweep: {}\n", self.cfg.sweep_id));
+            for t in self.publisher.iter().flat_map(|p| p.trailers(&c.task)) {
+                message.push_str(&format!("{t}\n"));
+            }
+            parent = repo.commit_tree(tree, &[&parent], &message)?;
+            parent_tree = tree.clone();
+            commits.push(parent.clone());
+        }
+        Ok((commits, parent))
+    }
+
+    /// Lands `members` through the publisher: their commits on the tested tip, then
+    /// the publisher's compare-and-swap of the target (no checkout, no run journal:
+    /// the runs are elsewhere).
+    fn publish_elsewhere(
+        &mut self,
+        tip: &str,
+        tip_tree: &str,
+        members: Vec<Entry>,
+        trees: &[String],
+    ) -> Result<Published> {
+        if self.tip()? != tip {
+            return Ok(Published::TipMoved(members));
+        }
+        let (commits, new) = self.commits(tip, tip_tree, &members, trees)?;
+        process::crash_point("land.push");
+        let Some(publisher) = self.publisher.as_mut() else {
+            return Ok(Published::TipMoved(members));
+        };
+        if !publisher.publish(self.repo, tip, &new)? {
+            return Ok(Published::TipMoved(members));
+        }
+        process::crash_point("land.pushed");
+        self.stats.landings += 1;
+        self.events.emit(SweepEvent::Landed {
+            tasks: members.iter().map(|c| c.task.clone()).collect(),
+            commits: commits.clone(),
+            target: self.target_name(),
+            old: tip.to_string(),
+            new,
+        })?;
+        Ok(Published::Landed(
+            members.into_iter().zip(commits).collect(),
+        ))
+    }
+
     /// Lands `members` (tested merged onto `tip` as `trees`) in one compare-and-swap:
     /// one commit each, the user's checkout (when it is on the target) moved first,
     /// exactly as `baton merge` moves it.
@@ -740,6 +853,9 @@ impl<'a> Queue<'a> {
         members: Vec<Entry>,
         trees: &[String],
     ) -> Result<Published> {
+        if self.publisher.is_some() {
+            return self.publish_elsewhere(tip, tip_tree, members, trees);
+        }
         let repo = self.repo;
         let _lock = RepoLock::acquire(&repo.common_dir)?;
         if self.tip()? != tip {
@@ -786,27 +902,7 @@ impl<'a> Queue<'a> {
                 return Ok(Published::Dirty(members, hit, message));
             }
         }
-        // One commit per candidate, each on the one before, the first on the tested tip.
-        let mut commits = vec![];
-        let mut parent = tip.to_string();
-        let mut parent_tree = tip_tree.to_string();
-        for (c, tree) in members.iter().zip(trees) {
-            if *tree == parent_tree {
-                // Its change is already there (another task made the same one).
-                commits.push(parent.clone());
-                continue;
-            }
-            let mut message = run::commit_message(&c.report);
-            if c.tree != *tree {
-                let verified = repo.commit_tree(&c.tree, &[&c.report.base], &message)?;
-                message.push_str(&format!("Baton-Verified-Commit: {verified}\n"));
-            }
-            message.push_str(&format!("Baton-Sweep: {}\n", self.cfg.sweep_id));
-            parent = repo.commit_tree(tree, &[&parent], &message)?;
-            parent_tree = tree.clone();
-            commits.push(parent.clone());
-        }
-        let new = parent;
+        let (commits, new) = self.commits(tip, tip_tree, &members, trees)?;
         // Each run's journal holds the landing's intent before anything changes, so
         // `baton recover` finishes (the ref is all that is left) or undoes it.
         let mut journals = vec![];

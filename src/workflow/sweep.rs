@@ -1063,6 +1063,22 @@ impl SweepJournal {
         })
     }
 
+    /// A journal of the sweep's own events and check logs in `dir` (made if need be),
+    /// for a queue that lands runs made elsewhere (`baton sweep land`).
+    pub(crate) fn at(dir: PathBuf) -> SweepResult<SweepJournal> {
+        let checks = dir.join(CHECKS_DIR);
+        std::fs::create_dir_all(&checks).map_err(write_err(&checks))?;
+        Ok(SweepJournal {
+            dir,
+            events: crate::journal::LineLog::default(),
+        })
+    }
+
+    /// Writes `name` in the journal as JSON, atomically.
+    pub(crate) fn write(&self, name: &str, value: &impl Serialize) -> SweepResult<()> {
+        self.write_json(name, value)
+    }
+
     /// The sweep whose id is `query`, a unique prefix of it, or `last`.
     pub fn open(common_dir: &Path, query: &str) -> SweepResult<SweepJournal> {
         let ids = list(common_dir)?;
@@ -1304,6 +1320,19 @@ pub struct SweepEvents {
 }
 
 impl SweepEvents {
+    /// The events of sweep `sweep_id`, into `journal`, then to `observers`.
+    pub(crate) fn new(
+        sweep_id: &str,
+        journal: Arc<SweepJournal>,
+        observers: Vec<Box<dyn SweepObserver>>,
+    ) -> SweepEvents {
+        SweepEvents {
+            sweep_id: sweep_id.to_string(),
+            journal,
+            observers: Mutex::new(observers),
+        }
+    }
+
     pub fn emit(&self, event: SweepEvent) -> SweepResult<()> {
         let ts = now_ms();
         self.journal
