@@ -643,3 +643,29 @@ agent = 'cmd:echo a > a.txt'
     w.expect(0);
     assert_eq!(w.json()["sweep_id"], id.as_str());
 }
+
+#[test]
+fn the_token_a_worker_pushes_with_is_not_handed_to_the_agent_or_its_checks() {
+    let fleet = Fleet::new(
+        r#"[[task]]
+id = "leak"
+task = "Write down what the environment holds"
+agent = 'cmd:echo "token=$BATON_GIT_TOKEN user=$BATON_GIT_USER" > leak.txt'
+checks = ['test -z "$BATON_GIT_TOKEN" && test -z "$BATON_GIT_USER"']
+scope = ["leak.txt"]
+"#,
+    );
+    // As the manifests give it: the push token in the worker's environment.
+    let args = fleet.worker_args(0);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = fleet.machine("w0", &args);
+    cmd.env("BATON_GIT_TOKEN", "s3cret")
+        .env("BATON_GIT_USER", "pusher");
+    let done = ran(cmd.spawn().unwrap());
+    // The check saw no token either: the run passed.
+    done.expect(0);
+    let results = fleet.refs("refs/baton/results/");
+    let (_, result) = results.iter().next().expect("the worker pushed its result");
+    let leak = fleet.remote_git(&["show", &format!("{result}^:leak.txt")]);
+    assert_eq!(leak.trim(), "token= user=");
+}

@@ -50,6 +50,12 @@ const GIT_LOCATION_VARS: &[&str] = &[
     "GIT_PREFIX",
 ];
 
+/// The credentials a worker of a distributed sweep pushes its result with (the
+/// manifests' credential helper answers git with them). The agent and the checks run
+/// what the task and the model say: they must not be able to push, so no child of a
+/// run gets them. baton's own git (through [`command`]) keeps them.
+const WITHHELD_VARS: &[&str] = &["BATON_GIT_TOKEN", "BATON_GIT_USER"];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     #[error("could not start `{command}`")]
@@ -332,6 +338,9 @@ fn command_for(spec: &Spec) -> Result<Command, ProcessError> {
         }
     };
     cmd.current_dir(&spec.cwd);
+    for var in WITHHELD_VARS {
+        cmd.env_remove(var);
+    }
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
