@@ -437,6 +437,17 @@ fn assert_sweep_workflow(workflow: &Value, tasks: usize, parallelism: usize) -> 
         run,
         "baton sweep land \"$BATON_TASKS\" --remote \"$BATON_REMOTE\" --sweep \"$BATON_SWEEP\""
     );
+    // Every job's checkout is a whole clone: the workers and the lander fetch into
+    // it, and a single-commit checkout would hide the sweep's base and what landed.
+    for job in jobs.values() {
+        let checkout = job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["uses"] == "actions/checkout@v4")
+            .unwrap();
+        assert_eq!(checkout["with"]["fetch-depth"], 0, "{checkout:#}");
+    }
     sizes
 }
 

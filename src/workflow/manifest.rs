@@ -835,11 +835,15 @@ fn machine(o: &mut String, spec: &PlanSpec) {
 
 /// The checkout of the commit the run was started on, for the task file: every job
 /// reads the same one even if the branch moves meanwhile. Its credentials are not
-/// kept; git gets them from the helper in the environment.
+/// kept; git gets them from the helper in the environment. It is the repository the
+/// worker and the lander fetch into, so it is a whole clone (`fetch-depth: 0`), not
+/// the action's default single commit: the sweep's base may be older than the commit
+/// checked out, and the lander reads the branch's history for what already landed.
 fn checkout(o: &mut String) {
     line(o, 3, "- uses: \"actions/checkout@v4\"");
     line(o, 4, "with:");
     line(o, 5, "persist-credentials: false");
+    line(o, 5, "fetch-depth: 0");
 }
 
 /// The git configuration a machine needs, as environment variables (git reads
