@@ -170,7 +170,42 @@ pub async fn run_async(
     observers: Vec<Box<dyn Observer>>,
     decide: Decide<'_>,
 ) -> Result<RunReport> {
-    // Everything that can be refused is refused before anything is created.
+    // The run's start (reading HEAD and the identity, the journal, the handoff) is
+    // git and file work: off the thread that supervises other runs' children.
+    let (r, p) = (repo.clone(), plan.clone());
+    let Begun {
+        journal,
+        events,
+        report,
+    } = process::runtime::blocking(move || begin(&r, &p, observers)).await?;
+    let mut driver = Driver {
+        repo,
+        plan,
+        journal,
+        events,
+        report,
+        rounds: vec![],
+    };
+    let result = match driver.start() {
+        Ok(()) => driver.stages(decide).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => Ok(driver.report),
+        Err(e) => Err(driver.stopped(e)),
+    }
+}
+
+/// A run that has begun: its journal, event stream and first report.
+struct Begun {
+    journal: Arc<Journal>,
+    events: Arc<Events>,
+    report: RunReport,
+}
+
+/// Everything of a run's start that can be refused is refused before anything is
+/// created; then its journal, its handoff and its first report.
+fn begin(repo: &Repo, plan: &Plan, observers: Vec<Box<dyn Observer>>) -> Result<Begun> {
     let head = repo.head()?;
     if let Base::Rev(rev) = &plan.base {
         repo.resolve_commit(rev)?;
@@ -226,22 +261,11 @@ pub async fn run_async(
         exit_code: None,
         sweep: plan.sweep.clone(),
     };
-    let mut driver = Driver {
-        repo,
-        plan,
+    Ok(Begun {
         journal,
         events,
         report,
-        rounds: vec![],
-    };
-    let result = match driver.start() {
-        Ok(()) => driver.stages(decide).await,
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(()) => Ok(driver.report),
-        Err(e) => Err(driver.stopped(e)),
-    }
+    })
 }
 
 impl Driver<'_> {
