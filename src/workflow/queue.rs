@@ -681,7 +681,7 @@ impl<'a> Queue<'a> {
         let path = worktree::location(
             &self.cfg.worktrees_dir,
             repo,
-            &format!("{}-land-{n}", self.cfg.sweep_id),
+            &landing_name(&self.cfg.sweep_id, n),
         )?;
         let message = format!(
             "baton sweep {}: {} merged onto {tip}\n",
@@ -1050,6 +1050,32 @@ fn quote_all(paths: &[String]) -> String {
         .map(|p| crate::ui::quote_path(p).into_owned())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The name of the `n`th landing worktree of sweep `sweep_id`.
+fn landing_name(sweep_id: &str, n: u32) -> String {
+    format!("{sweep_id}{LANDING}{n}")
+}
+
+/// What every landing worktree's name holds after its sweep's id.
+const LANDING: &str = "-land-";
+
+/// Removes the landing worktrees a killed queue of sweep `sweep_id` left (the queue
+/// counts them from 1 again when it starts), so they cannot be mistaken for its new
+/// ones or pile up.
+pub fn remove_landing_worktrees(repo: &Repo, sweep_id: &str) -> Result<()> {
+    let prefix = format!("{sweep_id}{LANDING}");
+    for wt in repo.worktrees()? {
+        let ours = wt
+            .path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
+        if ours {
+            let _ = worktree::remove_detached(repo, &wt.path);
+        }
+    }
+    let _ = worktree::prune(repo);
+    Ok(())
 }
 
 /// The batch size when none is given: about a quarter of the sweep, so that a sweep

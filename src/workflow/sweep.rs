@@ -43,7 +43,7 @@ use crate::report::{OutcomeAction, Policy, RunReport, Stage, Verdict};
 use crate::run::{self, Base, Plan, Request};
 use crate::scope::Scope;
 use crate::settings::Settings;
-use crate::{exit, process, recover, worktree};
+use crate::{exit, process, recover};
 
 use super::pipeline::{self, Pipeline, PipelineFile};
 use super::queue::{self, Candidate, Decided, Decision, Queue, QueueConfig, QueueStats};
@@ -1516,8 +1516,18 @@ async fn run_job(
         .await
         .map(Box::new)
         .map_err(failed);
+    done(&tx, job.task, started, result);
+}
+
+/// Tells the sweep that the run of task `task`, started at `started`, ended so.
+fn done(
+    tx: &Sender<Msg>,
+    task: usize,
+    started: Instant,
+    result: std::result::Result<Box<RunReport>, String>,
+) {
     let _ = tx.send(Msg::Done {
-        task: job.task,
+        task,
         result,
         duration_ms: started.elapsed().as_millis() as u64,
     });
@@ -1542,11 +1552,7 @@ fn pipeline_job(
     let (task_id, obs) = job_observers(&job, tx, ids, journal, observers);
     let started = Instant::now();
     let result = run_pipeline(repo, &job, p, obs, &|| observers(&task_id));
-    let _ = tx.send(Msg::Done {
-        task: job.task,
-        result,
-        duration_ms: started.elapsed().as_millis() as u64,
-    });
+    done(tx, job.task, started, result);
 }
 
 /// A pipeline task: its stages in one run, that run kept (the queue lands it) when
@@ -2036,17 +2042,7 @@ pub fn resume(repo: &Repo, query: &str, cwd: &Path, watch: Watch) -> Result<Swee
             let _ = recover::recover(repo, &j);
         }
     }
-    let prefix = format!("{}-land-", record.sweep_id);
-    for wt in repo.worktrees()? {
-        let ours = wt
-            .path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
-        if ours {
-            let _ = worktree::remove_detached(repo, &wt.path);
-        }
-    }
-    let _ = worktree::prune(repo);
+    queue::remove_landing_worktrees(repo, &record.sweep_id)?;
     let copy = journal.dir.join(record.kind.file_name());
     let text = std::fs::read_to_string(&copy).map_err(|source| SweepError::Read {
         path: copy.clone(),

@@ -232,19 +232,8 @@ pub fn land(opts: &RemoteOptions, observers: Vec<Box<dyn SweepObserver>>) -> Res
     })?;
     let file = load(&repo, &opts.cwd, &path, &bytes, &remote.branch)?;
     let mut lease = Lease::acquire(&repo, &remote.url, &sweep.id, opts.take_over)?;
-    // A killed lander's landing worktrees (the queue names them `<sweep>-land-<n>`
-    // and starts again at 1) go first.
-    let prefix = format!("{}-land-", sweep.id);
-    for wt in repo.worktrees()? {
-        let ours = wt
-            .path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with(&prefix));
-        if ours {
-            let _ = crate::worktree::remove_detached(&repo, &wt.path);
-        }
-    }
-    let _ = crate::worktree::prune(&repo);
+    // A killed lander's landing worktrees go first.
+    crate::workflow::queue::remove_landing_worktrees(&repo, &sweep.id)?;
     let result = land_with(
         &repo,
         &remote,
