@@ -565,10 +565,16 @@ fn derive_id(task: &str) -> String {
     if id.is_empty() { "task".into() } else { id }
 }
 
+/// A task id names refs (`refs/baton/results/<sweep>/<id>` for a distributed sweep),
+/// so it is one component git takes as a ref name: no `..`, no `.` at either end, no
+/// `.lock` at the end (git refuses those only at the push, after the run).
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
         && !id.starts_with('.')
+        && !id.ends_with('.')
+        && !id.ends_with(".lock")
+        && !id.contains("..")
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -632,7 +638,7 @@ pub fn load(ctx: &Context, path: &Path, text: &str) -> Result<TaskFile> {
                 if !valid_id(id) {
                     return Err(bad(
                         place,
-                        "an id is letters, digits, `-`, `_` and `.` (at most 64)",
+                        "an id is letters, digits, `-`, `_` and `.` (at most 64; no `..`, no `.` at either end, not ending in `.lock`)",
                     )
                     .into());
                 }
@@ -2423,6 +2429,8 @@ mod tests {
         assert_eq!(derive_id("!!!"), "task");
         assert!(valid_id("fix-money_2.a"));
         assert!(!valid_id("../x") && !valid_id("") && !valid_id("a b"));
+        // What git would refuse as a ref name at the worker's push, after its run.
+        assert!(!valid_id("fix.lock") && !valid_id("a..b") && !valid_id("fix."));
     }
 
     #[test]
