@@ -359,9 +359,27 @@ impl Repo {
 
     /// Fails with [`GitError::NoIdentity`] when a commit could not be made.
     pub fn check_identity(&self) -> Result<()> {
+        // Once per checkout and process: a sweep's every run asks, and two git
+        // processes a run are worth saving on its way to its agent. (An identity
+        // taken away meanwhile fails the commit that needs it, in its own words.)
+        static KNOWN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+            std::sync::OnceLock::new();
+        let known = KNOWN.get_or_init(Default::default);
+        let seen = |k: &std::sync::Mutex<std::collections::HashSet<PathBuf>>| {
+            k.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(&self.root)
+        };
+        if seen(known) {
+            return Ok(());
+        }
         for var in ["GIT_AUTHOR_IDENT", "GIT_COMMITTER_IDENT"] {
             self.run(&["var", var]).map_err(|_| GitError::NoIdentity)?;
         }
+        known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.root.clone());
         Ok(())
     }
 

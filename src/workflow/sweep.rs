@@ -1704,7 +1704,11 @@ impl Driver<'_> {
             let mut unparked = false;
             let result = loop {
                 // Everything that has happened, then what the queue can do about it.
-                let wait = if queue.ready(outstanding == 0) && !process::interrupted() {
+                // With no run outstanding no message can come: nothing to wait for
+                // (the sweep's last landing is its end, not 50 ms before it).
+                let wait = if (queue.ready(outstanding == 0) && !process::interrupted())
+                    || outstanding == 0
+                {
                     Duration::ZERO
                 } else {
                     Duration::from_millis(50)
