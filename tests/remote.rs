@@ -669,3 +669,45 @@ scope = ["leak.txt"]
     let leak = fleet.remote_git(&["show", &format!("{result}^:leak.txt")]);
     assert_eq!(leak.trim(), "token= user=");
 }
+
+#[test]
+fn a_lander_told_to_wait_lands_each_result_as_it_comes_and_ends_when_none_is_missing() {
+    let tasks = r#"
+[[task]]
+id = "a"
+task = "Write a"
+agent = 'cmd:echo a > a.txt'
+
+[[task]]
+id = "b"
+task = "Write b"
+agent = 'cmd:echo b > b.txt'
+"#;
+    let fleet = Fleet::new(tasks);
+    fleet.worker("w0", 0).expect(0);
+    // Started while task b has no result yet: it lands a, and waits.
+    let lander = fleet.spawn_land("lander", &["--json", "--wait", "2m"], &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fleet.on_main("a.txt").is_none() {
+        assert!(Instant::now() < deadline, "the lander landed nothing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(fleet.on_main("b.txt"), None);
+    // b's worker pushes later; the same lander lands it, and is done.
+    fleet.worker("w1", 1).expect(0);
+    let ran = ran(lander);
+    ran.expect(0);
+    let report = ran.json();
+    let id = report["sweep_id"].as_str().unwrap().to_string();
+    assert_eq!(report["landed"], 2, "{report:#}");
+    assert_eq!(report["missing"], 0, "{report:#}");
+    assert_eq!(report["closed"], true, "{report:#}");
+    assert_eq!(fleet.on_main("b.txt").as_deref(), Some("b\n"));
+    assert_eq!((fleet.landings(&id, "a"), fleet.landings(&id, "b")), (1, 1));
+    // The lease went with it.
+    assert!(
+        fleet
+            .refs(&format!("refs/baton/sweeps/{id}/lander"))
+            .is_empty()
+    );
+}

@@ -139,6 +139,10 @@ struct LandArgs {
     /// of the sweep, 1 to 16).
     #[arg(long, value_name = "K")]
     batch: Option<usize>,
+    /// Wait this long (like 2h) for results still missing, landing each as it comes,
+    /// instead of landing what is there and ending.
+    #[arg(long, value_parser = duration::parse, value_name = "DURATION")]
+    wait: Option<Duration>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -345,6 +349,7 @@ fn remote_options(
         sweep,
         take_over,
         batch: None,
+        wait: None,
     }
 }
 
@@ -364,12 +369,15 @@ fn cmd_land(dir: &Path, args: LandArgs) -> Result<i32> {
         args.take_over,
     );
     opts.batch = args.batch;
-    let observers: Vec<Box<dyn SweepObserver>> = if super::verbosity() == ui::Verbosity::Quiet {
-        vec![]
-    } else {
-        vec![Box::new(QueueLines)]
+    opts.wait = args.wait;
+    let observers = || -> Vec<Box<dyn SweepObserver>> {
+        if super::verbosity() == ui::Verbosity::Quiet {
+            vec![]
+        } else {
+            vec![Box::new(QueueLines)]
+        }
     };
-    let report = remote::land(&opts, observers)?;
+    let report = remote::land(&opts, &observers)?;
     let mut text = String::from("\n");
     remote_table(&report, &mut text);
     crate::say!("{}", text.trim_end());

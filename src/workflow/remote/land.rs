@@ -210,10 +210,18 @@ impl Publisher for PushBranch<'_> {
     }
 }
 
+/// How often a lander that waits (`--wait`) looks for new results.
+pub const POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `baton sweep land TASKS|SWEEP --remote URL`: every passing result of the sweep
 /// through the merge queue, the branch pushed with a lease; the sweep closed once
-/// every task has a result.
-pub fn land(opts: &RemoteOptions, observers: Vec<Box<dyn SweepObserver>>) -> Result<RemoteReport> {
+/// every task has a result. With `opts.wait`, results still missing are waited for
+/// (looked for every [`POLL`], the lease held), each landed as it comes, until none
+/// is missing or the wait is over. `observers` gives each round's.
+pub fn land(
+    opts: &RemoteOptions,
+    observers: &dyn Fn() -> Vec<Box<dyn SweepObserver>>,
+) -> Result<RemoteReport> {
     let (repo, _) = workspace(&opts.cwd, &opts.url)?;
     repo.check_identity()?;
     let remote = remote_for(&repo, opts)?;
@@ -234,15 +242,37 @@ pub fn land(opts: &RemoteOptions, observers: Vec<Box<dyn SweepObserver>>) -> Res
     let mut lease = Lease::acquire(&repo, &remote.url, &sweep.id, opts.take_over)?;
     // A killed lander's landing worktrees go first.
     crate::workflow::queue::remove_landing_worktrees(&repo, &sweep.id)?;
-    let result = land_with(
-        &repo,
-        &remote,
-        &sweep,
-        &file,
-        journal.clone(),
-        observers,
-        &mut lease,
-    );
+    let until = opts.wait.map(|w| std::time::Instant::now() + w);
+    let result = loop {
+        let round = land_with(
+            &repo,
+            &remote,
+            &sweep,
+            &file,
+            journal.clone(),
+            observers(),
+            &mut lease,
+        );
+        let waiting = match &round {
+            Ok(r) => r.missing > 0 && !r.interrupted,
+            Err(_) => false,
+        };
+        let left = until.map(|u| u.saturating_duration_since(std::time::Instant::now()));
+        match left {
+            Some(left) if waiting && !left.is_zero() => {
+                // What landed is on the remote; the next round fetches the branch and
+                // the results again and lands only what is new.
+                let nap = std::time::Instant::now() + left.min(POLL);
+                while std::time::Instant::now() < nap && !crate::process::interrupted() {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                if crate::process::interrupted() {
+                    break round;
+                }
+            }
+            _ => break round,
+        }
+    };
     lease.release(&repo);
     let report = result?;
     let _ = journal.write("report.json", &report);

@@ -259,6 +259,9 @@ pub struct RemoteOptions {
     pub take_over: bool,
     /// Candidates tested together (`--batch`, over the file's `[sweep] batch`).
     pub batch: Option<usize>,
+    /// How long the lander waits for results still missing (`--wait`), landing each
+    /// as it comes; `None` lands what is there and ends.
+    pub wait: Option<std::time::Duration>,
 }
 
 /// The remote and branch of a sweep named by `opts`: the branch the record names when
