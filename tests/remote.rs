@@ -711,3 +711,54 @@ agent = 'cmd:echo b > b.txt'
             .is_empty()
     );
 }
+
+#[test]
+fn a_worker_and_a_lander_in_a_single_commit_checkout_land_the_task() {
+    // As a CI job checks out by default: one commit of history.
+    let fleet = Fleet::new(
+        r#"[[task]]
+id = "a"
+task = "Write a"
+agent = 'cmd:echo a > a.txt'
+"#,
+    );
+    // A second commit, so that one commit of history hides the first.
+    fleet.bench.write("README.md", "A tiny project, twice.\n");
+    fleet.bench.git(&["commit", "-q", "-am", "second"]);
+    fleet.bench.git(&["push", "-q", &fleet.url(), "main"]);
+    let url = format!("file://{}", fleet.url());
+    fleet.bench.git_in(
+        &fleet.bench.root,
+        &["clone", "-q", "--depth", "1", &url, "ci"],
+    );
+    let tasks = fleet.tasks.display().to_string();
+    let in_ci = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
+        cmd.args(args).current_dir(fleet.path("ci"));
+        fleet.bench.hermetic_env(&mut cmd);
+        cmd.env("HOME", fleet.path("ci-home"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        std::fs::create_dir_all(fleet.path("ci-home")).unwrap();
+        ran(cmd.spawn().unwrap())
+    };
+    assert_eq!(
+        fleet
+            .bench
+            .git_in(&fleet.path("ci"), &["rev-parse", "--is-shallow-repository"])
+            .trim(),
+        "true"
+    );
+    in_ci(&["worker", &tasks, "--index", "0", "--remote", &url]).expect(0);
+    let landed = in_ci(&["sweep", "land", &tasks, "--remote", &url, "--json"]);
+    landed.expect(0);
+    assert_eq!(landed.json()["landed"], 1);
+    assert_eq!(fleet.on_main("a.txt").as_deref(), Some("a\n"));
+    assert_eq!(
+        fleet
+            .remote_git(&["log", "--format=%s", "main~1", "-1"])
+            .trim(),
+        "second"
+    );
+}
