@@ -732,17 +732,8 @@ agent = 'cmd:echo a > a.txt'
         &["clone", "-q", "--depth", "1", &url, "ci"],
     );
     let tasks = fleet.tasks.display().to_string();
-    let in_ci = |args: &[&str]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_baton"));
-        cmd.args(args).current_dir(fleet.path("ci"));
-        fleet.bench.hermetic_env(&mut cmd);
-        cmd.env("HOME", fleet.path("ci-home"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        std::fs::create_dir_all(fleet.path("ci-home")).unwrap();
-        ran(cmd.spawn().unwrap())
-    };
+    // The machine `ci` is that checkout (its baton runs in it).
+    let in_ci = |args: &[&str]| ran(fleet.machine("ci", args).spawn().unwrap());
     assert_eq!(
         fleet
             .bench
