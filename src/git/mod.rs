@@ -437,7 +437,22 @@ impl Repo {
     }
 
     pub fn worktrees(&self) -> Result<Vec<WorktreeEntry>> {
-        let out = self.run(&["worktree", "list", "--porcelain", "-z"])?;
+        // A `git worktree add` under way (baton's, left running by a baton killed a
+        // moment ago, or the user's) writes its administrative files one by one, and
+        // until it has, git cannot list any worktree ("failed to read
+        // .git/worktrees/<id>/commondir"). That takes milliseconds: look again for a
+        // while before calling it an error (`recover` right after a SIGKILL met it).
+        let mut tries = 0;
+        let out = loop {
+            match self.run(&["worktree", "list", "--porcelain", "-z"]) {
+                Ok(out) => break out,
+                Err(e) if tries < 30 && being_added(&e.to_string()) => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let mut entries = vec![];
         let mut current: Option<WorktreeEntry> = None;
         for field in out.split(|&b| b == 0) {
@@ -1631,6 +1646,12 @@ fn strip_slash(p: &Path) -> PathBuf {
     PathBuf::from(s.trim_end_matches('/'))
 }
 
+/// True when git's error says a worktree's administrative files are not all written
+/// yet: one is being added right now.
+fn being_added(error: &str) -> bool {
+    error.contains("failed to read") && error.contains("worktrees/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1650,6 +1671,31 @@ mod tests {
         assert_eq!(repo.snapshot_tree(&root).unwrap(), head_tree);
         std::fs::write(root.join("b.txt"), "b\n").unwrap();
         assert_ne!(repo.snapshot_tree(&root).unwrap(), head_tree);
+    }
+
+    #[test]
+    fn worktrees_are_listed_once_a_worktree_being_added_has_its_files_written() {
+        // What `git worktree add` (left running by a baton killed a moment ago) has
+        // written halfway: an empty `commondir`, which git cannot list past.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "a\n").unwrap();
+        init_with_commit(&root, "first").unwrap();
+        let repo = Repo::discover(&root).unwrap();
+        let wt = dir.path().join("wt");
+        repo.worktree_add_detached(&wt, "HEAD", "test").unwrap();
+        let commondir = repo.common_dir.join("worktrees/wt/commondir");
+        let written = std::fs::read(&commondir).unwrap();
+        std::fs::write(&commondir, "").unwrap();
+        let finisher = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::write(&commondir, written).unwrap();
+        });
+        let listed = repo.worktrees();
+        finisher.join().unwrap();
+        let listed = listed.unwrap();
+        assert!(listed.iter().any(|w| w.path.ends_with("wt")), "{listed:?}");
     }
 
     fn git(dir: &Path, args: &[&str]) -> String {
