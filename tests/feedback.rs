@@ -284,6 +284,24 @@ fn clap_errors_look_like_batons_own() {
     assert_eq!(ran.stderr.trim().lines().count(), 1, "{}", ran.stderr);
 }
 
+/// True when a board row of `task` at `stage` is on the screen: the task, its run id
+/// and its stage, in that order. A row as wide as the terminal is followed by the next
+/// one with no line break (the terminal wraps it), so a row may start mid-line.
+fn shows_row(lines: &[&str], task: &str, stage: &str) -> bool {
+    lines.iter().any(|l| {
+        l.match_indices(task).any(|(i, _)| {
+            let starts_row = l[..i].chars().next_back().is_none_or(|c| c == ' ');
+            let mut words = l[i..].split_whitespace();
+            starts_row
+                && words.next() == Some(task)
+                && words
+                    .next()
+                    .is_some_and(|id| id.len() == 20 && id.contains('-'))
+                && words.next() == Some(stage)
+        })
+    })
+}
+
 #[test]
 fn at_a_terminal_a_sweep_shows_a_line_per_active_run_and_one_of_totals() {
     let bench = Bench::with_fixture("python-calc");
@@ -315,15 +333,11 @@ fn at_a_terminal_a_sweep_shows_a_line_per_active_run_and_one_of_totals() {
     let lines: Vec<&str> = screen.split(['\r', '\n']).collect();
     // While both agents work: a line for each, with its stage, and the totals.
     assert!(
-        lines
-            .iter()
-            .any(|l| l.trim_start().starts_with("one ") && l.contains(" agent ")),
+        shows_row(&lines, "one", "agent"),
         "no line for the run of `one`: {screen:?}"
     );
     assert!(
-        lines
-            .iter()
-            .any(|l| l.trim_start().starts_with("two ") && l.contains(" agent ")),
+        shows_row(&lines, "two", "agent"),
         "no line for the run of `two`: {screen:?}"
     );
     assert!(
