@@ -572,6 +572,25 @@ mod tests {
     }
 
     #[test]
+    fn a_child_run_from_a_thread_that_supervises_others_is_supervised_beside_it() {
+        // Synchronous code reached from a sweep's supervisor thread cannot block on
+        // its runtime: the child goes to a thread of its own, its lines come back.
+        let local = runtime::Local::new().unwrap();
+        let (done, lines) = local.run(async {
+            assert!(runtime::driving());
+            let mut lines = vec![];
+            let done = run(&spec("echo one; echo two >&2; exit 3"), &mut |_, l| {
+                lines.push(l.to_string())
+            });
+            (done, lines)
+        });
+        let mut lines = lines;
+        lines.sort();
+        assert_eq!(done.unwrap().ended, Ended::Exited(3));
+        assert_eq!(lines, ["one", "two"]);
+    }
+
+    #[test]
     fn background_process_holding_output_is_killed() {
         let done = run(&spec("sleep 30 & echo started"), &mut |_, _| {}).unwrap();
         assert!(done.lingering);
